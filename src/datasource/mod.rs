@@ -1,0 +1,1 @@
+//! Seed discovery (placeholder until implemented).

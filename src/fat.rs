@@ -1,0 +1,1 @@
+//! vfat seeds (placeholder until implemented).

@@ -1,0 +1,1 @@
+//! Recording fake System (placeholder until implemented).

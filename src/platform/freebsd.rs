@@ -1,0 +1,1 @@
+//! FreeBSD policy (placeholder until implemented).

@@ -1,0 +1,1 @@
+//! Real System (placeholder until implemented).

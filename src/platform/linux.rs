@@ -1,0 +1,1 @@
+//! Linux policy (placeholder until implemented).

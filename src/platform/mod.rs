@@ -1,0 +1,76 @@
+//! The host boundary and per-OS policy.
+//!
+//! - [`system`]: the `System` trait, the only code that touches the host.
+//! - [`host`]: the real `System` (live at `/`, recording commands under `--root DIR`).
+//! - [`fake`]: a recording fake for tests (files under a temp root, owners and commands
+//!   recorded, scripted command results, fault injection).
+//! - [`linux`], [`freebsd`]: per-OS policy (paths, `useradd` vs `pw`, apt vs `pkg`,
+//!   rc.conf.d) as plain code compiled on every target, so both are unit-tested on Linux.
+//!   `#[cfg(target_os)]` appears only in [`host`] and in [`OsKind::host`].
+
+pub mod fake;
+pub mod freebsd;
+pub mod host;
+pub mod linux;
+pub mod system;
+
+pub use system::{Cmd, CmdOutput, FileInfo, FileKind, ReadSeek, System, WriteOpts};
+
+use std::path::PathBuf;
+
+/// Which policy applies to the machine being configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OsKind {
+    Linux,
+    #[serde(rename = "freebsd")]
+    FreeBsd,
+}
+
+impl OsKind {
+    /// The OS this binary was built for.
+    pub const fn host() -> Self {
+        if cfg!(target_os = "freebsd") {
+            OsKind::FreeBsd
+        } else {
+            OsKind::Linux
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "linux" => Some(OsKind::Linux),
+            "freebsd" => Some(OsKind::FreeBsd),
+            _ => None,
+        }
+    }
+
+    /// Default config file.
+    pub fn config_path(self) -> PathBuf {
+        match self {
+            OsKind::Linux => "/etc/ci-agent.conf".into(),
+            OsKind::FreeBsd => "/usr/local/etc/ci-agent.conf".into(),
+        }
+    }
+
+    /// Default state directory (mode 0700).
+    pub fn state_dir(self) -> PathBuf {
+        match self {
+            OsKind::Linux => "/var/lib/ci-agent".into(),
+            OsKind::FreeBsd => "/var/db/ci-agent".into(),
+        }
+    }
+
+    /// Default log file.
+    pub fn log_file(self) -> PathBuf {
+        "/var/log/ci-agent.log".into()
+    }
+
+    /// Default name of the default user.
+    pub fn default_user(self) -> &'static str {
+        match self {
+            OsKind::Linux => "debian",
+            OsKind::FreeBsd => "freebsd",
+        }
+    }
+}

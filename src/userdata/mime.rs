@@ -1,0 +1,1 @@
+//! MIME multipart (placeholder until implemented).

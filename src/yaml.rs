@@ -1,0 +1,1 @@
+//! The YAML wrapper (placeholder until implemented).
