@@ -64,3 +64,8 @@ pub trait Module {
     /// Do the work. An error is logged and recorded; later modules still run.
     fn run(&self, ctx: &mut Context) -> anyhow::Result<()>;
 }
+
+/// All modules, in the order they run (placeholder: filled as modules land).
+pub fn all() -> Vec<Box<dyn Module>> {
+    Vec::new()
+}

@@ -76,3 +76,23 @@ pub struct SeedData {
     /// Non-fatal problems (unknown keys, unhandled parts), each naming the file and key.
     pub warnings: Vec<String>,
 }
+
+/// A malformed seed: names the file and, where known, the line and column.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}{}: {message}", match (line, column) { (Some(l), Some(c)) => format!(":{l}:{c}"), (Some(l), None) => format!(":{l}"), _ => String::new() })]
+pub struct SeedError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+}
+
+/// Parse a seed's files into what the run applies (placeholder until implemented).
+pub fn parse_seed(seed: &Seed) -> Result<SeedData, SeedError> {
+    Err(SeedError {
+        file: seed.source.clone(),
+        line: None,
+        column: None,
+        message: "user-data parsing not implemented yet".into(),
+    })
+}

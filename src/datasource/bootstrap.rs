@@ -1,0 +1,23 @@
+//! vm-bootstrap endpoint (placeholder signatures until implemented).
+
+use crate::config::BootstrapConfig;
+use crate::platform::System;
+
+/// How a bootstrap pass ended.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case", tag = "result")]
+pub enum Outcome {
+    /// No `start-bootstrap` gate file: nothing to do.
+    Disabled,
+    /// A previous attempt succeeded; never again.
+    AlreadyDone,
+    /// An attempt's script exited 0.
+    Succeeded { attempt: u32 },
+    /// The attempt counter reached `bootstrap-max-retry`.
+    LimitReached { attempts: u32, max: u32 },
+}
+
+/// Attempt the bootstrap until success or the retry limit (placeholder).
+pub fn run(_sys: &dyn System, _cfg: &BootstrapConfig) -> anyhow::Result<Outcome> {
+    anyhow::bail!("bootstrap not implemented yet")
+}
