@@ -19,11 +19,11 @@ tracing) and reads the figures of the exec'd program itself:
 * wall: from the exec stop to the exit stop (fork and ptrace stops excluded).
 
     runstat.py [--runs N] [--warmup W] [--setup SHELL-CMD] [--label L] [--env K=V]...
-               [--cwd DIR] [--allow-fail] -- CMD [ARGS...]
+               [--meta K=V]... [--cwd DIR] [--allow-fail] -- CMD [ARGS...]
 
 --setup runs (untimed, through /bin/sh) before every run, e.g. to make a fresh root
 directory. Every run must exit 0 (else this exits 1 showing its stderr), unless
---allow-fail. Prints one JSON object on stdout. Linux only; uses only the standard library.
+--allow-fail. Prints one JSON object on stdout (--meta pairs are copied into it). Linux only; uses only the standard library.
 """
 
 import ctypes
@@ -127,6 +127,7 @@ def run_once(argv, env, cwd, errpath):
 def main():
     args = sys.argv[1:]
     runs, warmup, setup, label, cwd, allow_fail = 10, 1, None, None, None, False
+    meta = {}
     env = dict(os.environ)
     while args and args[0] != "--":
         a = args.pop(0)
@@ -148,6 +149,9 @@ def main():
             label = v
         elif a == "--cwd":
             cwd = v
+        elif a == "--meta":
+            k, _, val = v.partition("=")
+            meta[k] = val
         elif a == "--env":
             k, _, val = v.partition("=")
             env[k] = val
@@ -184,7 +188,7 @@ def main():
         vals = [s[key] for s in samples if s.get(key) is not None]
         return [min(vals), max(vals)] if vals else None
 
-    out = {"label": label or " ".join(argv), "argv": argv, "runs": len(samples)}
+    out = {"label": label or " ".join(argv), "argv": argv, "runs": len(samples), **meta}
     for k in ("wall_ms", "user_ms", "sys_ms", "cpu_ms", "pre_exec_ms", "task_cpu_ms", "peak_rss_kib", "ru_maxrss_kib"):
         out[k] = med(k)
         out[k + "_range"] = rng(k)
