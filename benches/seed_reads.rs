@@ -208,6 +208,19 @@ fn main() {
             c.sectors.len()
         );
     }
+    // the ISO reader's own counters (IsoImage::stats) for the same images: descriptors,
+    // directories and file data only, without the agent's probing around it
+    for (made_by, path) in images.iter().filter(|(m, _)| !m.contains("vfat")) {
+        let f = std::fs::File::open(path).expect("open image");
+        let mut img = ci_agent::iso9660::IsoImage::open(f).expect("IsoImage::open");
+        let files = img.read_root_files(1 << 20).expect("read_root_files");
+        assert_eq!(files.len(), 2, "{made_by}: {files:?}");
+        let st = img.stats();
+        println!(
+            "{made_by}: iso9660 reader alone (IsoImage::stats): {} read calls, {} sectors, {} bytes",
+            st.read_calls, st.sector_reads, st.bytes_read
+        );
+    }
     // and the time of the whole discovery (open + probe + read) on the ISO, for scale
     let (made_by, path) = &images[0];
     let sys = HostSystem::recording(&root);

@@ -28,7 +28,7 @@ RUNS_DIR=$WORK/runs
 # the cloud-init anchor's package set: cloud-init's Recommends spelled out (debootstrap
 # resolves Depends only) and python3-cffi-backend (a virtual-package dependency it cannot resolve)
 INCLUDE=systemd-sysv,udev,kmod,iproute2,cloud-init,openssh-server,sudo,cloud-guest-utils,eatmydata,python3-cffi-backend
-E2E=$REPO/tests/e2e
+E2E=${E2E_HARNESS:-$REPO/tests/e2e}   # boot.sh + build-guest.sh (the reference harness has the same interface)
 log() { echo "[vm] $*" >&2; }
 die() { echo "vm.sh: $*" >&2; exit 1; }
 
@@ -53,18 +53,24 @@ do_image() {
         case "$1" in --deb) deb=$2; shift 2 ;; *) die "image: unknown arg $1" ;; esac
     done
     [ -f "$BASE/.complete" ] || do_base
-    if [ -z "$deb" ]; then
+    if [ "$deb" = none ]; then
+        log "no .deb (harness trial: only the ci and base variants mean anything)"
+    elif [ -z "$deb" ]; then
         log "building the .deb (packaging/check-deb.sh)"
         deb=$("$REPO/packaging/check-deb.sh" 2> "$WORK/check-deb.log" | tail -n 1) \
             || { tail -n 20 "$WORK/check-deb.log" >&2; die "check-deb.sh failed"; }
     fi
-    [ -f "$deb" ] || die "no .deb at '$deb'"
+    [ "$deb" = none ] || [ -f "$deb" ] || die "no .deb at '$deb'"
     local DIR=$WORK/rootfs
     rm -rf "$DIR"; cp -a "$BASE" "$DIR"; rm -f "$DIR/.complete"
-    cp "$deb" "$DIR/tmp/ci-agent.deb"
-    chroot "$DIR" dpkg -i /tmp/ci-agent.deb > "$WORK/dpkg.log" 2>&1 || { cat "$WORK/dpkg.log" >&2; die "dpkg -i failed"; }
-    rm -f "$DIR/tmp/ci-agent.deb"
-    dpkg-deb -f "$deb" Version > "$WORK/deb-version"
+    if [ "$deb" != none ]; then
+        cp "$deb" "$DIR/tmp/ci-agent.deb"
+        chroot "$DIR" dpkg -i /tmp/ci-agent.deb > "$WORK/dpkg.log" 2>&1 || { cat "$WORK/dpkg.log" >&2; die "dpkg -i failed"; }
+        rm -f "$DIR/tmp/ci-agent.deb"
+        dpkg-deb -f "$deb" Version > "$WORK/deb-version"
+    else
+        echo none > "$WORK/deb-version"
+    fi
 
     # template identity and console, as tests/e2e/distro.sh and the cloud-init anchor do
     echo template > "$DIR/etc/hostname"
@@ -104,11 +110,17 @@ EOF
         mkdir -p "$DIR/etc/systemd/system/$u.service.d"
         printf '[Service]\nExecStartPost=-/usr/local/sbin/e2e-mempeak %%n\n' > "$DIR/etc/systemd/system/$u.service.d/90-e2e-mempeak.conf"
     done
-    local late_exec
-    late_exec=$(sed -n 's/^ExecStart=//p' "$DIR/lib/systemd/system/ci-agent-late.service" | head -n 1)
-    mkdir -p "$DIR/etc/systemd/system/ci-agent-late.service.d"
-    printf '[Service]\nExecStart=\nExecStart=/usr/local/sbin/e2e-wrap %%n %s\n' "$late_exec" \
-        > "$DIR/etc/systemd/system/ci-agent-late.service.d/90-e2e-mempeak.conf"
+    local late_exec="" unit
+    for unit in "$DIR"/lib/systemd/system/ci-agent-late.service "$DIR"/usr/lib/systemd/system/ci-agent-late.service; do
+        if [ -f "$unit" ]; then late_exec=$(sed -n 's/^ExecStart=//p' "$unit" | head -n 1); fi
+    done
+    if [ -n "$late_exec" ]; then
+        mkdir -p "$DIR/etc/systemd/system/ci-agent-late.service.d"
+        printf '[Service]\nExecStart=\nExecStart=/usr/local/sbin/e2e-wrap %%n %s\n' "$late_exec" \
+            > "$DIR/etc/systemd/system/ci-agent-late.service.d/90-e2e-mempeak.conf"
+    elif [ "$deb" != none ]; then
+        die "the .deb installed no ci-agent-late.service"
+    fi
     # control: the helper's own cost (a oneshot doing nothing but /bin/true + the helper)
     cat > "$DIR/etc/systemd/system/e2e-floor.service" <<'EOF'
 [Unit]
@@ -198,7 +210,7 @@ do_run() {
     local GUEST=$WORK/guest
     if [ ! -f "$GUEST/initrd.gz" ]; then
         log "build-guest.sh"
-        "$E2E/build-guest.sh" --out "$GUEST" > "$WORK/build-guest.log" 2>&1 || { tail -20 "$WORK/build-guest.log" >&2; die "build-guest.sh failed"; }
+        "$E2E/build-guest.sh" --out "$GUEST" --cache "$WORK/kernel-cache" > "$WORK/build-guest.log" 2>&1 || { tail -20 "$WORK/build-guest.log" >&2; die "build-guest.sh failed"; }
     fi
     mkdir -p "$RUNS_DIR"
     local SEED=$RUNS_DIR/seed.iso
@@ -225,7 +237,7 @@ do_run() {
 
 case "$cmd" in
     base) do_base "$@" ;;
-    image) do_image "$@" ;;
+    image) do_image "$@" ;;   # --deb none: no ci-agent (harness trial)
     run) do_run "$@" ;;
     parse) "${PY:-/usr/bin/python3}" "$HERE/vm_report.py" "$RUNS_DIR" "$WORK" ;;
     *) sed -n '2,21p' "$0"; exit 2 ;;
