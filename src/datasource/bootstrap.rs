@@ -260,6 +260,22 @@ fn interpreter(sys: &dyn System, body: &[u8]) -> Vec<String> {
     vec![bash.unwrap_or_else(|| "/bin/sh".to_string())]
 }
 
+/// The argv that runs `argv` (interpreter + script) with its stdout and stderr appended to
+/// `log` by the shell as they are produced (nothing buffered in the agent, nothing lost if
+/// the script reboots the machine), stdin from `/dev/null`. `exec` keeps the script in the
+/// process group the timeout kills.
+fn script_argv(log: &Path, argv: Vec<String>) -> Vec<String> {
+    let mut full = vec![
+        "/bin/sh".to_string(),
+        "-c".to_string(),
+        "log=$1; shift; exec \"$@\" >>\"$log\" 2>&1 </dev/null".to_string(),
+        "vm-bootstrap".to_string(),
+        log.display().to_string(),
+    ];
+    full.extend(argv);
+    full
+}
+
 /// What one attempt did.
 enum Attempt {
     Succeeded,
@@ -290,15 +306,7 @@ fn attempt(
     let mut argv = interpreter(sys, &body);
     argv.push(f.script.display().to_string());
     blog.line(&format!("attempt {n}: running {}", argv.join(" ")));
-    // The shell appends the script's output to the log as it is produced.
-    let mut full = vec![
-        "/bin/sh".to_string(),
-        "-c".to_string(),
-        "log=$1; shift; exec \"$@\" >>\"$log\" 2>&1 </dev/null".to_string(),
-        "vm-bootstrap".to_string(),
-        f.log.display().to_string(),
-    ];
-    full.extend(argv);
+    let full = script_argv(&f.log, argv);
     let cmd = Cmd::new(full)
         .env("CI_AGENT_BOOTSTRAP_ATTEMPT", n.to_string())
         .env("CI_AGENT_BOOTSTRAP_URL", cfg.url.clone())
@@ -486,6 +494,28 @@ mod tests {
         sys.put("/bin/bash", "");
         assert_eq!(interpreter(&sys, b"echo hi"), ["/bin/bash"]);
         assert_eq!(interpreter(&sys, b"#!/bin/bash\n"), ["/bin/bash"]);
+    }
+
+    /// The wrapper really appends output and passes the exit status through (run with the
+    /// host's /bin/sh on temp files only).
+    #[test]
+    fn script_wrapper_appends_output_and_keeps_status() {
+        let d = tempfile::tempdir().unwrap();
+        let log = d.path().join("log");
+        std::fs::write(&log, "before\n").unwrap();
+        let script = d.path().join("s");
+        std::fs::write(
+            &script,
+            "echo out; echo err >&2; read x && echo stdin; exit 3\n",
+        )
+        .unwrap();
+        let argv = script_argv(&log, vec!["/bin/sh".into(), script.display().to_string()]);
+        let st = std::process::Command::new(&argv[0])
+            .args(&argv[1..])
+            .status()
+            .unwrap();
+        assert_eq!(st.code(), Some(3));
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "before\nout\nerr\n");
     }
 
     #[test]

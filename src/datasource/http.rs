@@ -176,11 +176,21 @@ pub fn get(url: &str, limits: &HttpLimits) -> Result<Vec<u8>, FetchError> {
             status,
         });
     }
-    resp.body_mut()
+    // ureq's limit refuses a read once the limit is used up, even at the end of the body;
+    // allow one byte more and judge the length here, so exactly `max_bytes` passes.
+    let body = resp
+        .body_mut()
         .with_config()
-        .limit(limits.max_bytes)
+        .limit(limits.max_bytes.saturating_add(1))
         .read_to_vec()
-        .map_err(|e| transport_error(url, e, limits))
+        .map_err(|e| transport_error(url, e, limits))?;
+    if body.len() as u64 > limits.max_bytes {
+        return Err(FetchError::TooLarge {
+            url: url.into(),
+            limit: limits.max_bytes,
+        });
+    }
+    Ok(body)
 }
 
 /// Like [`get`], but a `404` is `Ok(None)` (an optional file that is absent).
