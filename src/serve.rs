@@ -461,7 +461,24 @@ fn handle_tcp(site: &Site, stream: TcpStream, timeout: Duration, log: &ReqLog) {
         Err(HeadError::Io(e)) => log.line(&peer, None, None, &format!("read failed: {e}")),
     }
     drop(out);
-    let _ = stream.shutdown(std::net::Shutdown::Both);
+    linger_close(&stream);
+}
+
+/// Close gracefully: send FIN, then read and drop what the client still sends (briefly, and
+/// boundedly), so unread request bytes do not turn our close into a reset that destroys the
+/// response before the client reads it.
+fn linger_close(stream: &TcpStream) {
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    let mut sink = [0u8; 4096];
+    let mut left = 64 * 1024;
+    let mut r = stream;
+    while left > 0 {
+        match r.read(&mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => left -= n.min(left),
+        }
+    }
 }
 
 /// Accept connections forever (until the process is killed).
