@@ -248,7 +248,7 @@ impl Module for SetPasswords {
             }
         }
         if !failed.is_empty() {
-            bail!("set_passwords: {}", failed.join("; "));
+            bail!("{}", failed.join("; "));
         }
         Ok(())
     }

@@ -335,7 +335,7 @@ impl Module for SshAuthorizedKeys {
                     }
                 }
                 None => ctx.warn(
-                    "ssh_authorized_keys: the seed's users list has no default user; \
+                    "the seed's users list has no default user; \
                      top-level and meta-data keys were not installed",
                 ),
             }
@@ -362,7 +362,7 @@ impl Module for SshAuthorizedKeys {
             }
         }
         if !failed.is_empty() {
-            bail!("ssh_authorized_keys: {}", failed.join("; "));
+            bail!("{}", failed.join("; "));
         }
         Ok(())
     }

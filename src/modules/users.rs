@@ -222,14 +222,14 @@ fn write_sudo_rules(ctx: &mut Context, user: &str, rules: &[String]) -> anyhow::
             });
             if !included {
                 ctx.warn(format!(
-                    "users: {} does not include {d}; the sudo rules in {} have no effect",
+                    "{} does not include {d}; the sudo rules in {} have no effect",
                     main.display(),
                     path.display()
                 ));
             }
         }
         Err(_) => ctx.warn(format!(
-            "users: {} not found (sudo not installed?); sudo rules written to {} anyway",
+            "{} not found (sudo not installed?); sudo rules written to {} anyway",
             main.display(),
             path.display()
         )),
@@ -306,7 +306,7 @@ impl Module for Users {
             }
         }
         if !failed.is_empty() {
-            bail!("users: {}", failed.join("; "));
+            bail!("{}", failed.join("; "));
         }
         Ok(())
     }
