@@ -177,6 +177,9 @@ pub fn update_sudoers(old: &str, user: &str, rules: &[String]) -> String {
         }
         out.push(l.to_string());
     }
+    if !placed && rules.is_empty() {
+        return old.to_string();
+    }
     if !placed {
         if out.is_empty() {
             out.push(
@@ -445,6 +448,10 @@ mod tests {
             Some(&b"alice:s3cret\n"[..])
         );
         assert!(!env.lines().concat().contains("s3cret"));
+        assert!(env
+            .sys
+            .read_string("/etc/sudoers.d/90-ci-agent-users")
+            .is_none());
     }
 
     #[test]
@@ -476,5 +483,7 @@ mod tests {
         assert_eq!(update_sudoers(&c, "bob", &["ALL=(root) /bin/ls".into()]), c);
         let d = update_sudoers(&c, "bob", &[]);
         assert!(!d.contains("bob"));
+        assert_eq!(update_sudoers("", "nobody", &[]), "", "no rules, no file");
+        assert_eq!(update_sudoers(&d, "nobody", &[]), d);
     }
 }
