@@ -191,9 +191,12 @@ impl Module for SetPasswords {
                 items.push((key, u.name.clone(), u.kind, u.password.clone()));
             }
         }
-        for (key, _, _, p) in &items {
+        for (key, _, kind, p) in &items {
             if p.as_deref().is_some_and(|p| p.contains(['\n', '\r', '\0'])) {
                 bail!("{key}: a password must be one line");
+            }
+            if *kind == PasswordKind::Hash && p.as_deref().is_some_and(|p| p.contains(':')) {
+                bail!("{key}: a password hash must not contain ':'");
             }
         }
         let policy = ctx.policy();
