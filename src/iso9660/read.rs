@@ -109,6 +109,9 @@ pub struct IsoImage<R> {
     susp_skip: usize,
     /// Directory bytes read so far by this image (bounded by the image size).
     dir_bytes: u64,
+    /// `CE` continuation bytes read so far (bounded by the image size plus 64 KiB: in a
+    /// sound image every record has its own area, so they add up to less than the image).
+    ce_bytes: u64,
 }
 
 /// A directory record, borrowed from a directory's bytes.
@@ -265,6 +268,7 @@ impl<R: Read + Seek> IsoImage<R> {
             has_joliet: false,
             susp_skip: 0,
             dir_bytes: 0,
+            ce_bytes: 0,
         };
         let mut primary: Option<DirEntry> = None;
         let mut joliet: Option<DirEntry> = None;
@@ -537,6 +541,13 @@ impl<R: Read + Seek> IsoImage<R> {
             if u64::from(clen) > MAX_CE_BYTES || u64::from(off) + u64::from(clen) > MAX_CE_BYTES {
                 return Err(bad(format!(
                     "CE continuation area (offset {off}, length {clen}) does not fit in one sector"
+                )));
+            }
+            self.ce_bytes += u64::from(clen);
+            if self.ce_bytes > self.size + (64 << 10) {
+                return Err(bad(format!(
+                    "continuation areas add up to more than the image ({} bytes)",
+                    self.size
                 )));
             }
             let start = u64::from(block) * SECTOR + u64::from(off);
