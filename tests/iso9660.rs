@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use ci_agent::iso9660::write::{image_bytes, write_image, WriteOptions};
-use ci_agent::iso9660::{self, EntryKind, IsoError, IsoImage, NameSource};
+use ci_agent::iso9660::{self, CountingReader, EntryKind, IsoError, IsoImage, NameSource};
 
 const MAX: u64 = 16 << 20;
 
@@ -290,6 +290,16 @@ fn sector_reads_are_counted() {
     // root directory once more, then 2 + 1 sectors of data
     assert_eq!(s.sector_reads - after_open.sector_reads, 1 + 2 + 1, "{s:?}");
     assert!(s.read_calls <= s.sector_reads);
+
+    // The whole discovery (probe, then read) through the counting wrapper.
+    let mut r = CountingReader::new(Cursor::new(&img));
+    assert_eq!(
+        iso9660::volume_id(&mut r).unwrap().as_deref(),
+        Some("cidata")
+    );
+    assert_eq!(r.stats().sector_reads, 1);
+    iso9660::read_root_files(&mut r, MAX).unwrap();
+    assert_eq!(r.stats().sector_reads, 1 + 4 + 4);
 }
 
 // ---------------------------------------------------------------------------------------

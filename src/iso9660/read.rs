@@ -96,6 +96,56 @@ pub struct ReadStats {
     pub bytes_read: u64,
 }
 
+/// Wraps any reader and counts what is read through it, for measuring a whole discovery
+/// (probe + read) that goes through the free functions; [`IsoImage::stats`] counts the
+/// reads of one opened image.
+pub struct CountingReader<R> {
+    inner: R,
+    pos: u64,
+    stats: ReadStats,
+}
+
+impl<R> CountingReader<R> {
+    pub fn new(inner: R) -> Self {
+        CountingReader {
+            inner,
+            pos: 0,
+            stats: ReadStats::default(),
+        }
+    }
+
+    /// Counts so far (sectors are 2048-byte sectors touched by each read).
+    pub fn stats(&self) -> ReadStats {
+        self.stats
+    }
+
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            let first = self.pos / SECTOR;
+            let last = (self.pos + n as u64 - 1) / SECTOR;
+            self.stats.sector_reads += last - first + 1;
+            self.stats.bytes_read += n as u64;
+        }
+        self.stats.read_calls += 1;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl<R: Seek> Seek for CountingReader<R> {
+    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+        self.pos = self.inner.seek(pos)?;
+        Ok(self.pos)
+    }
+}
+
 /// An opened image: descriptors parsed, the tree to use chosen.
 pub struct IsoImage<R> {
     r: R,
