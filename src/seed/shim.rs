@@ -25,6 +25,7 @@ fn stage(files: &[(String, Vec<u8>)]) -> io::Result<PathBuf> {
 pub mod iso9660_write {
     use super::*;
     #[derive(Debug, Clone)]
+    #[allow(dead_code)]
     pub struct WriteOptions {
         pub volume_id: String,
         pub mtime: i64,

@@ -187,18 +187,14 @@ fn check_network_config(bytes: &[u8], shown: &str) -> Option<Problem> {
             })
         }
     };
-    match serde_saphyr::from_str::<serde_json::Value>(text) {
-        Ok(_) => None,
-        Err(e) => {
-            let loc = e.location();
-            Some(Problem {
-                file: shown.to_string(),
-                line: loc.map(|l| l.line() as usize),
-                column: loc.map(|l| l.column() as usize),
-                message: format!("not valid YAML: {e}"),
-            })
-        }
-    }
+    crate::yaml::parse_value(text, "network-config")
+        .err()
+        .map(|e| Problem {
+            file: shown.to_string(),
+            line: e.line,
+            column: e.column,
+            message: e.message,
+        })
 }
 
 pub(super) const HELP: &str = "\
