@@ -74,10 +74,17 @@ fn detect_content(bytes: &[u8]) -> Kind {
     let text = text.trim_start_matches('\u{feff}');
     let first = text.lines().next().unwrap_or("").trim_end();
     let lower = first.to_ascii_lowercase();
-    if first.starts_with('#')
-        || lower.starts_with("content-type:")
-        || lower.starts_with("mime-version:")
-    {
+    let user_data_marks = [
+        "#cloud-config",
+        "#!",
+        "#include",
+        "#cloud-boothook",
+        "#part-handler",
+        "## template:",
+        "content-type:",
+        "mime-version:",
+    ];
+    if user_data_marks.iter().any(|m| lower.starts_with(m)) {
         return Kind::UserData;
     }
     if text.trim_start().starts_with('{') {
@@ -358,6 +365,10 @@ mod tests {
             Kind::MetaData
         );
         assert_eq!(detect(Path::new("a"), b"something else\n"), Kind::UserData);
+        assert_eq!(
+            detect(Path::new("a"), b"# generated\ninstance-id: x\n"),
+            Kind::MetaData
+        );
     }
 
     #[test]
