@@ -82,7 +82,7 @@ done
 # ---- 3. initramfs tree ---------------------------------------------------------
 ST=$(mktemp -d /tmp/e2e-initramfs.XXXXXX)
 trap 'rm -rf "$ST"' EXIT
-mkdir -p "$ST"/{bin,sbin,etc,proc,sys,dev,tmp,run,mnt,root,var/log,var/lib,usr/bin,usr/sbin,lib/modules/$KVER}
+mkdir -p "$ST"/{bin,sbin,etc,proc,sys,dev,tmp,run,mnt,root,var/log,var/lib,usr/bin,usr/sbin,lib/modules/"$KVER"}
 chmod 0700 "$ST/root"
 BB=$(command -v busybox)
 is_static() { ! LC_ALL=C ldd "$1" 2>&1 | grep -q '=>' ; }   # ldd prints no "=>" for static/static-pie
