@@ -20,7 +20,7 @@ export DEBIAN_FRONTEND=noninteractive
 DISTRO=0; RUST=1
 for a in "$@"; do
     case "$a" in
-        --distro) DISTRO=1 ;;
+        --distro|--rootfs) DISTRO=1 ;;   # --rootfs: the name the reference harness used
         --no-rust) RUST=0 ;;
         -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
         *) echo "install-deps: unknown arg $a" >&2; exit 2 ;;
