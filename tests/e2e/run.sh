@@ -154,8 +154,12 @@ make_persist() { # make_persist IMG [MAX_RETRY]: ext4 "e2epersist" with root/boo
 disk_cat() { # disk_cat IMG PATH: a file from the (cleanly unmounted) ext4 image
     debugfs -R "cat $2" "$1" 2>/dev/null
 }
+status_of() { # status_of LOG: the top-level "status" of the `ci-agent status --json` lines
+    sed -n 's/^E2E: status | //p' "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("status",""))' 2>/dev/null || true
+}
 expect_status_done() {
-    expect '^E2E: status \| .*"status" *: *"done"' 'ci-agent status --json has no "status": "done"'
+    local st; st=$(status_of "$TXT")
+    [ "$st" = done ] || WHY+=("ci-agent status --json: status is '$st', want 'done'")
 }
 
 # ---- seed and script cases --------------------------------------------------------
