@@ -124,3 +124,18 @@ impl Config {
         }
     }
 }
+
+/// Load the config: `path` if given (must exist), else the OS default path if it exists,
+/// else the defaults. (Placeholder: parsing lands with the run.)
+pub fn load(
+    sys: &dyn crate::platform::System,
+    path: Option<&std::path::Path>,
+    os: OsKind,
+) -> anyhow::Result<Config> {
+    let default = os.config_path();
+    let path = path.unwrap_or(&default);
+    if sys.exists(path) {
+        anyhow::bail!("{}: config parsing not implemented yet", path.display());
+    }
+    Ok(Config::defaults(os))
+}

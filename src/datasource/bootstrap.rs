@@ -21,3 +21,20 @@ pub enum Outcome {
 pub fn run(_sys: &dyn System, _cfg: &BootstrapConfig) -> anyhow::Result<Outcome> {
     anyhow::bail!("bootstrap not implemented yet")
 }
+
+/// What `ci-agent status` shows about the bootstrap (placeholder).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct BootstrapStatus {
+    /// The gate file exists.
+    pub enabled: bool,
+    pub attempts: u32,
+    pub max_retry: u32,
+    pub done: bool,
+    pub limit_reached: bool,
+    pub last_result: Option<String>,
+}
+
+/// Read the bootstrap state files (placeholder).
+pub fn status(_sys: &dyn System, _cfg: &BootstrapConfig) -> anyhow::Result<BootstrapStatus> {
+    anyhow::bail!("bootstrap not implemented yet")
+}

@@ -1,1 +1,600 @@
-//! Real System (placeholder until implemented).
+//! The real `System`.
+//!
+//! File effects always happen for real, under the root prefix. What happens to effects on
+//! the machine itself depends on the root:
+//! - root `/` (at boot): commands run, `sethostname` is called, files are chowned;
+//! - any other root (`--root DIR`, tests, the README demo): commands, `sethostname` and
+//!   ownership changes are *recorded* — kept in memory and appended to a command log
+//!   (`DIR/<state dir>/commands.log` once the agent names it) — so nothing outside DIR
+//!   changes and a test can never rename the machine it runs on.
+//!
+//! The only `#[cfg(target_os)]` code of the project lives here.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::system::{Cmd, CmdOutput, FileInfo, FileKind, ReadSeek, System, WriteOpts};
+
+/// Output kept per stream of a command; the rest is drained and dropped.
+const MAX_CAPTURE: usize = 4 << 20;
+
+/// The environment every command starts from (plus `Cmd::env`).
+const BASE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+pub struct HostSystem {
+    root: PathBuf,
+    live: bool,
+    /// Guest path of the command log (recording mode only).
+    command_log: Mutex<Option<PathBuf>>,
+    recorded: Mutex<Vec<Cmd>>,
+    owners: Mutex<HashMap<PathBuf, (u32, u32)>>,
+    hostname: Mutex<Option<String>>,
+}
+
+impl HostSystem {
+    /// A system rooted at `root`: live when `root` is `/`, recording otherwise.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        let root: PathBuf = root.into();
+        let live = root == Path::new("/");
+        HostSystem {
+            root,
+            live,
+            command_log: Mutex::new(None),
+            recorded: Mutex::new(Vec::new()),
+            owners: Mutex::new(HashMap::new()),
+            hostname: Mutex::new(None),
+        }
+    }
+
+    /// A recording system whatever the root (the base of the test fake).
+    pub fn recording(root: impl Into<PathBuf>) -> Self {
+        let mut s = HostSystem::new(root);
+        s.live = false;
+        s
+    }
+
+    /// True when effects reach the machine (root `/`).
+    pub fn is_live(&self) -> bool {
+        self.live
+    }
+
+    /// In recording mode, also append each recorded effect to this guest file.
+    pub fn set_command_log(&self, guest_path: PathBuf) {
+        *lock(&self.command_log) = Some(guest_path);
+    }
+
+    /// Commands recorded so far (recording mode).
+    pub fn recorded_commands(&self) -> Vec<Cmd> {
+        lock(&self.recorded).clone()
+    }
+
+    /// The hostname set through `set_hostname` (recording mode).
+    pub fn recorded_hostname(&self) -> Option<String> {
+        lock(&self.hostname).clone()
+    }
+
+    /// The owner recorded for a guest path (recording mode).
+    pub fn recorded_owner(&self, path: &Path) -> Option<(u32, u32)> {
+        lock(&self.owners).get(path).copied()
+    }
+
+    fn record_line(&self, line: &str) -> io::Result<()> {
+        let target = lock(&self.command_log).clone();
+        if let Some(log) = target {
+            let mut data = line.replace('\n', "\\n");
+            data.push('\n');
+            if let Some(parent) = log.parent() {
+                self.create_dir_all(parent, 0o700, None)?;
+            }
+            self.write_file(&log, data.as_bytes(), WriteOpts::mode(0o600).append())?;
+        }
+        Ok(())
+    }
+
+    fn check_dirs(&self, path: &Path) -> io::Result<()> {
+        // Every component strictly between the root and the final name must be a real
+        // directory, not a symlink.
+        let mut cur = self.root.clone();
+        let comps: Vec<_> = path.components().skip(1).collect();
+        for c in comps.iter().take(comps.len().saturating_sub(1)) {
+            cur.push(c);
+            match fs::symlink_metadata(&cur) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::PermissionDenied,
+                        format!("refusing to follow symlink {}", cur.display()),
+                    ))
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    fn chown_host(&self, guest: &Path, host: &Path, uid: u32, gid: u32) -> io::Result<()> {
+        if self.live {
+            lchown(host, uid, gid)
+        } else {
+            lock(&self.owners).insert(guest.to_path_buf(), (uid, gid));
+            self.record_line(&format!("chown {uid}:{gid} {}", guest.display()))
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A poisoned lock only means another thread panicked while holding it; the data
+    // (plain records) is still usable.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn lchown(path: &Path, uid: u32, gid: u32) -> io::Result<()> {
+    std::os::unix::fs::lchown(path, Some(uid), Some(gid))
+}
+
+fn kind_of(m: &fs::Metadata) -> FileKind {
+    let t = m.file_type();
+    if t.is_symlink() {
+        FileKind::Symlink
+    } else if t.is_dir() {
+        FileKind::Dir
+    } else if t.is_file() {
+        FileKind::File
+    } else {
+        FileKind::Other
+    }
+}
+
+fn temp_name(target: &Path, nonce: u64) -> PathBuf {
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    target.with_file_name(format!(".{name}.ci-agent.{}.{nonce:x}", std::process::id()))
+}
+
+fn fsync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Read at most `limit` bytes of a stream into a buffer, then drain the rest.
+fn capture(mut r: impl Read, limit: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                let room = limit.saturating_sub(out.len());
+                out.extend_from_slice(&buf[..n.min(room)]);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    out
+}
+
+impl System for HostSystem {
+    fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn read_file(&self, path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+        let host = self.host_path(path)?;
+        let f = File::open(&host)?;
+        let mut data = Vec::new();
+        f.take(limit.saturating_add(1)).read_to_end(&mut data)?;
+        if data.len() as u64 > limit {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{} is larger than {limit} bytes", path.display()),
+            ));
+        }
+        Ok(data)
+    }
+
+    fn lstat(&self, path: &Path) -> io::Result<Option<FileInfo>> {
+        let host = self.host_path(path)?;
+        match fs::symlink_metadata(&host) {
+            Ok(m) => {
+                let (uid, gid) = lock(&self.owners)
+                    .get(path)
+                    .copied()
+                    .unwrap_or((m.uid(), m.gid()));
+                Ok(Some(FileInfo {
+                    kind: kind_of(&m),
+                    mode: m.mode() & 0o7777,
+                    uid,
+                    gid,
+                    len: m.len(),
+                }))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        let host = self.host_path(path)?;
+        let mut names = Vec::new();
+        for e in fs::read_dir(host)? {
+            names.push(e?.file_name().to_string_lossy().into_owned());
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn read_link(&self, path: &Path) -> io::Result<PathBuf> {
+        fs::read_link(self.host_path(path)?)
+    }
+
+    fn write_file(&self, path: &Path, data: &[u8], opts: WriteOpts) -> io::Result<()> {
+        let host = self.host_path(path)?;
+        if opts.no_symlink_dirs {
+            self.check_dirs(path)?;
+        }
+        let existing = fs::symlink_metadata(&host).ok();
+        if let Some(m) = &existing {
+            if m.file_type().is_symlink() {
+                return Err(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    format!("refusing to write through symlink {}", path.display()),
+                ));
+            }
+            if m.is_dir() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{} is a directory", path.display()),
+                ));
+            }
+        }
+        if opts.append {
+            let mut f = OpenOptions::new()
+                .append(true)
+                .create(true)
+                .mode(opts.mode)
+                .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+                .open(&host)?;
+            f.write_all(data)?;
+            f.sync_all()?;
+            if existing.is_none() {
+                f.set_permissions(fs::Permissions::from_mode(opts.mode))?;
+                if let Some((u, g)) = opts.owner {
+                    self.chown_host(path, &host, u, g)?;
+                }
+            }
+            return Ok(());
+        }
+        let parent = host.parent().unwrap_or(&self.root).to_path_buf();
+        let mut nonce = [0u8; 8];
+        self.random(&mut nonce)?;
+        let tmp = temp_name(&host, u64::from_le_bytes(nonce));
+        let result = (|| {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            f.write_all(data)?;
+            f.set_permissions(fs::Permissions::from_mode(opts.mode))?;
+            if let Some((u, g)) = opts.owner {
+                if self.live {
+                    lchown(&tmp, u, g)?;
+                }
+            }
+            f.sync_all()?;
+            fs::rename(&tmp, &host)?;
+            fsync_dir(&parent)
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result?;
+        if let (Some((u, g)), false) = (opts.owner, self.live) {
+            self.chown_host(path, &host, u, g)?;
+        }
+        Ok(())
+    }
+
+    fn create_dir_all(&self, path: &Path, mode: u32, owner: Option<(u32, u32)>) -> io::Result<()> {
+        let host = self.host_path(path)?;
+        let mut guest = PathBuf::from("/");
+        let mut cur = self.root.clone();
+        for c in path.components().skip(1) {
+            guest.push(c);
+            cur.push(c);
+            match fs::symlink_metadata(&cur) {
+                Ok(m) if m.is_dir() => continue,
+                Ok(m) if m.file_type().is_symlink() && cur != host => {
+                    // An intermediate symlink to a directory (e.g. /var/run) is followed
+                    // only when it stays a directory; callers wanting no symlinks lstat first.
+                    if fs::metadata(&cur).map(|t| t.is_dir()).unwrap_or(false) {
+                        continue;
+                    }
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("{} is not a directory", guest.display()),
+                    ));
+                }
+                Ok(_) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::AlreadyExists,
+                        format!("{} exists and is not a directory", guest.display()),
+                    ))
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    fs::create_dir(&cur)?;
+                    fs::set_permissions(&cur, fs::Permissions::from_mode(mode))?;
+                    if let Some((u, g)) = owner {
+                        self.chown_host(&guest, &cur, u, g)?;
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        match fs::remove_file(self.host_path(path)?) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            r => r,
+        }
+    }
+
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        let host = self.host_path(path)?;
+        match fs::symlink_metadata(&host) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+            Ok(m) if m.is_dir() => fs::remove_dir_all(&host),
+            Ok(_) => fs::remove_file(&host),
+        }
+    }
+
+    fn set_owner(&self, path: &Path, uid: u32, gid: u32) -> io::Result<()> {
+        let host = self.host_path(path)?;
+        fs::symlink_metadata(&host)?;
+        self.chown_host(path, &host, uid, gid)
+    }
+
+    fn set_mode(&self, path: &Path, mode: u32) -> io::Result<()> {
+        let host = self.host_path(path)?;
+        if fs::symlink_metadata(&host)?.file_type().is_symlink() {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("refusing to chmod through symlink {}", path.display()),
+            ));
+        }
+        fs::set_permissions(&host, fs::Permissions::from_mode(mode))
+    }
+
+    fn open_device(&self, path: &Path) -> io::Result<Box<dyn ReadSeek>> {
+        Ok(Box::new(File::open(self.host_path(path)?)?))
+    }
+
+    fn run(&self, cmd: &Cmd) -> io::Result<CmdOutput> {
+        if cmd.argv.is_empty() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty command"));
+        }
+        if !self.live {
+            lock(&self.recorded).push(cmd.clone());
+            self.record_line(&cmd.display())?;
+            return Ok(CmdOutput {
+                code: Some(0),
+                ..CmdOutput::default()
+            });
+        }
+        run_live(cmd, &self.root)
+    }
+
+    fn set_hostname(&self, name: &str) -> io::Result<()> {
+        if self.live {
+            nix::unistd::sethostname(name).map_err(io::Error::from)
+        } else {
+            *lock(&self.hostname) = Some(name.to_string());
+            self.record_line(&format!("sethostname {name}"))
+        }
+    }
+
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+
+    fn sleep(&self, d: Duration) {
+        std::thread::sleep(d)
+    }
+
+    fn random(&self, buf: &mut [u8]) -> io::Result<()> {
+        getrandom::fill(buf).map_err(|e| io::Error::other(e.to_string()))
+    }
+}
+
+/// Spawn a command in its own process group with a minimal environment, feed stdin,
+/// capture output (bounded), and enforce the timeout by killing the whole group.
+fn run_live(cmd: &Cmd, root: &Path) -> io::Result<CmdOutput> {
+    use std::os::unix::process::CommandExt;
+
+    let mut c = Command::new(&cmd.argv[0]);
+    c.args(&cmd.argv[1..])
+        .env_clear()
+        .env("PATH", BASE_PATH)
+        .env("HOME", "/root")
+        .env("LANG", "C.UTF-8")
+        .envs(cmd.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(if cmd.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    if let Some(cwd) = &cmd.cwd {
+        c.current_dir(super::system::resolve_under(root, cwd)?);
+    }
+    let mut child = c.spawn()?;
+    let stdin_thread = match (child.stdin.take(), cmd.stdin.clone()) {
+        (Some(mut pipe), Some(data)) => Some(std::thread::spawn(move || {
+            // A child that exits without reading its stdin gives EPIPE: not our error.
+            let _ = pipe.write_all(&data);
+        })),
+        _ => None,
+    };
+    let out_thread = child
+        .stdout
+        .take()
+        .map(|s| std::thread::spawn(move || capture(s, MAX_CAPTURE)));
+    let err_thread = child
+        .stderr
+        .take()
+        .map(|s| std::thread::spawn(move || capture(s, MAX_CAPTURE)));
+
+    let start = Instant::now();
+    let mut timed_out = false;
+    let status = loop {
+        if let Some(st) = child.try_wait()? {
+            break st;
+        }
+        if let Some(limit) = cmd.timeout {
+            if start.elapsed() >= limit {
+                timed_out = true;
+                let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
+                let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+                break child.wait()?;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    if timed_out {
+        // Grandchildren holding the pipes open are in the same group and were killed too.
+    }
+    if let Some(t) = stdin_thread {
+        let _ = t.join();
+    }
+    let stdout = out_thread.and_then(|t| t.join().ok()).unwrap_or_default();
+    let stderr = err_thread.and_then(|t| t.join().ok()).unwrap_or_default();
+    Ok(CmdOutput {
+        code: if timed_out { None } else { status.code() },
+        timed_out,
+        stdout,
+        stderr,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sys() -> (tempfile::TempDir, HostSystem) {
+        let d = tempfile::tempdir().unwrap();
+        let s = HostSystem::new(d.path());
+        (d, s)
+    }
+
+    #[test]
+    fn non_root_prefix_records_instead_of_acting() {
+        let (_d, s) = sys();
+        assert!(!s.is_live());
+        s.set_hostname("clone-1").unwrap();
+        let out = s.run(&Cmd::new(["useradd", "bob"])).unwrap();
+        assert!(out.success());
+        assert_eq!(s.recorded_hostname().as_deref(), Some("clone-1"));
+        assert_eq!(s.recorded_commands()[0].argv, ["useradd", "bob"]);
+    }
+
+    #[test]
+    fn command_log_gets_lines_and_withholds_secrets() {
+        let (_d, s) = sys();
+        s.set_command_log("/var/lib/ci-agent/commands.log".into());
+        s.run(&Cmd::new(["chpasswd"]).stdin("bob:pw").secret())
+            .unwrap();
+        s.set_hostname("h").unwrap();
+        let log = s
+            .read_file(Path::new("/var/lib/ci-agent/commands.log"), 1 << 20)
+            .unwrap();
+        let log = String::from_utf8(log).unwrap();
+        assert_eq!(log, "chpasswd (arguments withheld)\nsethostname h\n");
+    }
+
+    #[test]
+    fn atomic_write_sets_mode_and_records_owner() {
+        let (_d, s) = sys();
+        s.create_dir_all(Path::new("/home/bob/.ssh"), 0o700, Some((1000, 1000)))
+            .unwrap();
+        let p = Path::new("/home/bob/.ssh/authorized_keys");
+        s.write_file(p, b"k1\n", WriteOpts::mode(0o600).owner(1000, 1000))
+            .unwrap();
+        let st = s.lstat(p).unwrap().unwrap();
+        assert_eq!((st.mode, st.uid, st.gid), (0o600, 1000, 1000));
+        let dir = s.lstat(Path::new("/home/bob/.ssh")).unwrap().unwrap();
+        assert_eq!((dir.mode, dir.uid), (0o700, 1000));
+        s.write_file(p, b"k2\n", WriteOpts::mode(0o600).append())
+            .unwrap();
+        assert_eq!(s.read_file(p, 100).unwrap(), b"k1\nk2\n");
+        // no temp files left behind
+        assert_eq!(
+            s.read_dir(Path::new("/home/bob/.ssh")).unwrap(),
+            ["authorized_keys"]
+        );
+    }
+
+    #[test]
+    fn refuses_symlinks() {
+        let (d, s) = sys();
+        fs::create_dir_all(d.path().join("etc")).unwrap();
+        fs::create_dir_all(d.path().join("home/bob")).unwrap();
+        std::os::unix::fs::symlink(d.path().join("etc"), d.path().join("home/bob/.ssh")).unwrap();
+        std::os::unix::fs::symlink("/etc/shadow", d.path().join("etc/passwd")).unwrap();
+        let e = s
+            .write_file(Path::new("/etc/passwd"), b"x", WriteOpts::mode(0o644))
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
+        let e = s
+            .write_file(
+                Path::new("/home/bob/.ssh/authorized_keys"),
+                b"x",
+                WriteOpts::mode(0o600).strict(),
+            )
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
+        assert!(!d.path().join("etc/authorized_keys").exists());
+    }
+
+    #[test]
+    fn read_file_enforces_limit() {
+        let (_d, s) = sys();
+        s.write_file(Path::new("/big"), &[0u8; 100], WriteOpts::mode(0o644))
+            .unwrap();
+        assert!(s.read_file(Path::new("/big"), 99).is_err());
+        assert_eq!(s.read_file(Path::new("/big"), 100).unwrap().len(), 100);
+    }
+
+    #[test]
+    fn live_run_captures_output_and_times_out() {
+        let out = run_live(
+            &Cmd::new(["sh", "-c", "read x; echo out:$x; echo err >&2; exit 3"]).stdin("hi\n"),
+            Path::new("/"),
+        )
+        .unwrap();
+        assert_eq!(out.code, Some(3));
+        assert_eq!(out.stdout, b"out:hi\n");
+        assert_eq!(out.stderr, b"err\n");
+        let t = Instant::now();
+        let out = run_live(
+            &Cmd::new(["sh", "-c", "sleep 30 & sleep 30"]).timeout(Duration::from_millis(200)),
+            Path::new("/"),
+        )
+        .unwrap();
+        assert!(out.timed_out && out.code.is_none());
+        assert!(t.elapsed() < Duration::from_secs(10));
+    }
+}
