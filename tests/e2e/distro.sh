@@ -173,7 +173,7 @@ val() { sed -n "s/^E2E: $1=//p" "$T" | head -n 1; }
 [ "$rc" = 0 ] || bad "boot did not reach E2E: DONE (boot.sh rc=$rc)"
 [ "$(val 'unit ci-agent Result')" = success ] || bad "ci-agent.service Result is '$(val 'unit ci-agent Result')'"
 [ "$(val 'unit ci-agent-late Result')" = success ] || bad "ci-agent-late.service Result is '$(val 'unit ci-agent-late Result')'"
-early_done=$(val 'unit ci-agent ActiveEnterTimestampMonotonic')
+early_done=$(val 'unit ci-agent ExecMainExitTimestampMonotonic')   # oneshot: exit = done
 ssh_start=$(val 'unit ssh ExecMainStartTimestampMonotonic')
 if [ -z "$early_done" ] || [ "$early_done" = 0 ] || [ -z "$ssh_start" ] || [ "$ssh_start" = 0 ]; then
     bad "missing timestamps (ci-agent done=$early_done, ssh start=$ssh_start)"

@@ -16,6 +16,7 @@
 # Prints one "PASS name (Ns)" or "FAIL name: why" line per case (with the tail of the
 # serial log on failure) and last exactly "N passed, N failed". Exit 1 on any failure.
 # Needs root for debootstrap (--distro) only. Host packages: tests/e2e/install-deps.sh.
+# Environment: E2E_AGENT=/path/ci-agent, E2E_CISEED=/path/ci-seed use other binaries.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
@@ -35,8 +36,10 @@ done
 
 TRIPLE=x86_64-unknown-linux-musl
 BIN=$REPO/target/$TRIPLE/release
-AGENT=$BIN/ci-agent
-CISEED=$BIN/ci-seed
+# E2E_AGENT / E2E_CISEED: test prebuilt binaries instead (the cargo build still runs
+# unless --no-build; the guest is rebuilt with E2E_AGENT).
+AGENT=${E2E_AGENT:-$BIN/ci-agent}
+CISEED=${E2E_CISEED:-$BIN/ci-seed}
 GUEST=$WORK/guest
 FIX=$HERE/fixtures
 KEY='ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE2eTestKeyOnlyForTheE2eHarnessAAAAAAAAAAAA e2e-key-1'
