@@ -89,6 +89,7 @@ while [ $i -lt 180 ]; do
 done
 # serial-getty's agetty vhangup()s ttyS0 during boot, killing an fd opened before: reopen now
 exec >/dev/ttyS0 2>&1
+echo   # end the getty's "login:" prompt line, so every E2E line starts a line
 echo "E2E: state=$(systemctl is-system-running)"
 echo "E2E: failed-units=$(systemctl --failed --no-legend --plain | awk '{print $1}' | tr '\n' ' ')"
 for u in ci-agent ci-agent-late ssh; do
@@ -159,9 +160,10 @@ rm -rf "$S"
 
 # ---- 4. boot ----------------------------------------------------------------------------
 rc=0
-E2E_GUEST=$GUEST "$HERE/boot.sh" --disk "$IMG" --seed "$OUT/seed.iso" --attach cdrom --timeout 400 \
+E2E_GUEST=$GUEST "$HERE/boot.sh" --disk "$IMG" --seed "$OUT/seed.iso" --attach cdrom --timeout 600 \
     --append "e2e.root=/dev/vda" --log "$OUT/serial.log" --quiet 2> "$OUT/boot.err" || rc=$?
-tr -d '\r' < "$OUT/serial.log" > "$OUT/serial.txt"
+# (a getty prompt may still share a line with a report line: cut it off)
+tr -d '\r' < "$OUT/serial.log" | sed -E 's/^.* login: (E2E: )/\1/' > "$OUT/serial.txt"
 log "boot rc=$rc in $(( $(date +%s) - t1 ))s (log $OUT/serial.txt)"
 rm -f "$IMG"
 
