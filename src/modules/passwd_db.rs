@@ -151,6 +151,26 @@ fn parse_group_line(line: &str) -> Option<GroupEntry> {
     })
 }
 
+/// True when commands are recorded instead of run: the `System` contract is that any root
+/// other than `/` (`--root DIR`, the test fake) records commands, so an account "created"
+/// there never appears in `/etc/passwd` unless a test simulates the tools.
+pub fn commands_recorded(sys: &dyn System) -> bool {
+    sys.root() != Path::new("/")
+}
+
+/// What to do when a user is not in `/etc/passwd` after `useradd` reported success: a
+/// warning when the command was only recorded, an error on a live system.
+pub fn missing_after_create(key: &str, user: &str, recorded: bool) -> anyhow::Result<String> {
+    if recorded {
+        Ok(format!(
+            "{key}: user {user} was not created because commands are recorded, not run \
+             (--root); steps that need its uid are skipped"
+        ))
+    } else {
+        bail!("{key}: user {user} is not in /etc/passwd after it was created")
+    }
+}
+
 /// A user or group name as shadow-utils and pw accept it: `^[a-z_][a-z0-9_-]*[$]?$`, at
 /// most 32 characters. `key` names where it came from (`users[2].name`).
 pub fn check_account_name(name: &str, key: &str) -> anyhow::Result<()> {
@@ -220,6 +240,17 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let f = FakeSystem::new(d.path());
         assert_eq!(AccountDb::load(&f).unwrap(), AccountDb::default());
+    }
+
+    #[test]
+    fn missing_user_after_create() {
+        let e = missing_after_create("users[1]", "deploy", false).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "users[1]: user deploy is not in /etc/passwd after it was created"
+        );
+        let w = missing_after_create("users[1]", "deploy", true).unwrap();
+        assert!(w.contains("recorded, not run"), "{w}");
     }
 
     #[test]
