@@ -451,3 +451,65 @@ fn hostile_seed_fails_cleanly_and_writes_nothing_outside() {
         "{failed:?}"
     );
 }
+
+#[test]
+fn real_system_under_a_root_prefix_records_and_degrades() {
+    // The real HostSystem under --root DIR: commands are recorded, not run, so the new
+    // users never reach /etc/passwd. The run goes on with warnings, not failures.
+    use ci_agent::platform::host::HostSystem;
+    let dir = tempfile::tempdir().unwrap();
+    let sys = HostSystem::new(dir.path());
+    assert!(!sys.is_live());
+    std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+    std::fs::write(
+        dir.path().join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/bash\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("etc/group"),
+        "root:x:0:\nadm:x:4:\nsudo:x:27:\n",
+    )
+    .unwrap();
+    let config = Config::defaults(OsKind::Linux);
+    let seed = anchor_seed("anchor-0001");
+    let mut ctx = Context {
+        sys: &sys,
+        os: OsKind::Linux,
+        config: &config,
+        seed: &seed,
+        seed_dir: PathBuf::from("/var/lib/ci-agent/seed"),
+        instance_dir: PathBuf::from("/var/lib/ci-agent/instances/anchor-0001"),
+        warnings: Vec::new(),
+    };
+    let mut failed = Vec::new();
+    for m in modules::all() {
+        if m.wanted(&ctx) {
+            if let Err(e) = m.run(&mut ctx) {
+                failed.push(format!("{}: {e:#}", m.name()));
+            }
+        }
+    }
+    assert!(failed.is_empty(), "{failed:?}");
+    assert!(ctx
+        .warnings
+        .iter()
+        .any(|w| w.contains("user deploy was not created because commands are recorded")));
+    assert!(ctx
+        .warnings
+        .iter()
+        .any(|w| w.contains("keys for debian not installed")));
+    let recorded: Vec<String> = sys
+        .recorded_commands()
+        .iter()
+        .map(|c| c.display())
+        .collect();
+    assert!(recorded.contains(&"useradd -G sudo -s /bin/bash --user-group -m deploy".to_string()));
+    assert_eq!(sys.recorded_hostname().as_deref(), Some("anchor-vm"));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("etc/anchor/written.txt")).unwrap(),
+        "written-by-cloud-init write_files\n"
+    );
+    // the root's keys are installed (root exists in the template)
+    assert!(dir.path().join("root/.ssh/authorized_keys").exists());
+}
