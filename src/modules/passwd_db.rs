@@ -66,7 +66,8 @@ impl AccountDb {
     }
 
     /// `user[:group]` (names or numbers) to numeric ids; `user` alone takes the user's
-    /// primary group. Errors name what is unknown.
+    /// primary group; `root` is 0 even where no user or group has that name (FreeBSD's
+    /// gid 0 is `wheel`). Errors name what is unknown.
     pub fn resolve_owner(&self, spec: &str) -> anyhow::Result<(u32, u32)> {
         let (u, g) = match spec.split_once(':') {
             Some((u, g)) => (u.trim(), Some(g.trim())),
@@ -90,6 +91,9 @@ impl AccountDb {
             },
             Some(g) => match g.parse::<u32>() {
                 Ok(n) => n,
+                // FreeBSD has no group named root (gid 0 is wheel), yet seeds say
+                // `root:root` everywhere: take it as gid 0.
+                Err(_) if g == "root" && self.group("root").is_none() => 0,
                 Err(_) => {
                     self.group(g)
                         .with_context(|| {
@@ -229,6 +233,9 @@ mod tests {
         assert_eq!(db.resolve_owner("bob:sudo").unwrap(), (1000, 27));
         assert_eq!(db.resolve_owner("root:root").unwrap(), (0, 0));
         assert_eq!(db.resolve_owner("1000:33").unwrap(), (1000, 33));
+        let mut bsd = db.clone();
+        bsd.groups.retain(|g| g.name != "root");
+        assert_eq!(bsd.resolve_owner("root:root").unwrap(), (0, 0));
         let e = db.resolve_owner("nobody:sudo").unwrap_err().to_string();
         assert!(e.contains("unknown user \"nobody\""), "{e}");
         let e = db.resolve_owner("bob:nogroup").unwrap_err().to_string();
