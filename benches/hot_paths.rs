@@ -87,7 +87,10 @@ fn vfat_image() -> Image {
 
 /// The two files of the standard seed must come back byte for byte.
 fn check_files(what: &str, got: &[(String, Vec<u8>)]) {
-    let got: BTreeMap<&str, &[u8]> = got.iter().map(|(n, d)| (n.as_str(), d.as_slice())).collect();
+    let got: BTreeMap<&str, &[u8]> = got
+        .iter()
+        .map(|(n, d)| (n.as_str(), d.as_slice()))
+        .collect();
     for (name, data) in standard_seed_files() {
         assert_eq!(
             got.get(name.as_str()).copied(),
@@ -103,10 +106,22 @@ fn main() {
     let iso = iso_image();
     let vfat = vfat_image();
     let files = standard_seed_files();
-    println!("standard seed: {} (user-data {} bytes, meta-data {} bytes)",
-        common::standard_seed_dir().display(), files[0].1.len(), files[1].1.len());
-    println!("ISO image: {} bytes, made by {}", iso.bytes.len(), iso.made_by);
-    println!("vfat image: {} bytes, made by {}", vfat.bytes.len(), vfat.made_by);
+    println!(
+        "standard seed: {} (user-data {} bytes, meta-data {} bytes)",
+        common::standard_seed_dir().display(),
+        files[0].1.len(),
+        files[1].1.len()
+    );
+    println!(
+        "ISO image: {} bytes, made by {}",
+        iso.bytes.len(),
+        iso.made_by
+    );
+    println!(
+        "vfat image: {} bytes, made by {}",
+        vfat.bytes.len(),
+        vfat.made_by
+    );
 
     h.bench(
         "iso9660::volume_id (probe)",
@@ -123,7 +138,10 @@ fn main() {
         || ci_agent::fat::volume_label(&mut Cursor::new(&vfat.bytes[..])),
         |r| {
             let label = r.as_ref().expect("volume_label").clone();
-            assert_eq!(label.map(|l| l.to_ascii_lowercase()).as_deref(), Some("cidata"));
+            assert_eq!(
+                label.map(|l| l.to_ascii_lowercase()).as_deref(),
+                Some("cidata")
+            );
         },
     );
     h.bench(

@@ -18,8 +18,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use ci_agent::config::Config;
-use ci_agent::platform::system::{Cmd, CmdOutput, FileInfo, ReadSeek, System, WriteOpts};
 use ci_agent::platform::host::HostSystem;
+use ci_agent::platform::system::{Cmd, CmdOutput, FileInfo, ReadSeek, System, WriteOpts};
 use ci_agent::platform::OsKind;
 
 /// What the counting readers saw, summed over every device opened.
@@ -195,7 +195,10 @@ fn main() {
             );
         }
         let c = sys.counts.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        assert!(c.opens > 0, "{made_by}: find_seed opened no device through System");
+        assert!(
+            c.opens > 0,
+            "{made_by}: find_seed opened no device through System"
+        );
         let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         println!(
             "{:<28} {:>7} {:>6} {:>6} {:>6} {:>9} {:>13}",
