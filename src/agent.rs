@@ -29,7 +29,7 @@ use crate::modules::{Context, Frequency, Module, Stage};
 use crate::platform::dryrun::DryRunSystem;
 use crate::platform::host::HostSystem;
 use crate::platform::{OsKind, System};
-use crate::state::{rfc3339, ModuleOutcome, ModuleResult, RunStatus, State, StatusFile};
+use crate::state::{rfc3339, LastCheck, ModuleOutcome, ModuleResult, RunStatus, State, StatusFile};
 use crate::userdata::{Seed, SeedData, SeedError};
 
 /// Which pass(es) this invocation runs.
@@ -249,6 +249,7 @@ impl<'a> Runner<'a> {
             warnings: Vec::new(),
             error: None,
             bootstrap: None,
+            last_check: None,
             os: Some(match config.os {
                 OsKind::Linux => "linux".into(),
                 OsKind::FreeBsd => "freebsd".into(),
@@ -430,19 +431,12 @@ impl<'a> Runner<'a> {
     fn record_check(&mut self, previous: Option<StatusFile>) -> anyhow::Result<()> {
         match previous {
             Some(mut prev) if prev.status != RunStatus::Running => {
-                prev.warnings.retain(|w| !w.starts_with("last check: "));
-                prev.warnings.push(format!(
-                    "last check: {} ({} pass at {})",
-                    self.status.detail,
-                    self.opts.stage.as_str(),
-                    self.status.finished.as_deref().unwrap_or("-")
-                ));
-                // The check itself is not a problem: keep the recorded result.
-                if prev.status == RunStatus::Degraded
-                    && prev.warnings.iter().all(|w| w.starts_with("last check: "))
-                {
-                    prev.status = RunStatus::Done;
-                }
+                prev.last_check = Some(LastCheck {
+                    time: self.status.finished.clone().unwrap_or_default(),
+                    stage: self.opts.stage.as_str().into(),
+                    action: self.status.action.clone(),
+                    detail: self.status.detail.clone(),
+                });
                 prev.applied_instance_id = self.status.applied_instance_id.clone();
                 if self.status.bootstrap.is_some() {
                     prev.bootstrap = self.status.bootstrap.clone();

@@ -124,11 +124,24 @@ pub struct StatusFile {
     /// `BootstrapStatus` after the late pass, when the bootstrap datasource is configured.
     #[serde(default)]
     pub bootstrap: Option<serde_json::Value>,
+    /// A later pass that had nothing to do keeps this record and notes itself here:
+    /// `{"time", "stage", "action", "detail"}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_check: Option<LastCheck>,
     /// The policy in force: `linux` or `freebsd`.
     #[serde(default)]
     pub os: Option<String>,
     #[serde(default)]
     pub version: Option<String>,
+}
+
+/// A pass that found nothing to do (see [`StatusFile::last_check`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastCheck {
+    pub time: String,
+    pub stage: String,
+    pub action: String,
+    pub detail: String,
 }
 
 impl StatusFile {
@@ -650,6 +663,13 @@ pub fn render_status(st: &StatusFile) -> String {
             let _ = writeln!(o, "  {w}");
         }
     }
+    if let Some(c) = &st.last_check {
+        let _ = writeln!(
+            o,
+            "last check: {} ({} pass at {}): {}",
+            c.action, c.stage, c.time, c.detail
+        );
+    }
     if let Some(b) = &st.bootstrap {
         let _ = writeln!(o, "bootstrap: {b}");
     }
@@ -756,6 +776,7 @@ mod tests {
             warnings: vec!["user-data: unknown key foo".into()],
             error: None,
             bootstrap: None,
+            last_check: None,
             os: Some("linux".into()),
             version: None,
         };

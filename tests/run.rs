@@ -298,7 +298,14 @@ fn decision_table() {
     no_rerun.rerun_on_new_instance_id = false;
 
     // (config, sentinel, applied, in_progress, once) -> expected
-    type Case<'a> = (&'a Config, bool, Option<&'a str>, Option<&'a str>, bool, &'a str);
+    type Case<'a> = (
+        &'a Config,
+        bool,
+        Option<&'a str>,
+        Option<&'a str>,
+        bool,
+        &'a str,
+    );
     let cases: Vec<Case> = vec![
         // defaults: sentinel OR new iid
         (&defaults, true, None, None, false, "apply"),
@@ -446,10 +453,9 @@ fn first_boot_applies_everything_then_second_run_is_idempotent() {
     let st = h.status_json();
     assert_eq!(st["status"], "done");
     assert_eq!(st["action"], "per-boot");
-    assert!(st["warnings"][0]
-        .as_str()
-        .unwrap()
-        .starts_with("last check: instance iid-1 already applied"));
+    assert_eq!(st["last_check"]["action"], "nothing-due");
+    assert_eq!(st["last_check"]["detail"], "instance iid-1 already applied");
+    assert_eq!(st["warnings"].as_array().unwrap().len(), 0);
 }
 
 #[test]
