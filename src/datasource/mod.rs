@@ -1,6 +1,7 @@
 //! Seed discovery (placeholder signature until implemented).
 
 pub mod bootstrap;
+pub mod http;
 
 use std::path::Path;
 
