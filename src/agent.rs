@@ -430,7 +430,12 @@ impl<'a> Runner<'a> {
     /// it; with no record yet it writes one.
     fn record_check(&mut self, previous: Option<StatusFile>) -> anyhow::Result<()> {
         match previous {
-            Some(mut prev) if prev.status != RunStatus::Running => {
+            // Only a record of applied work is worth keeping (not a fatal error that
+            // has gone away, nor an earlier "nothing to do").
+            Some(mut prev)
+                if prev.status != RunStatus::Running
+                    && matches!(prev.action.as_str(), "apply" | "per-boot") =>
+            {
                 prev.last_check = Some(LastCheck {
                     time: self.status.finished.clone().unwrap_or_default(),
                     stage: self.opts.stage.as_str().into(),

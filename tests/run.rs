@@ -761,6 +761,12 @@ fn malformed_seed_is_fatal_exit_2() {
     let e = st["error"].as_str().unwrap();
     assert!(e.contains("meta-data:1:1: expected instance-id"), "{e}");
     assert!(h.mod_commands().is_empty());
+    // Once the bad seed is gone, the error is not kept.
+    h.set_seed(None);
+    assert_eq!(h.run(StageSel::All).exit, 0);
+    let st = h.status_json();
+    assert_eq!(st["status"], "done");
+    assert_eq!(st["action"], "no-seed");
 }
 
 /// Every file under a directory: path → (mode, contents or link target).
