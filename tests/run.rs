@@ -901,11 +901,19 @@ impl Root {
         let r = Root {
             dir: tempfile::tempdir().unwrap(),
         };
-        r.put("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n");
+        // Under --root, account tools are recorded, not run: the users the seeds use
+        // exist already (the modules then only manage keys, groups and passwords).
+        r.put(
+            "etc/passwd",
+            "root:x:0:0:root:/root:/bin/sh\ndebian:x:1000:1000::/home/debian:/bin/bash\nfreebsd:x:1001:1001::/home/freebsd:/bin/sh\nbob:x:1002:1002::/home/bob:/bin/sh\n",
+        );
         r.put(
             "etc/group",
-            "root:x:0:\nsudo:x:27:\nadm:x:4:\nwheel:x:0:root\n",
+            "root:x:0:\nsudo:x:27:debian\nadm:x:4:debian\nwheel:x:0:root,freebsd\ndebian:x:1000:\nfreebsd:x:1001:\nbob:x:1002:\n",
         );
+        r.put("etc/ssh/sshd_config", "PasswordAuthentication no\n");
+        std::fs::create_dir_all(r.path().join("home/debian")).unwrap();
+        std::fs::create_dir_all(r.path().join("home/bob")).unwrap();
         r.put("etc/hostname", "template\n");
         r
     }
@@ -1122,4 +1130,68 @@ fn cli_no_seed_with_bootstrap_only_exits_0() {
     let st = r.status();
     assert_eq!(st["action"], "no-seed");
     assert_eq!(st["status"], "done");
+}
+
+// ---------------------------------------------------------------------------------------
+// The real parser and modules, with a directory seed read by the test itself (independent
+// of seed discovery), under a recording root.
+
+fn dir_seed(dir: &Path) -> Seed {
+    let mut s = Seed {
+        source: format!("dir:{}", dir.display()),
+        ..Seed::default()
+    };
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        s.files.insert(
+            e.file_name().to_string_lossy().into_owned(),
+            std::fs::read(e.path()).unwrap(),
+        );
+    }
+    s
+}
+
+#[test]
+fn real_modules_apply_a_seed_and_keep_secrets_out_of_logs() {
+    use ci_agent::platform::host::HostSystem;
+    let r = Root::new();
+    r.put("firstboot", "");
+    let seed_dir = r.seed(
+        "#cloud-config\nhostname: real-1\npassword: S3cret-default\nchpasswd:\n  expire: false\n  users:\n    - {name: root, password: S3cret-root, type: text}\nusers:\n  - default\n  - name: bob\n    plain_text_passwd: S3cret-bob\n    ssh_authorized_keys: [ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBob bob@x]\nruncmd:\n  - echo hello-from-runcmd\n",
+        "instance-id: iid-real\n",
+    );
+    let sys = HostSystem::new(r.path());
+    sys.set_command_log("/var/lib/ci-agent/commands.log".into());
+    ci_agent::logging::init("ci-agent-test", false);
+    ci_agent::logging::open_file(&sys, Path::new("/var/log/ci-agent.log")).unwrap();
+    let cfg = Config::defaults(OsKind::Linux);
+    let mut parts = Parts::real();
+    let sd = seed_dir.clone();
+    parts.find_seed = Box::new(move |_, _, _| Ok(Some(dir_seed(&sd))));
+    parts.bootstrap = Box::new(|_, _| Ok(Outcome::Disabled));
+    let rep = agent::run(&sys, &cfg, &RunOptions::default(), &parts);
+    ci_agent::logging::close();
+    assert_eq!(rep.exit, 0, "{:#?}", rep.status);
+    let st = r.status();
+    assert_eq!(st["instance_id"], "iid-real");
+    assert_eq!(r.read("etc/hostname").unwrap().trim(), "real-1");
+    let cmds = r.commands();
+    assert!(cmds.contains("sethostname real-1"), "{cmds}");
+    let log = r.read("var/log/ci-agent.log").unwrap();
+    for s in ["S3cret-default", "S3cret-root", "S3cret-bob"] {
+        assert!(!log.contains(s), "{s} in the log:\n{log}");
+        assert!(!cmds.contains(s), "{s} in commands.log:\n{cmds}");
+        assert!(!r.read("var/lib/ci-agent/status.json").unwrap().contains(s));
+    }
+    assert!(cmds.contains("chpasswd (arguments withheld)"), "{cmds}");
+    assert!(r
+        .read("home/bob/.ssh/authorized_keys")
+        .unwrap()
+        .contains("bob@x"));
+    assert!(log.contains("hello-from-runcmd") || cmds.contains("hello-from-runcmd"));
+    assert!(r.read("firstboot").is_none());
+    // Idempotent: a second run adds no per-instance commands.
+    let rep2 = agent::run(&sys, &cfg, &RunOptions::default(), &parts);
+    assert_eq!(rep2.exit, 0, "{:?}", rep2.status);
+    assert_eq!(r.commands(), cmds);
 }
