@@ -295,6 +295,23 @@ impl<'a> Runner<'a> {
             log::info!("the nocloud datasource is not configured");
             None
         };
+        // The seed has gone but an instance is in progress: continue from its local copy.
+        let seed = match (seed, self.state.in_progress()) {
+            (None, Some(iid)) => {
+                let copy = self
+                    .state
+                    .load_seed_copy(&iid, self.config.max_seed_file_bytes)
+                    .unwrap_or_else(|e| {
+                        log::warn!("{e:#}");
+                        None
+                    });
+                if copy.is_some() {
+                    log::info!("no seed found; continuing instance {iid} from its local copy");
+                }
+                copy
+            }
+            (seed, _) => seed,
+        };
         let data = match &seed {
             Some(seed) => {
                 let data = (self.parts.parse_seed)(seed)

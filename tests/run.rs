@@ -613,6 +613,32 @@ fn late_pass_continues_an_instance_the_early_pass_started_with_once() {
 }
 
 #[test]
+fn late_pass_uses_the_local_copy_when_the_seed_has_gone() {
+    let h = Harness::new(OsKind::Linux);
+    h.sys.put("/firstboot", "");
+    h.set_seed(Some(seed("iid-1", ALL_KEYS)));
+    h.run(StageSel::Early);
+    h.set_seed(None); // the cdrom was ejected
+    let r = h.run(StageSel::Late);
+    assert_eq!(r.exit, 0, "{:?}", r.status);
+    assert_eq!(
+        h.mod_commands()[4..],
+        ["packages", "runcmd", "scripts_per_boot"]
+    );
+    let st = h.status_json();
+    assert_eq!(st["status"], "done");
+    assert!(st["datasource"]
+        .as_str()
+        .unwrap()
+        .starts_with("dir:/seed (local copy "));
+    assert_eq!(h.state().applied_instance().as_deref(), Some("iid-1"));
+    // Once applied, no seed means nothing to do (the copy is not used again).
+    let before = h.clear_commands_marker();
+    h.run(StageSel::All);
+    assert_eq!(h.mod_commands().len(), before);
+}
+
+#[test]
 fn early_failure_makes_the_late_record_an_error() {
     let h = Harness::new(OsKind::Linux);
     h.sys.put("/firstboot", "");
