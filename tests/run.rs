@@ -938,6 +938,14 @@ impl Root {
             "root:x:0:\nsudo:x:27:debian\nadm:x:4:debian\nwheel:x:0:root,freebsd\ndebian:x:1000:\nfreebsd:x:1001:\nbob:x:1002:\n",
         );
         r.put("etc/ssh/sshd_config", "PasswordAuthentication no\n");
+        r.put(
+            "etc/sudoers",
+            "root ALL=(ALL) ALL\n@includedir /etc/sudoers.d\n",
+        );
+        r.put(
+            "usr/local/etc/sudoers",
+            "root ALL=(ALL) ALL\n@includedir /usr/local/etc/sudoers.d\n",
+        );
         std::fs::create_dir_all(r.path().join("home/debian")).unwrap();
         std::fs::create_dir_all(r.path().join("home/bob")).unwrap();
         r.put("etc/hostname", "template\n");
@@ -1059,6 +1067,44 @@ fn cli_applies_a_seed_under_root_and_is_idempotent() {
     let o = r.run(&["--os", "linux", "--seed", seed.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(r.commands(), cmds, "nothing per-instance ran again");
+}
+
+#[test]
+fn cli_two_stages_then_status() {
+    let r = Root::new();
+    r.put("firstboot", "");
+    let seed = r.seed(
+        "#cloud-config\nhostname: staged-1\nruncmd:\n  - echo late\n",
+        "instance-id: iid-staged\n",
+    );
+    let s = seed.to_str().unwrap();
+    let o = r.run(&["--os", "linux", "--stage", "early", "--seed", s]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(r.status()["status"], "running");
+    assert_eq!(r.read("etc/hostname").unwrap().trim(), "staged-1");
+    assert!(r.read("firstboot").is_some());
+    let st = bin()
+        .args(["status", "--os", "linux", "--root"])
+        .arg(r.path())
+        .output()
+        .unwrap();
+    assert_eq!(st.status.code(), Some(3), "running");
+    let o = r.run(&["--os", "linux", "--stage", "late", "--seed", s]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(r.read("firstboot").is_none());
+    let st = bin()
+        .args(["status", "--os", "linux", "--root"])
+        .arg(r.path())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&st.stdout);
+    assert_eq!(st.status.code(), Some(0), "{out}");
+    assert!(out.contains("status: done"), "{out}");
+    assert!(out.contains("hostname") && out.contains("runcmd"), "{out}");
+    assert!(
+        out.contains("seed files (CI_AGENT_SEED_DIR): /var/lib/ci-agent/instances/iid-staged/seed"),
+        "{out}"
+    );
 }
 
 #[test]
