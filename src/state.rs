@@ -744,9 +744,37 @@ pub fn render_status(st: &StatusFile) -> String {
         );
     }
     if let Some(b) = &st.bootstrap {
-        let _ = writeln!(o, "bootstrap: {b}");
+        let _ = writeln!(o, "bootstrap: {}", render_bootstrap(b));
     }
     o
+}
+
+/// One line about the vm-bootstrap state (from `BootstrapStatus` as JSON).
+fn render_bootstrap(b: &serde_json::Value) -> String {
+    let flag = |k: &str| {
+        b.get(k)
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false)
+    };
+    let num = |k: &str| b.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+    let state = if flag("done") {
+        "done"
+    } else if flag("limit_reached") {
+        "gave up"
+    } else if flag("enabled") {
+        "enabled"
+    } else {
+        "disabled"
+    };
+    let mut line = format!(
+        "{state}, {} of {} attempts",
+        num("attempts"),
+        num("max_retry")
+    );
+    if let Some(r) = b.get("last_result").and_then(serde_json::Value::as_str) {
+        line.push_str(&format!(", last: {r}"));
+    }
+    line
 }
 
 #[cfg(test)]
@@ -862,6 +890,16 @@ mod tests {
         assert_eq!(v["modules"][0]["result"], "failed");
         assert_eq!(v["modules"][0]["stage"], "late");
         assert!(render_status(&s).contains("runcmd"));
+        assert_eq!(
+            render_bootstrap(
+                &serde_json::json!({"enabled": true, "attempts": 2, "max_retry": 10, "done": false, "limit_reached": false, "last_result": "exit 1"})
+            ),
+            "enabled, 2 of 10 attempts, last: exit 1"
+        );
+        assert_eq!(
+            render_bootstrap(&serde_json::json!({})),
+            "disabled, 0 of 0 attempts"
+        );
     }
 
     #[test]
