@@ -357,7 +357,7 @@ impl<'a> Runner<'a> {
                 acted = true;
             }
             (Decision::PerBoot, Some(data), Some(seed)) => {
-                let wanted = self.any_wanted_per_boot(data, seed);
+                let wanted = self.any_wanted_per_boot(data);
                 if wanted {
                     log::info!(
                         "{} pass: instance {} already applied; running per-boot modules",
@@ -471,8 +471,7 @@ impl<'a> Runner<'a> {
         Ok(())
     }
 
-    fn any_wanted_per_boot(&self, data: &SeedData, seed: &Seed) -> bool {
-        let _ = seed;
+    fn any_wanted_per_boot(&self, data: &SeedData) -> bool {
         let ctx = Context {
             sys: self.sys,
             os: self.config.os,
