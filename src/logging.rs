@@ -1,1 +1,211 @@
-//! Logging (placeholder until implemented).
+//! The agent's own small logger on the `log` facade (no logging framework).
+//!
+//! At boot the agent has three audiences: the console (stderr, what systemd/rc shows),
+//! syslog (the journal, `/var/log/messages`), and its own log file (`/var/log/ci-agent.log`,
+//! where script and command output is kept for later). The logger starts with stderr only;
+//! once the config is known the run adds the file ([`open_file`], under the root prefix)
+//! and, on the live system only, syslog through a *local* socket ([`open_syslog`]; never
+//! network syslog). Modules log through `log::info!` etc.; they never log secrets.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::{Mutex, OnceLock};
+
+use log::{Level, LevelFilter, Log, Metadata, Record};
+
+use crate::platform::{OsKind, System};
+
+type Syslog = syslog::Logger<syslog::LoggerBackend, syslog::Formatter3164>;
+
+struct Sinks {
+    stderr_level: LevelFilter,
+    file: Option<File>,
+    syslog: Option<Syslog>,
+    /// Prefix on stderr lines (`ci-agent`, `ci-agent[early]`).
+    tag: String,
+}
+
+struct AgentLogger {
+    sinks: Mutex<Sinks>,
+}
+
+static LOGGER: OnceLock<AgentLogger> = OnceLock::new();
+
+fn logger() -> &'static AgentLogger {
+    LOGGER.get_or_init(|| AgentLogger {
+        sinks: Mutex::new(Sinks {
+            stderr_level: LevelFilter::Info,
+            file: None,
+            syslog: None,
+            tag: "ci-agent".into(),
+        }),
+    })
+}
+
+fn sinks() -> std::sync::MutexGuard<'static, Sinks> {
+    logger().sinks.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Install the logger (stderr only). Safe to call more than once; `verbose` shows debug
+/// messages on stderr too.
+pub fn init(tag: &str, verbose: bool) {
+    let l = logger();
+    // Err means a logger is already installed (ours, from an earlier call): fine.
+    let _ = log::set_logger(l);
+    log::set_max_level(LevelFilter::Debug);
+    let mut s = sinks();
+    s.stderr_level = if verbose {
+        LevelFilter::Debug
+    } else {
+        LevelFilter::Info
+    };
+    s.tag = tag.to_string();
+}
+
+/// Append log lines to `guest_path` under the system's root (created 0600; parent
+/// directories 0755). The final component is never followed if it is a symlink.
+pub fn open_file(sys: &dyn System, guest_path: &Path) -> io::Result<()> {
+    if let Some(parent) = guest_path.parent() {
+        sys.create_dir_all(parent, 0o755, None)?;
+    }
+    let host = sys.host_path(guest_path)?;
+    let f = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+        .open(host)?;
+    sinks().file = Some(f);
+    Ok(())
+}
+
+/// Send log lines to the local syslog socket (`/dev/log` on Linux, `/var/run/log` on
+/// FreeBSD) if it exists. Returns whether syslog is in use. Skipped when stderr already
+/// goes to the journal (`JOURNAL_STREAM` set by systemd), to avoid every line twice.
+pub fn open_syslog(os: OsKind) -> bool {
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        return false;
+    }
+    let socket = match os {
+        OsKind::Linux => "/dev/log",
+        OsKind::FreeBsd => "/var/run/log",
+    };
+    if !Path::new(socket).exists() {
+        return false;
+    }
+    let formatter = syslog::Formatter3164 {
+        facility: syslog::Facility::LOG_DAEMON,
+        hostname: None,
+        process: "ci-agent".into(),
+        pid: std::process::id(),
+    };
+    match syslog::unix_custom(formatter, socket) {
+        Ok(l) => {
+            sinks().syslog = Some(l);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// Close the file and syslog sinks (stderr stays).
+pub fn close() {
+    let mut s = sinks();
+    if let Some(f) = s.file.as_mut() {
+        let _ = f.flush();
+    }
+    s.file = None;
+    s.syslog = None;
+}
+
+fn level_word(l: Level) -> &'static str {
+    match l {
+        Level::Error => "error",
+        Level::Warn => "warning",
+        Level::Info => "info",
+        Level::Debug => "debug",
+        Level::Trace => "trace",
+    }
+}
+
+impl Log for AgentLogger {
+    fn enabled(&self, m: &Metadata) -> bool {
+        m.level() <= LevelFilter::Debug
+    }
+
+    fn log(&self, record: &Record) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let msg = record.args().to_string();
+        let level = record.level();
+        let mut s = sinks();
+        if level <= s.stderr_level {
+            let prefix = match level {
+                Level::Info => format!("{}: ", s.tag),
+                l => format!("{}: {}: ", s.tag, level_word(l)),
+            };
+            let mut err = io::stderr().lock();
+            for line in msg.lines() {
+                let _ = writeln!(err, "{prefix}{line}");
+            }
+        }
+        if let Some(f) = s.file.as_mut() {
+            let ts = crate::state::rfc3339(std::time::SystemTime::now());
+            let mut buf = String::new();
+            for line in msg.lines() {
+                buf.push_str(&format!("{ts} {} {line}\n", level_word(level)));
+            }
+            let _ = f.write_all(buf.as_bytes());
+        }
+        if level <= Level::Info {
+            if let Some(sl) = s.syslog.as_mut() {
+                // One syslog message per line keeps each under the datagram limit.
+                for line in msg.lines().take(1000) {
+                    let _ = match level {
+                        Level::Error => sl.err(line),
+                        Level::Warn => sl.warning(line),
+                        _ => sl.info(line),
+                    };
+                }
+            }
+        }
+    }
+
+    fn flush(&self) {
+        let mut s = sinks();
+        if let Some(f) = s.file.as_mut() {
+            let _ = f.flush();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_sink_appends_under_the_root() {
+        let d = tempfile::tempdir().unwrap();
+        let sys = crate::platform::fake::FakeSystem::new(d.path());
+        init("ci-agent-test", false);
+        open_file(&sys, Path::new("/var/log/ci-agent.log")).unwrap();
+        log::info!("hello\nsecond line");
+        log::debug!("details");
+        close();
+        log::info!("not in the file");
+        let text = std::fs::read_to_string(d.path().join("var/log/ci-agent.log")).unwrap();
+        assert!(text.contains(" info hello\n"), "{text}");
+        assert!(text.contains(" info second line\n"));
+        assert!(text.contains(" debug details\n"));
+        assert!(!text.contains("not in the file"));
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(d.path().join("var/log/ci-agent.log"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}

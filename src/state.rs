@@ -1,5 +1,803 @@
-//! State directory and status (placeholder until implemented).
-pub fn cli_status(_args: Vec<std::ffi::OsString>) -> u8 {
-    eprintln!("ci-agent status: not implemented yet");
-    crate::exit::USAGE
+//! What the agent remembers between runs, and `ci-agent status`.
+//!
+//! Everything lives under the state directory (`/var/lib/ci-agent` on Linux,
+//! `/var/db/ci-agent` on FreeBSD, mode 0700) and is written through [`System`]:
+//!
+//! - `instance-id`: the last instance whose every module succeeded ("applied");
+//! - `in-progress`: the instance a pass started applying and that has not completed yet
+//!   (so the late pass, and the next boot after a failure, continue it);
+//! - `instances/<iid>/sem/<module>`: per-instance semaphores, written only after the
+//!   module succeeded (a module that failed or was killed runs again);
+//! - `sem/<module>`: semaphores of once-per-machine modules;
+//! - `instances/<iid>/seed/`: the local copy of the seed's files (dir 0700, files 0600),
+//!   exported to scripts as `CI_AGENT_SEED_DIR`;
+//! - `status.json`: the record of the last run, replaced atomically;
+//! - `commands.log`: with `--root DIR`, the commands that would have run.
+//!
+//! Writes are ordered so that a kill at any point re-runs cleanly: a semaphore only after
+//! its module succeeded, `instance-id` only after the last one, the sentinel removed last.
+
+use std::ffi::OsString;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+
+use crate::modules::{Frequency, Stage};
+use crate::platform::{OsKind, System, WriteOpts};
+use crate::userdata::Seed;
+
+/// Largest state file read back (`instance-id`, `in-progress`).
+const MAX_SMALL: u64 = 4096;
+/// Largest `status.json` read back.
+const MAX_STATUS: u64 = 8 << 20;
+/// Longest instance-id used verbatim as a directory name (longer ones are hashed).
+const MAX_IID_DIR: usize = 128;
+
+/// The overall result of a run, as `status.json` and `ci-agent status` show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// A pass is running, or the early pass finished and the late pass is due.
+    Running,
+    /// Everything due succeeded, no warnings (or nothing was due).
+    Done,
+    /// Everything due succeeded, with warnings (unknown keys, unhandled parts…).
+    Degraded,
+    /// A module failed, or the run could not start (bad seed, state not writable).
+    Error,
+    /// `require_firstboot` is set and the sentinel is absent: the agent does nothing.
+    Disabled,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Done => "done",
+            RunStatus::Degraded => "degraded",
+            RunStatus::Error => "error",
+            RunStatus::Disabled => "disabled",
+        }
+    }
+}
+
+/// How one module (or the bootstrap) ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModuleOutcome {
+    Ok,
+    Failed,
+    /// Due in principle, but its semaphore says it already ran (per-instance / once).
+    Skipped,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModuleResult {
+    pub name: String,
+    #[serde(with = "stage_serde")]
+    pub stage: Stage,
+    #[serde(with = "frequency_serde")]
+    pub frequency: Frequency,
+    pub result: ModuleOutcome,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub duration_ms: u64,
+}
+
+/// `status.json`. Field names are a public interface (scripts parse them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusFile {
+    pub status: RunStatus,
+    /// What the last run decided: `apply` (a first boot or a new instance), `per-boot`
+    /// (an applied instance: only per-boot modules), `nothing-due`, `no-seed`, `disabled`,
+    /// `fatal` (it could not start).
+    #[serde(default)]
+    pub action: String,
+    /// One human sentence saying why.
+    #[serde(default)]
+    pub detail: String,
+    pub instance_id: Option<String>,
+    /// Where the seed came from (`dir:/mnt/seed`, `iso9660:/dev/sr0`, …).
+    pub datasource: Option<String>,
+    /// The stage of the last pass: `early`, `late` or `all`.
+    pub stage: String,
+    /// RFC 3339 UTC.
+    pub started: String,
+    pub finished: Option<String>,
+    /// Guest path of the seed copy (`CI_AGENT_SEED_DIR`).
+    #[serde(default)]
+    pub seed_dir: Option<String>,
+    /// The last instance applied completely (from `instance-id`).
+    #[serde(default)]
+    pub applied_instance_id: Option<String>,
+    #[serde(default)]
+    pub modules: Vec<ModuleResult>,
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    /// The fatal error, when `action` is `fatal`.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// `BootstrapStatus` after the late pass, when the bootstrap datasource is configured.
+    #[serde(default)]
+    pub bootstrap: Option<serde_json::Value>,
+    /// The policy in force: `linux` or `freebsd`.
+    #[serde(default)]
+    pub os: Option<String>,
+    #[serde(default)]
+    pub version: Option<String>,
+}
+
+impl StatusFile {
+    /// Overall result from module results and warnings.
+    pub fn summarize(modules: &[ModuleResult], warnings: &[String]) -> RunStatus {
+        if modules.iter().any(|m| m.result == ModuleOutcome::Failed) {
+            RunStatus::Error
+        } else if !warnings.is_empty() {
+            RunStatus::Degraded
+        } else {
+            RunStatus::Done
+        }
+    }
+}
+
+/// (De)serialization of the enums shared with the modules, which only derive
+/// `Serialize`; kept here so the module contract stays unchanged.
+mod stage_serde {
+    use super::*;
+
+    pub fn serialize<S: serde::Serializer>(v: &Stage, s: S) -> Result<S::Ok, S::Error> {
+        v.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Stage, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.as_str() {
+            "early" => Ok(Stage::Early),
+            "late" => Ok(Stage::Late),
+            _ => Err(serde::de::Error::custom(format!("unknown stage {s:?}"))),
+        }
+    }
+}
+
+mod frequency_serde {
+    use super::*;
+
+    pub fn serialize<S: serde::Serializer>(v: &Frequency, s: S) -> Result<S::Ok, S::Error> {
+        v.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Frequency, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.as_str() {
+            "per-instance" => Ok(Frequency::PerInstance),
+            "per-boot" => Ok(Frequency::PerBoot),
+            "once" => Ok(Frequency::Once),
+            _ => Err(serde::de::Error::custom(format!("unknown frequency {s:?}"))),
+        }
+    }
+}
+
+/// The state directory of one machine.
+pub struct State<'a> {
+    sys: &'a dyn System,
+    dir: PathBuf,
+}
+
+impl<'a> State<'a> {
+    pub fn new(sys: &'a dyn System, dir: impl Into<PathBuf>) -> Self {
+        State {
+            sys,
+            dir: dir.into(),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Create the state directory (0700) or tighten its mode.
+    pub fn ensure(&self) -> anyhow::Result<()> {
+        match self.sys.lstat(&self.dir)? {
+            Some(info) if info.kind == crate::platform::FileKind::Dir => {
+                if info.mode != 0o700 {
+                    self.sys.set_mode(&self.dir, 0o700).with_context(|| {
+                        format!("cannot set mode 0700 on {}", self.dir.display())
+                    })?;
+                }
+                Ok(())
+            }
+            Some(_) => anyhow::bail!("{} exists and is not a directory", self.dir.display()),
+            None => self
+                .sys
+                .create_dir_all(&self.dir, 0o700, None)
+                .with_context(|| format!("cannot create {}", self.dir.display())),
+        }
+    }
+
+    /// `<state_dir>/instances/<iid>`.
+    pub fn instance_dir(&self, iid: &str) -> PathBuf {
+        self.dir.join("instances").join(iid_dir_name(iid))
+    }
+
+    /// `<state_dir>/instances/<iid>/seed`.
+    pub fn seed_dir(&self, iid: &str) -> PathBuf {
+        self.instance_dir(iid).join("seed")
+    }
+
+    /// The semaphore of a module, `None` for per-boot modules (they have none).
+    pub fn semaphore(&self, freq: Frequency, iid: &str, module: &str) -> Option<PathBuf> {
+        let name = iid_dir_name(module);
+        match freq {
+            Frequency::PerInstance => Some(self.instance_dir(iid).join("sem").join(name)),
+            Frequency::Once => Some(self.dir.join("sem").join(name)),
+            Frequency::PerBoot => None,
+        }
+    }
+
+    pub fn has_semaphore(&self, path: &Path) -> bool {
+        self.sys.exists(path)
+    }
+
+    /// Record that a module succeeded (content: when).
+    pub fn write_semaphore(&self, path: &Path) -> anyhow::Result<()> {
+        if let Some(parent) = path.parent() {
+            self.sys
+                .create_dir_all(parent, 0o700, None)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        let line = format!("{}\n", rfc3339(self.sys.now()));
+        self.sys
+            .write_file(path, line.as_bytes(), WriteOpts::mode(0o600))
+            .with_context(|| format!("cannot write semaphore {}", path.display()))
+    }
+
+    fn read_small(&self, name: &str) -> Option<String> {
+        let data = self.sys.read_file(&self.dir.join(name), MAX_SMALL).ok()?;
+        let s = String::from_utf8_lossy(&data).trim().to_string();
+        (!s.is_empty()).then_some(s)
+    }
+
+    fn write_small(&self, name: &str, value: &str) -> anyhow::Result<()> {
+        let path = self.dir.join(name);
+        self.sys
+            .write_file(
+                &path,
+                format!("{value}\n").as_bytes(),
+                WriteOpts::mode(0o600),
+            )
+            .with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    /// The last instance applied completely.
+    pub fn applied_instance(&self) -> Option<String> {
+        self.read_small("instance-id")
+    }
+
+    pub fn set_applied_instance(&self, iid: &str) -> anyhow::Result<()> {
+        self.write_small("instance-id", iid)
+    }
+
+    /// The instance a pass started and that has not completed.
+    pub fn in_progress(&self) -> Option<String> {
+        self.read_small("in-progress")
+    }
+
+    pub fn set_in_progress(&self, iid: &str) -> anyhow::Result<()> {
+        self.write_small("in-progress", iid)
+    }
+
+    pub fn clear_in_progress(&self) -> anyhow::Result<()> {
+        let path = self.dir.join("in-progress");
+        self.sys
+            .remove_file(&path)
+            .with_context(|| format!("cannot remove {}", path.display()))
+    }
+
+    pub fn status_path(&self) -> PathBuf {
+        self.dir.join("status.json")
+    }
+
+    /// The last status, `Ok(None)` when there is none yet.
+    pub fn read_status(&self) -> anyhow::Result<Option<StatusFile>> {
+        read_status_at(self.sys, &self.status_path())
+    }
+
+    /// Replace `status.json` atomically.
+    pub fn write_status(&self, status: &StatusFile) -> anyhow::Result<()> {
+        let mut data = serde_json::to_vec_pretty(status)?;
+        data.push(b'\n');
+        let path = self.status_path();
+        self.sys
+            .write_file(&path, &data, WriteOpts::mode(0o644))
+            .with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    /// Copy the seed's files to `instances/<iid>/seed/` (dir 0700, files 0600), replacing
+    /// an older copy. Returns the directory.
+    pub fn copy_seed(&self, iid: &str, seed: &Seed) -> anyhow::Result<PathBuf> {
+        let dir = self.seed_dir(iid);
+        self.sys
+            .remove_dir_all(&dir)
+            .with_context(|| format!("cannot remove {}", dir.display()))?;
+        self.sys
+            .create_dir_all(&dir, 0o700, None)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        for (name, data) in &seed.files {
+            let Some(rel) = safe_relative(name) else {
+                log::warn!("seed file {name:?}: unsafe name, not copied");
+                continue;
+            };
+            let path = dir.join(&rel);
+            if let Some(parent) = path.parent() {
+                self.sys
+                    .create_dir_all(parent, 0o700, None)
+                    .with_context(|| format!("cannot create {}", parent.display()))?;
+            }
+            self.sys
+                .write_file(&path, data, WriteOpts::mode(0o600))
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        Ok(dir)
+    }
+}
+
+/// Read a `status.json` at a guest path.
+pub fn read_status_at(sys: &dyn System, path: &Path) -> anyhow::Result<Option<StatusFile>> {
+    let data = match sys.read_file(path, MAX_STATUS) {
+        Ok(d) => d,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let st = serde_json::from_slice(&data)
+        .with_context(|| format!("{}: not a status file", path.display()))?;
+    Ok(Some(st))
+}
+
+/// A seed file name as a relative path of plain components, or `None`.
+fn safe_relative(name: &str) -> Option<PathBuf> {
+    let mut out = PathBuf::new();
+    for part in name.split('/') {
+        if part.is_empty() || part == "." || part == ".." || part.contains('\0') {
+            return None;
+        }
+        out.push(part);
+    }
+    (!out.as_os_str().is_empty()).then_some(out)
+}
+
+/// An instance-id (untrusted, from meta-data) as one safe directory name: bytes outside
+/// `[A-Za-z0-9._:-]` (and a leading `.`) are percent-encoded, so distinct ids stay
+/// distinct; very long ids become a prefix plus a hash.
+pub fn iid_dir_name(iid: &str) -> String {
+    let mut out = String::with_capacity(iid.len());
+    for (i, b) in iid.bytes().enumerate() {
+        let plain =
+            b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b':') || (b == b'.' && i > 0);
+        if plain {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    if out.is_empty() {
+        return "%".into();
+    }
+    if out.len() > MAX_IID_DIR {
+        // FNV-1a 64 over the original bytes.
+        let mut h: u64 = 0xcbf29ce484222325;
+        for b in iid.bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x100000001b3);
+        }
+        let mut cut = 64;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+        out.push_str(&format!("~{h:016x}"));
+    }
+    out
+}
+
+/// RFC 3339 UTC with second precision (`2026-01-01T00:00:00Z`).
+pub fn rfc3339(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs();
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's method).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+// ---------------------------------------------------------------------------------------
+// ci-agent status
+
+const STATUS_USAGE: &str = "\
+usage: ci-agent status [--json] [--wait [--timeout SECS]] [--root DIR] [--config FILE] [--os linux|freebsd]
+
+Show the result of the last run (from <state_dir>/status.json).
+
+  --json           print status.json as is (with \"status\": \"not-run\" when there is none)
+  --wait           wait until no pass is running (polls every second)
+  --timeout SECS   with --wait: give up after SECS seconds (exit 3)
+  --root DIR       read the state of the system under DIR
+  --config FILE    agent config (to find state_dir); default: the OS default path
+  --os OS          policy for default paths: linux or freebsd
+
+exit status: 0 done or disabled, 1 error, 2 degraded (warnings), 3 running,
+             4 not run yet, 5 usage or unreadable state
+";
+
+/// Exit codes of `ci-agent status` (cloud-init's 0/1/2, plus ours).
+pub mod status_exit {
+    pub const DONE: u8 = 0;
+    pub const ERROR: u8 = 1;
+    pub const DEGRADED: u8 = 2;
+    pub const RUNNING: u8 = 3;
+    pub const NOT_RUN: u8 = 4;
+    pub const USAGE: u8 = 5;
+}
+
+struct StatusArgs {
+    json: bool,
+    wait: bool,
+    timeout: Option<u64>,
+    root: PathBuf,
+    config: Option<PathBuf>,
+    os: OsKind,
+}
+
+fn parse_status_args(args: Vec<OsString>) -> Result<Option<StatusArgs>, lexopt::Error> {
+    use lexopt::prelude::*;
+    let mut a = StatusArgs {
+        json: false,
+        wait: false,
+        timeout: None,
+        root: "/".into(),
+        config: None,
+        os: OsKind::host(),
+    };
+    let mut p = lexopt::Parser::from_args(args);
+    while let Some(arg) = p.next()? {
+        match arg {
+            Long("json") => a.json = true,
+            Long("wait") => a.wait = true,
+            Long("timeout") => a.timeout = Some(p.value()?.parse()?),
+            Long("root") => a.root = p.value()?.into(),
+            Long("config") => a.config = Some(p.value()?.into()),
+            Long("os") => {
+                let v = p.value()?.string()?;
+                a.os = OsKind::parse(&v).ok_or_else(|| {
+                    lexopt::Error::Custom(format!("unknown OS {v:?} (linux or freebsd)").into())
+                })?;
+            }
+            Short('h') | Long("help") => {
+                print!("{STATUS_USAGE}");
+                return Ok(None);
+            }
+            _ => return Err(arg.unexpected()),
+        }
+    }
+    Ok(Some(a))
+}
+
+/// `ci-agent status`.
+pub fn cli_status(args: Vec<OsString>) -> u8 {
+    let a = match parse_status_args(args) {
+        Ok(Some(a)) => a,
+        Ok(None) => return status_exit::DONE,
+        Err(e) => {
+            eprintln!("ci-agent status: {e}\n\n{STATUS_USAGE}");
+            return status_exit::USAGE;
+        }
+    };
+    let root = match crate::agent::absolute(&a.root) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ci-agent status: {e:#}");
+            return status_exit::USAGE;
+        }
+    };
+    // Reading only: a recording system never acts on the host.
+    let sys = crate::platform::host::HostSystem::recording(&root);
+    let config = match crate::agent::load_config(&sys, &root, a.config.as_deref(), a.os) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ci-agent status: {e:#}");
+            return status_exit::USAGE;
+        }
+    };
+    let state = State::new(&sys, &config.state_dir);
+    let deadline = a.timeout.map(Duration::from_secs);
+    let mut waited = Duration::ZERO;
+    loop {
+        let st = match state.read_status() {
+            Ok(st) => st,
+            Err(e) => {
+                eprintln!("ci-agent status: {e:#}");
+                return status_exit::USAGE;
+            }
+        };
+        let running = st
+            .as_ref()
+            .map(|s| s.status == RunStatus::Running)
+            .unwrap_or(false);
+        if a.wait && running && deadline.is_none_or(|d| waited < d) {
+            std::thread::sleep(Duration::from_secs(1));
+            waited += Duration::from_secs(1);
+            continue;
+        }
+        return print_status(st.as_ref(), &state, a.json);
+    }
+}
+
+fn print_status(st: Option<&StatusFile>, state: &State, json: bool) -> u8 {
+    let Some(st) = st else {
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({"status": "not-run", "state_dir": state.dir().display().to_string()})
+            );
+        } else {
+            println!("status: not run yet");
+            println!("state: {} (no status.json)", state.dir().display());
+        }
+        return status_exit::NOT_RUN;
+    };
+    if json {
+        match serde_json::to_string_pretty(st) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("ci-agent status: {e}");
+                return status_exit::USAGE;
+            }
+        }
+    } else {
+        print!("{}", render_status(st));
+    }
+    match st.status {
+        RunStatus::Done | RunStatus::Disabled => status_exit::DONE,
+        RunStatus::Error => status_exit::ERROR,
+        RunStatus::Degraded => status_exit::DEGRADED,
+        RunStatus::Running => status_exit::RUNNING,
+    }
+}
+
+/// The human form of a status.
+pub fn render_status(st: &StatusFile) -> String {
+    use std::fmt::Write as _;
+    let mut o = String::new();
+    let _ = writeln!(o, "status: {}", st.status.as_str());
+    if !st.detail.is_empty() {
+        let _ = writeln!(o, "detail: {}", st.detail);
+    }
+    if let Some(e) = &st.error {
+        let _ = writeln!(o, "error: {e}");
+    }
+    let _ = writeln!(
+        o,
+        "instance-id: {}",
+        st.instance_id.as_deref().unwrap_or("-")
+    );
+    if st.applied_instance_id != st.instance_id {
+        let _ = writeln!(
+            o,
+            "last applied instance-id: {}",
+            st.applied_instance_id.as_deref().unwrap_or("-")
+        );
+    }
+    let _ = writeln!(
+        o,
+        "datasource: {}",
+        st.datasource.as_deref().unwrap_or("none")
+    );
+    if let Some(d) = &st.seed_dir {
+        let _ = writeln!(o, "seed files (CI_AGENT_SEED_DIR): {d}");
+    }
+    let _ = writeln!(o, "stage: {}", st.stage);
+    let _ = writeln!(o, "started: {}", st.started);
+    let _ = writeln!(o, "finished: {}", st.finished.as_deref().unwrap_or("-"));
+    if !st.modules.is_empty() {
+        let _ = writeln!(o, "modules:");
+        for m in &st.modules {
+            let result = match m.result {
+                ModuleOutcome::Ok => "ok",
+                ModuleOutcome::Failed => "FAILED",
+                ModuleOutcome::Skipped => "skipped (already done)",
+            };
+            let stage = match m.stage {
+                Stage::Early => "early",
+                Stage::Late => "late",
+            };
+            let _ = write!(o, "  {:<20} {stage:<5} {result}", m.name);
+            if m.result != ModuleOutcome::Skipped {
+                let _ = write!(o, " ({} ms)", m.duration_ms);
+            }
+            if let Some(e) = &m.error {
+                let _ = write!(o, ": {e}");
+            }
+            o.push('\n');
+        }
+    }
+    if !st.warnings.is_empty() {
+        let _ = writeln!(o, "warnings:");
+        for w in &st.warnings {
+            let _ = writeln!(o, "  {w}");
+        }
+    }
+    if let Some(b) = &st.bootstrap {
+        let _ = writeln!(o, "bootstrap: {b}");
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::platform::fake::FakeSystem;
+
+    #[test]
+    fn rfc3339_formats_known_dates() {
+        let t = |s| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
+        assert_eq!(rfc3339(t(0)), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(t(1_767_225_600)), "2026-01-01T00:00:00Z");
+        assert_eq!(rfc3339(t(951_782_400 + 3661)), "2000-02-29T01:01:01Z");
+        assert_eq!(rfc3339(t(4_107_542_399)), "2100-02-28T23:59:59Z");
+    }
+
+    #[test]
+    fn iid_names_are_safe_and_distinct() {
+        assert_eq!(iid_dir_name("iid-local01"), "iid-local01");
+        assert_eq!(iid_dir_name("i-0abc.def"), "i-0abc.def");
+        assert_eq!(iid_dir_name("../etc"), "%2E.%2Fetc");
+        assert_eq!(iid_dir_name(".."), "%2E.");
+        assert_eq!(iid_dir_name("."), "%2E");
+        assert_ne!(iid_dir_name("a/b"), iid_dir_name("a_b"));
+        assert_ne!(iid_dir_name("a/b"), iid_dir_name("a%2Fb"));
+        assert_eq!(iid_dir_name(""), "%");
+        let long = "x".repeat(1000);
+        let n = iid_dir_name(&long);
+        assert!(n.len() < 100 && !n.contains('/'));
+        assert_ne!(n, iid_dir_name(&"x".repeat(999)));
+        let uni = "é".repeat(100);
+        assert!(iid_dir_name(&uni).is_ascii());
+    }
+
+    #[test]
+    fn semaphores_markers_and_status_roundtrip() {
+        let d = tempfile::tempdir().unwrap();
+        let sys = FakeSystem::new(d.path());
+        let st = State::new(&sys, "/var/lib/ci-agent");
+        st.ensure().unwrap();
+        assert_eq!(
+            sys.lstat(Path::new("/var/lib/ci-agent"))
+                .unwrap()
+                .unwrap()
+                .mode,
+            0o700
+        );
+        sys.set_mode(Path::new("/var/lib/ci-agent"), 0o755).unwrap();
+        st.ensure().unwrap();
+        assert_eq!(
+            sys.lstat(Path::new("/var/lib/ci-agent"))
+                .unwrap()
+                .unwrap()
+                .mode,
+            0o700
+        );
+
+        let sem = st
+            .semaphore(Frequency::PerInstance, "i-1", "runcmd")
+            .unwrap();
+        assert_eq!(sem, Path::new("/var/lib/ci-agent/instances/i-1/sem/runcmd"));
+        assert_eq!(
+            st.semaphore(Frequency::Once, "i-1", "x").unwrap(),
+            Path::new("/var/lib/ci-agent/sem/x")
+        );
+        assert!(st.semaphore(Frequency::PerBoot, "i-1", "bootcmd").is_none());
+        assert!(!st.has_semaphore(&sem));
+        st.write_semaphore(&sem).unwrap();
+        assert!(st.has_semaphore(&sem));
+        assert_eq!(sys.read_string(&sem).unwrap(), "2026-01-01T00:00:00Z\n");
+
+        assert_eq!(st.applied_instance(), None);
+        st.set_applied_instance("i-1").unwrap();
+        assert_eq!(st.applied_instance().as_deref(), Some("i-1"));
+        st.set_in_progress("i-2").unwrap();
+        assert_eq!(st.in_progress().as_deref(), Some("i-2"));
+        st.clear_in_progress().unwrap();
+        assert_eq!(st.in_progress(), None);
+
+        assert!(st.read_status().unwrap().is_none());
+        let s = StatusFile {
+            status: RunStatus::Degraded,
+            action: "apply".into(),
+            detail: "new instance".into(),
+            instance_id: Some("i-1".into()),
+            datasource: Some("dir:/seed".into()),
+            stage: "all".into(),
+            started: rfc3339(sys.now()),
+            finished: Some(rfc3339(sys.now())),
+            seed_dir: None,
+            applied_instance_id: Some("i-1".into()),
+            modules: vec![ModuleResult {
+                name: "runcmd".into(),
+                stage: Stage::Late,
+                frequency: Frequency::PerInstance,
+                result: ModuleOutcome::Failed,
+                error: Some("exit 1".into()),
+                duration_ms: 3,
+            }],
+            warnings: vec!["user-data: unknown key foo".into()],
+            error: None,
+            bootstrap: None,
+            os: Some("linux".into()),
+            version: None,
+        };
+        st.write_status(&s).unwrap();
+        assert_eq!(st.read_status().unwrap().unwrap(), s);
+        let v: serde_json::Value =
+            serde_json::from_str(&sys.read_string("/var/lib/ci-agent/status.json").unwrap())
+                .unwrap();
+        assert_eq!(v["status"], "degraded");
+        assert_eq!(v["modules"][0]["result"], "failed");
+        assert_eq!(v["modules"][0]["stage"], "late");
+        assert!(render_status(&s).contains("runcmd"));
+    }
+
+    #[test]
+    fn seed_copy_is_private_and_skips_unsafe_names() {
+        let d = tempfile::tempdir().unwrap();
+        let sys = FakeSystem::new(d.path());
+        let st = State::new(&sys, "/var/lib/ci-agent");
+        st.ensure().unwrap();
+        let mut seed = Seed::default();
+        seed.files
+            .insert("user-data".into(), b"#cloud-config\n".to_vec());
+        seed.files.insert("CONFIG".into(), b"k=v\n".to_vec());
+        seed.files.insert("sub/dir/f".into(), b"x".to_vec());
+        seed.files.insert("../escape".into(), b"x".to_vec());
+        seed.files.insert("/abs".into(), b"x".to_vec());
+        let dir = st.copy_seed("i-1", &seed).unwrap();
+        assert_eq!(dir, Path::new("/var/lib/ci-agent/instances/i-1/seed"));
+        let info = sys.lstat(&dir).unwrap().unwrap();
+        assert_eq!(info.mode, 0o700);
+        let f = sys.lstat(&dir.join("CONFIG")).unwrap().unwrap();
+        assert_eq!(f.mode, 0o600);
+        assert_eq!(sys.read_string(dir.join("sub/dir/f")).unwrap(), "x");
+        assert_eq!(sys.read_dir(&dir).unwrap(), ["CONFIG", "sub", "user-data"]);
+        assert!(!d
+            .path()
+            .join("var/lib/ci-agent/instances/i-1/escape")
+            .exists());
+        // A second copy replaces the first.
+        seed.files.remove("CONFIG");
+        st.copy_seed("i-1", &seed).unwrap();
+        assert_eq!(sys.read_dir(&dir).unwrap(), ["sub", "user-data"]);
+    }
 }

@@ -18,6 +18,7 @@
 
 pub mod bootstrap;
 pub mod cmdline;
+pub mod http;
 pub mod nocloud;
 
 use std::path::{Path, PathBuf};
@@ -52,9 +53,9 @@ pub enum Found {
 /// command line / SMBIOS `ds=nocloud`, else a scan of block devices for a `cidata` label.
 /// `Ok(None)` when there is none.
 ///
-/// An `http(s)://` seedfrom cannot be read here (no network code in this module): it is an
-/// error naming the URL. Callers that can fetch use [`discover`] and handle
-/// [`Found::Remote`] (the HTTP datasource's hook).
+/// An `http(s)://` seedfrom is fetched with [`http::fetch_nocloud`] (limits from
+/// `bootstrap.*`), then the command line's `h=`/`i=` overrides are applied. Callers that
+/// want to decide themselves use [`discover`], which returns it as [`Found::Remote`].
 pub fn find_seed(
     sys: &dyn System,
     config: &Config,
@@ -63,10 +64,22 @@ pub fn find_seed(
     match discover(sys, config, seed)? {
         None => Ok(None),
         Some(Found::Seed(s)) => Ok(Some(s)),
-        Some(Found::Remote { url, .. }) => anyhow::bail!(
-            "ds=nocloud seedfrom {url}: an HTTP seed must be fetched by the HTTP datasource \
-             (datasource::discover returns it as Found::Remote)"
-        ),
+        Some(Found::Remote {
+            url,
+            hostname_override,
+            instance_id_override,
+        }) => {
+            let limits = http::HttpLimits::from_bootstrap(&config.bootstrap);
+            let mut s = http::fetch_nocloud(&limits, &url)
+                .with_context(|| format!("ds=nocloud seedfrom {url}"))?;
+            if hostname_override.is_some() {
+                s.hostname_override = hostname_override;
+            }
+            if instance_id_override.is_some() {
+                s.instance_id_override = instance_id_override;
+            }
+            Ok(Some(s))
+        }
     }
 }
 

@@ -5,6 +5,28 @@
 //! [`Context::sys`] — so every module is tested against the recording fake, for both OS
 //! policies.
 
+pub mod bootcmd;
+pub mod boothooks;
+pub mod exec;
+pub mod fake_accounts;
+pub mod final_message;
+pub mod groups;
+pub mod hostname;
+pub mod machine_id;
+pub mod packages;
+pub mod passwd_db;
+pub mod policy;
+pub mod power_state;
+pub mod runcmd;
+pub mod scripts;
+pub mod set_passwords;
+pub mod ssh_authorized_keys;
+pub mod ssh_host_keys;
+#[cfg(test)]
+mod test_env;
+pub mod users;
+pub mod write_files;
+
 use std::path::PathBuf;
 
 use crate::config::Config;
@@ -65,7 +87,61 @@ pub trait Module {
     fn run(&self, ctx: &mut Context) -> anyhow::Result<()>;
 }
 
-/// All modules, in the order they run (placeholder: filled as modules land).
+impl Context<'_> {
+    /// The per-OS policy for this run.
+    pub fn policy(&self) -> &'static dyn policy::OsPolicy {
+        policy::for_os(self.os)
+    }
+
+    /// Record a non-fatal problem (also logged).
+    pub fn warn(&mut self, msg: impl Into<String>) {
+        let msg = msg.into();
+        log::warn!("{msg}");
+        self.warnings.push(msg);
+    }
+}
+
+/// All modules, in the order they run. The run filters them by stage and frequency:
+///
+/// - Early: `bootcmd`, `boothooks` (every boot), `hostname`, `ssh_host_keys`,
+///   `machine_id`, `groups`, `users`, `ssh_authorized_keys`, `set_passwords`,
+///   `write_files`.
+/// - Late: `packages`, `write_files_deferred`, `runcmd`, `scripts` (every boot; it keeps
+///   per-script semaphores itself), `final_message` (every boot), `power_state` (last).
 pub fn all() -> Vec<Box<dyn Module>> {
-    Vec::new()
+    vec![
+        Box::new(bootcmd::Bootcmd),
+        Box::new(boothooks::Boothooks),
+        Box::new(hostname::Hostname),
+        Box::new(ssh_host_keys::SshHostKeys),
+        Box::new(machine_id::MachineId),
+        Box::new(groups::Groups),
+        Box::new(users::Users),
+        Box::new(ssh_authorized_keys::SshAuthorizedKeys),
+        Box::new(set_passwords::SetPasswords),
+        Box::new(write_files::WriteFiles { deferred: false }),
+        Box::new(packages::Packages),
+        Box::new(write_files::WriteFiles { deferred: true }),
+        Box::new(runcmd::Runcmd),
+        Box::new(scripts::Scripts),
+        Box::new(final_message::FinalMessage),
+        Box::new(power_state::PowerStateModule),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_late_follows_early() {
+        let mods = all();
+        let mut names: Vec<&str> = mods.iter().map(|m| m.name()).collect();
+        let stages: Vec<Stage> = mods.iter().map(|m| m.stage()).collect();
+        assert!(stages.windows(2).all(|w| w[0] <= w[1]), "{names:?}");
+        assert_eq!(names.last(), Some(&"power_state"));
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), mods.len());
+    }
 }

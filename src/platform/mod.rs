@@ -8,6 +8,7 @@
 //!   rc.conf.d) as plain code compiled on every target, so both are unit-tested on Linux.
 //!   `#[cfg(target_os)]` appears only in [`host`] and in [`OsKind::host`].
 
+pub mod dryrun;
 pub mod fake;
 pub mod freebsd;
 pub mod host;

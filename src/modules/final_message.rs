@@ -1,0 +1,173 @@
+//! `final_message`: the line that tells the console the run is over, like cloud-init's
+//! "Cloud-init v. … finished at …". The default is
+//! `ci-agent v. $VERSION finished at $TIMESTAMP. Datasource $DATASOURCE.  Up $UPTIME seconds`;
+//! a seed's `final_message` may use `$UPTIME`, `$TIMESTAMP`, `$DATASOURCE`, `$VERSION`,
+//! `$INSTANCE_ID` (also as `${NAME}`). Logged at warn level so it reaches the console
+//! whatever the log level. Every boot, late.
+
+use std::path::Path;
+use std::time::UNIX_EPOCH;
+
+use super::policy::UptimeSource;
+use super::{Context, Frequency, Module, Stage};
+
+pub struct FinalMessage;
+
+pub const DEFAULT: &str =
+    "ci-agent v. $VERSION finished at $TIMESTAMP. Datasource $DATASOURCE.  Up $UPTIME seconds";
+
+/// `secs` since the epoch as `Sun, 22 Nov 2026 03:04:05 +0000`.
+pub fn rfc2822(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{}, {:02} {} {} {:02}:{:02}:{:02} +0000",
+        DAYS[(days % 7) as usize],
+        d,
+        MONTHS[(m - 1).clamp(0, 11) as usize],
+        y,
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn uptime(ctx: &Context, now: u64) -> Option<String> {
+    match ctx.policy().uptime_source() {
+        UptimeSource::ProcUptime(p) => {
+            let b = ctx.sys.read_file(Path::new(&p), 4096).ok()?;
+            let s = String::from_utf8_lossy(&b);
+            let first = s.split_whitespace().next()?;
+            first.parse::<f64>().ok().map(|_| first.to_string())
+        }
+        UptimeSource::BootTimeCmd(cmd) => {
+            let out = ctx.sys.run(&cmd).ok().filter(|o| o.success())?;
+            let s = String::from_utf8_lossy(&out.stdout);
+            let sec: u64 = s
+                .split("sec =")
+                .nth(1)?
+                .trim_start()
+                .split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()?;
+            Some(now.saturating_sub(sec).to_string())
+        }
+    }
+}
+
+/// Replace `$NAME` and `${NAME}` for the known names; anything else stays as written.
+pub fn substitute(template: &str, vars: &[(&str, String)]) -> String {
+    let mut out = template.to_string();
+    for (k, v) in vars {
+        out = out.replace(&format!("${{{k}}}"), v);
+    }
+    // Longest names first so `$INSTANCE_ID` is not cut by a shorter one.
+    let mut sorted: Vec<&(&str, String)> = vars.iter().collect();
+    sorted.sort_by_key(|(k, _)| std::cmp::Reverse(k.len()));
+    for (k, v) in sorted {
+        out = out.replace(&format!("${k}"), v);
+    }
+    out
+}
+
+impl Module for FinalMessage {
+    fn name(&self) -> &'static str {
+        "final_message"
+    }
+    fn frequency(&self) -> Frequency {
+        Frequency::PerBoot
+    }
+    fn stage(&self) -> Stage {
+        Stage::Late
+    }
+    fn wanted(&self, _ctx: &Context) -> bool {
+        true
+    }
+    fn run(&self, ctx: &mut Context) -> anyhow::Result<()> {
+        let now = ctx
+            .sys
+            .now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let vars = [
+            (
+                "UPTIME",
+                uptime(ctx, now).unwrap_or_else(|| "unknown".into()),
+            ),
+            ("TIMESTAMP", rfc2822(now)),
+            ("DATASOURCE", ctx.seed.source.clone()),
+            ("VERSION", env!("CARGO_PKG_VERSION").to_string()),
+            ("INSTANCE_ID", ctx.seed.instance_id.clone()),
+        ];
+        let template = ctx
+            .cc()
+            .final_message
+            .clone()
+            .unwrap_or_else(|| DEFAULT.into());
+        for line in substitute(&template, &vars).lines() {
+            log::warn!("{line}");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::modules::test_env::Env;
+    use crate::platform::{CmdOutput, OsKind};
+
+    #[test]
+    fn dates() {
+        assert_eq!(rfc2822(0), "Thu, 01 Jan 1970 00:00:00 +0000");
+        assert_eq!(rfc2822(1_767_225_600), "Thu, 01 Jan 2026 00:00:00 +0000");
+        assert_eq!(rfc2822(951_782_400), "Tue, 29 Feb 2000 00:00:00 +0000");
+        assert_eq!(rfc2822(1_800_000_000), "Fri, 15 Jan 2027 08:00:00 +0000");
+    }
+
+    #[test]
+    fn substitutions() {
+        let v = [
+            ("UPTIME", "12.5".to_string()),
+            ("INSTANCE_ID", "iid-1".to_string()),
+        ];
+        assert_eq!(
+            substitute("up $UPTIME s, ${INSTANCE_ID}, $INSTANCE_IDx, $HOME", &v),
+            "up 12.5 s, iid-1, iid-1x, $HOME"
+        );
+    }
+
+    #[test]
+    fn uptime_sources() {
+        let env = Env::new(OsKind::Linux);
+        env.sys.put("/proc/uptime", "350.27 600.10\n");
+        assert_eq!(uptime(&env.ctx(), 0).as_deref(), Some("350.27"));
+        env.run_ok(&FinalMessage);
+        let env = Env::new(OsKind::FreeBsd);
+        env.sys.on_command(
+            &["sysctl", "-n", "kern.boottime"],
+            CmdOutput {
+                code: Some(0),
+                stdout: b"{ sec = 1767225500, usec = 5 } Wed Dec 31 23:58:20 2025\n".to_vec(),
+                ..CmdOutput::default()
+            },
+        );
+        assert_eq!(uptime(&env.ctx(), 1_767_225_600).as_deref(), Some("100"));
+    }
+}

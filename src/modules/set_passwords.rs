@@ -1,0 +1,418 @@
+//! `set_passwords` (keys `password`, `chpasswd`, `ssh_pwauth`), like cloud-init's
+//! `cc_set_passwords`.
+//!
+//! - `password` sets the default user's password; `chpasswd.users` (and the legacy
+//!   `list`) set text, hashed or `RANDOM` passwords. Linux: `chpasswd` (`-e` for hashes),
+//!   FreeBSD: `pw usermod NAME -h 0` / `-H 0` — always on stdin, commands marked secret,
+//!   so no password reaches a log, a warning, status or commands.log.
+//! - `RANDOM` passwords (20 letters and digits from the system's random source) are not
+//!   printed to the console as cloud-init does: they are written to
+//!   `<instance_dir>/random-passwords` (0600, in the root-only state dir) and a warning
+//!   names that file.
+//! - `chpasswd.expire` (default true) forces a change at the next login for text and
+//!   random passwords (not hashes, as cloud-init): `passwd --expire` / `pw usermod -p`.
+//! - `ssh_pwauth: true|false` sets `PasswordAuthentication yes|no`: in the drop-in
+//!   `/etc/ssh/sshd_config.d/50-ci-agent.conf` when `sshd_config` includes that directory
+//!   before any `PasswordAuthentication` of its own (sshd keeps the first value it reads),
+//!   otherwise by editing that line of `sshd_config` in place (atomically, everything
+//!   else kept). sshd is reloaded only if it runs (`systemctl try-reload-or-restart`,
+//!   FreeBSD `service sshd onestatus` then `onereload`); in the early stage it does not.
+//!
+//! Once per instance, early (after `users`).
+
+use std::path::Path;
+
+use anyhow::{bail, Context as _};
+
+use super::passwd_db::{check_account_name, AccountDb};
+use super::users::default_user_name;
+use super::{exec, Context, Frequency, Module, Stage};
+use crate::platform::{FileKind, WriteOpts};
+use crate::userdata::cloud_config::PasswordKind;
+
+pub struct SetPasswords;
+
+const DROPIN: &str = "50-ci-agent.conf";
+const RANDOM_LEN: usize = 20;
+
+/// A random password of letters and digits, without modulo bias.
+pub fn random_password(ctx: &Context) -> anyhow::Result<String> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut out = String::with_capacity(RANDOM_LEN);
+    let mut buf = [0u8; 64];
+    // 248 = 4 * 62: bytes at or above it are dropped so each letter is equally likely.
+    for _ in 0..64 {
+        ctx.sys.random(&mut buf).context("reading random bytes")?;
+        for b in buf {
+            if b < 248 && out.len() < RANDOM_LEN {
+                out.push(ALPHABET[(b % 62) as usize] as char);
+            }
+        }
+        if out.len() == RANDOM_LEN {
+            return Ok(out);
+        }
+    }
+    bail!("the random source gave too few usable bytes")
+}
+
+/// `sshd_config` text with `PasswordAuthentication` set: `Ok(Some(new))` for an edit of
+/// the main file, `Ok(None)` when the drop-in directory is included early enough.
+pub fn plan_sshd(main: &str, dropin_dir: &str, value: &str) -> Option<String> {
+    let keyword = |l: &str| {
+        l.split_whitespace()
+            .next()
+            .map(|w| w.to_ascii_lowercase())
+            .unwrap_or_default()
+    };
+    let lines: Vec<&str> = main.lines().collect();
+    let match_at = lines.iter().position(|l| keyword(l) == "match");
+    let global = &lines[..match_at.unwrap_or(lines.len())];
+    let pa_at = global
+        .iter()
+        .position(|l| keyword(l) == "passwordauthentication");
+    let include_at = global.iter().position(|l| {
+        keyword(l) == "include"
+            && l.split_whitespace()
+                .skip(1)
+                .any(|p| p.starts_with(&format!("{dropin_dir}/")))
+    });
+    if let Some(inc) = include_at {
+        if pa_at.is_none_or(|pa| inc < pa) {
+            return None;
+        }
+    }
+    let line = format!("PasswordAuthentication {value}");
+    let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    match (pa_at, match_at) {
+        (Some(i), _) => out[i] = line,
+        (None, Some(m)) => out.insert(m, line),
+        (None, None) => out.push(line),
+    }
+    let mut s = out.join("\n");
+    s.push('\n');
+    Some(s)
+}
+
+fn set_pwauth(ctx: &mut Context, yes: bool) -> anyhow::Result<()> {
+    let policy = ctx.policy();
+    let main = policy.sshd_config();
+    let value = if yes { "yes" } else { "no" };
+    let (text, mode) = match ctx.sys.lstat(&main)? {
+        Some(st) if st.kind == FileKind::File => (
+            String::from_utf8_lossy(
+                &ctx.sys
+                    .read_file(&main, 1 << 20)
+                    .with_context(|| format!("reading {}", main.display()))?,
+            )
+            .into_owned(),
+            st.mode,
+        ),
+        _ => {
+            ctx.warn(format!(
+                "ssh_pwauth: {} not found (no OpenSSH server?); not changed",
+                main.display()
+            ));
+            return Ok(());
+        }
+    };
+    let dir = policy.sshd_dropin_dir();
+    let changed = match plan_sshd(&text, &dir.to_string_lossy(), value) {
+        None => {
+            let path = dir.join(DROPIN);
+            let content = format!(
+                "# Written by ci-agent from the seed's ssh_pwauth.\nPasswordAuthentication {value}\n"
+            );
+            super::hostname::write_if_changed(ctx, &path, &content)?
+        }
+        Some(new) if new == text => false,
+        Some(new) => {
+            ctx.sys
+                .write_file(&main, new.as_bytes(), WriteOpts::mode(mode))
+                .with_context(|| format!("writing {}", main.display()))?;
+            true
+        }
+    };
+    if changed {
+        log::info!("sshd PasswordAuthentication set to {value}");
+        let r = policy.sshd_reload();
+        if r.requires_path
+            .as_deref()
+            .is_some_and(|p: &Path| !ctx.sys.exists(p))
+        {
+            return Ok(());
+        }
+        if let Some(check) = &r.check {
+            match ctx.sys.run(check) {
+                Ok(o) if o.success() => {}
+                _ => return Ok(()),
+            }
+        }
+        if let Err(e) = exec::run_ok(ctx, &r.reload) {
+            ctx.warn(format!("ssh_pwauth: reloading sshd: {e:#}"));
+        }
+    }
+    Ok(())
+}
+
+impl Module for SetPasswords {
+    fn name(&self) -> &'static str {
+        "set_passwords"
+    }
+    fn frequency(&self) -> Frequency {
+        Frequency::PerInstance
+    }
+    fn stage(&self) -> Stage {
+        Stage::Early
+    }
+    fn wanted(&self, ctx: &Context) -> bool {
+        let cc = ctx.cc();
+        cc.password.is_some()
+            || cc.chpasswd.as_ref().is_some_and(|c| !c.users.is_empty())
+            || cc.ssh_pwauth.is_some()
+    }
+    fn run(&self, ctx: &mut Context) -> anyhow::Result<()> {
+        let cc = ctx.cc().clone();
+        // (key, user, kind, password)
+        let mut items: Vec<(String, String, PasswordKind, Option<String>)> = Vec::new();
+        if let Some(p) = &cc.password {
+            match default_user_name(ctx) {
+                Some(u) => items.push(("password".into(), u, PasswordKind::Text, Some(p.clone()))),
+                None => ctx.warn("password: the seed has no default user; not set"),
+            }
+        }
+        let expire = cc.chpasswd.as_ref().and_then(|c| c.expire).unwrap_or(true);
+        if let Some(c) = &cc.chpasswd {
+            for (i, u) in c.users.iter().enumerate() {
+                let key = format!("chpasswd.users[{i}]");
+                check_account_name(&u.name, &format!("{key}.name"))?;
+                if u.kind != PasswordKind::Random && u.password.is_none() {
+                    bail!("{key}: no password given for {}", u.name);
+                }
+                items.push((key, u.name.clone(), u.kind, u.password.clone()));
+            }
+        }
+        for (key, _, _, p) in &items {
+            if p.as_deref().is_some_and(|p| p.contains(['\n', '\r', '\0'])) {
+                bail!("{key}: a password must be one line");
+            }
+        }
+        let policy = ctx.policy();
+        let db = AccountDb::load(ctx.sys)?;
+        let mut failed = Vec::new();
+        let mut randoms = Vec::new();
+        for (key, user, kind, pw) in &items {
+            if db.user(user).is_none() {
+                failed.push(format!("{key}: user {user} does not exist"));
+                continue;
+            }
+            let cmd = match (kind, pw) {
+                (PasswordKind::Hash, Some(h)) => policy.set_password_hash(user, h),
+                (PasswordKind::Text, Some(p)) => policy.set_password_text(user, p),
+                _ => {
+                    let p = random_password(ctx)?;
+                    let c = policy.set_password_text(user, &p);
+                    randoms.push((user.clone(), p));
+                    c
+                }
+            };
+            if let Err(e) = exec::run_ok(ctx, &cmd) {
+                failed.push(format!("{key}: setting the password of {user}: {e:#}"));
+                continue;
+            }
+            if expire && *kind != PasswordKind::Hash {
+                if let Err(e) = exec::run_ok(ctx, &policy.expire_passwd(user)) {
+                    failed.push(format!("{key}: expiring the password of {user}: {e:#}"));
+                }
+            }
+        }
+        if !randoms.is_empty() {
+            let path = ctx.instance_dir.join("random-passwords");
+            let text: String = randoms.iter().map(|(u, p)| format!("{u}:{p}\n")).collect();
+            ctx.sys
+                .create_dir_all(&ctx.instance_dir, 0o700, None)
+                .and_then(|_| {
+                    ctx.sys
+                        .write_file(&path, text.as_bytes(), WriteOpts::mode(0o600))
+                })
+                .with_context(|| format!("writing {}", path.display()))?;
+            let names: Vec<&str> = randoms.iter().map(|(u, _)| u.as_str()).collect();
+            ctx.warn(format!(
+                "chpasswd: random passwords set for {}; they are in {} (root only)",
+                names.join(", "),
+                path.display()
+            ));
+        }
+        if let Some(yes) = cc.ssh_pwauth {
+            if let Err(e) = set_pwauth(ctx, yes) {
+                failed.push(format!("ssh_pwauth: {e:#}"));
+            }
+        }
+        if !failed.is_empty() {
+            bail!("{}", failed.join("; "));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::modules::test_env::Env;
+    use crate::platform::OsKind;
+    use crate::userdata::cloud_config::{Chpasswd, ChpasswdUser};
+
+    fn env(os: OsKind) -> Env {
+        let e = Env::new(os);
+        e.sys.put(
+            "/etc/passwd",
+            "root:x:0:0:root:/root:/bin/sh\ndebian:x:1000:1000::/home/debian:/bin/bash\nfreebsd:x:1001:1001::/home/freebsd:/bin/sh\nbob:x:1002:1002::/home/bob:/bin/sh\n",
+        );
+        e
+    }
+
+    #[test]
+    fn password_and_chpasswd_linux() {
+        let mut env = env(OsKind::Linux);
+        env.seed.cloud_config.password = Some("x1".into());
+        env.seed.cloud_config.chpasswd = Some(Chpasswd {
+            expire: None,
+            users: vec![
+                ChpasswdUser {
+                    name: "bob".into(),
+                    password: Some("$6$abc$def".into()),
+                    kind: PasswordKind::Hash,
+                },
+                ChpasswdUser {
+                    name: "root".into(),
+                    password: None,
+                    kind: PasswordKind::Random,
+                },
+            ],
+        });
+        let w = env.run_ok(&SetPasswords);
+        assert_eq!(
+            env.lines(),
+            [
+                "chpasswd (arguments withheld)",
+                "passwd --expire debian",
+                "chpasswd (arguments withheld)",
+                "chpasswd (arguments withheld)",
+                "passwd --expire root"
+            ]
+        );
+        let c = env.sys.commands();
+        assert_eq!(c[0].stdin.as_deref(), Some(&b"debian:x1\n"[..]));
+        assert_eq!(c[2].argv, ["chpasswd", "-e"]);
+        let rnd = String::from_utf8(c[3].stdin.clone().unwrap()).unwrap();
+        let pw = rnd.trim_end().strip_prefix("root:").unwrap();
+        assert_eq!(pw.len(), 20);
+        assert!(pw.bytes().all(|b| b.is_ascii_alphanumeric()));
+        let file = "/var/lib/ci-agent/instances/iid-test/random-passwords";
+        assert_eq!(env.read(file), format!("root:{pw}\n"));
+        assert_eq!(env.mode(file), 0o600);
+        assert!(w[0].contains(file) && !w[0].contains(pw), "{w:?}");
+    }
+
+    #[test]
+    fn expire_false_and_freebsd() {
+        let mut env = env(OsKind::FreeBsd);
+        env.seed.cloud_config.password = Some("x1".into());
+        env.seed.cloud_config.chpasswd = Some(Chpasswd {
+            expire: Some(false),
+            users: vec![],
+        });
+        env.run_ok(&SetPasswords);
+        assert_eq!(env.lines(), ["pw (arguments withheld)"]);
+        let c = &env.sys.commands()[0];
+        assert_eq!(c.argv, ["pw", "usermod", "freebsd", "-h", "0"]);
+        assert_eq!(c.stdin.as_deref(), Some(&b"x1\n"[..]));
+    }
+
+    #[test]
+    fn unknown_user_and_bad_name() {
+        let mut env = env(OsKind::Linux);
+        env.seed.cloud_config.chpasswd = Some(Chpasswd {
+            expire: None,
+            users: vec![ChpasswdUser {
+                name: "ghost".into(),
+                password: Some("pw".into()),
+                kind: PasswordKind::Text,
+            }],
+        });
+        let e = env.run_err(&SetPasswords);
+        assert!(
+            e.contains("chpasswd.users[0]: user ghost does not exist"),
+            "{e}"
+        );
+        assert!(!e.contains("pw\""));
+        env.seed.cloud_config.chpasswd.as_mut().unwrap().users[0].name = "root;rm".into();
+        let e = env.run_err(&SetPasswords);
+        assert!(e.contains("chpasswd.users[0].name: invalid name"), "{e}");
+        assert!(env.lines().is_empty());
+    }
+
+    #[test]
+    fn sshd_dropin_or_edit() {
+        let debian = "Include /etc/ssh/sshd_config.d/*.conf\n#PasswordAuthentication yes\nKbdInteractiveAuthentication no\n";
+        assert_eq!(plan_sshd(debian, "/etc/ssh/sshd_config.d", "yes"), None);
+        let late = "PasswordAuthentication no\nInclude /etc/ssh/sshd_config.d/*.conf\n";
+        assert_eq!(
+            plan_sshd(late, "/etc/ssh/sshd_config.d", "yes").unwrap(),
+            "PasswordAuthentication yes\nInclude /etc/ssh/sshd_config.d/*.conf\n"
+        );
+        let freebsd = "#PermitRootLogin no\n#PasswordAuthentication no\nSubsystem sftp /usr/libexec/sftp-server\nMatch User anoncvs\n  PasswordAuthentication no\n";
+        assert_eq!(
+            plan_sshd(freebsd, "/etc/ssh/sshd_config.d", "yes").unwrap(),
+            "#PermitRootLogin no\n#PasswordAuthentication no\nSubsystem sftp /usr/libexec/sftp-server\nPasswordAuthentication yes\nMatch User anoncvs\n  PasswordAuthentication no\n"
+        );
+    }
+
+    #[test]
+    fn ssh_pwauth_writes_dropin_and_reloads_if_running() {
+        let mut env = env(OsKind::Linux);
+        env.sys.put(
+            "/etc/ssh/sshd_config",
+            "Include /etc/ssh/sshd_config.d/*.conf\n",
+        );
+        env.sys.put("/run/systemd/system/.keep", "");
+        env.seed.cloud_config.ssh_pwauth = Some(true);
+        env.run_ok(&SetPasswords);
+        assert_eq!(
+            env.read("/etc/ssh/sshd_config.d/50-ci-agent.conf"),
+            "# Written by ci-agent from the seed's ssh_pwauth.\nPasswordAuthentication yes\n"
+        );
+        assert_eq!(
+            env.lines(),
+            ["systemctl try-reload-or-restart ssh.service sshd.service"]
+        );
+        env.run_ok(&SetPasswords);
+        assert_eq!(env.lines().len(), 1, "unchanged: no reload");
+
+        let mut env = env_fbsd_sshd();
+        env.seed.cloud_config.ssh_pwauth = Some(false);
+        env.sys.on_command(
+            &["service", "sshd", "onestatus"],
+            crate::platform::CmdOutput {
+                code: Some(1),
+                ..Default::default()
+            },
+        );
+        env.run_ok(&SetPasswords);
+        assert_eq!(
+            env.read("/etc/ssh/sshd_config"),
+            "Port 22\nPasswordAuthentication no\n"
+        );
+        assert_eq!(env.mode("/etc/ssh/sshd_config"), 0o644);
+        assert_eq!(
+            env.lines(),
+            ["service sshd onestatus"],
+            "not running: no reload"
+        );
+    }
+
+    fn env_fbsd_sshd() -> Env {
+        let e = env(OsKind::FreeBsd);
+        e.sys.put("/etc/ssh/sshd_config", "Port 22\n");
+        e
+    }
+}

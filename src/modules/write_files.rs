@@ -1,0 +1,251 @@
+//! `write_files`: files from the seed. Items without `defer` are written early (module
+//! `write_files`); `defer: true` items late, after users and packages exist (module
+//! `write_files_deferred`), like cloud-init.
+//!
+//! Each item: content already decoded by the parser; `permissions` (default 0644);
+//! `owner` `user[:group]` resolved to numbers from the guest's `/etc/passwd` and
+//! `/etc/group` (unknown → error naming the item); missing parent directories created
+//! 0755; replaced atomically, or appended with `append: true`. A relative path or one
+//! with `..` is refused, naming the item index and path. The final component is never
+//! followed when it is a symlink (error). Symlinks among the parent directories are
+//! followed: they belong to the system (`/var/run -> /run`), and the seed author is
+//! already root. Every item is tried; the module fails naming each failed item.
+//! Once per instance.
+
+use std::path::{Component, Path};
+
+use anyhow::{bail, Context as _};
+
+use super::passwd_db::AccountDb;
+use super::policy::shorten;
+use super::{Context, Frequency, Module, Stage};
+use crate::platform::{FileKind, WriteOpts};
+use crate::userdata::cloud_config::WriteFile;
+
+pub struct WriteFiles {
+    /// `false`: the early module (`write_files`); `true`: `write_files_deferred`.
+    pub deferred: bool,
+}
+
+fn check_path(p: &str) -> Result<(), &'static str> {
+    if !p.starts_with('/') {
+        return Err("must be an absolute path");
+    }
+    if p.contains('\0') {
+        return Err("contains a NUL byte");
+    }
+    if Path::new(p)
+        .components()
+        .any(|c| matches!(c, Component::ParentDir))
+    {
+        return Err("must not contain '..'");
+    }
+    if p.ends_with('/') || Path::new(p).file_name().is_none() {
+        return Err("names a directory, not a file");
+    }
+    Ok(())
+}
+
+fn write_one(ctx: &Context, db: &AccountDb, f: &WriteFile) -> anyhow::Result<()> {
+    let path = Path::new(&f.path);
+    let owner = match &f.owner {
+        Some(o) => Some(db.resolve_owner(o)?),
+        None => None,
+    };
+    let mode = f.permissions.unwrap_or(0o644);
+    if mode > 0o7777 {
+        bail!("permissions {mode:o} are not a file mode");
+    }
+    if let Some(st) = ctx.sys.lstat(path).ok().flatten() {
+        match st.kind {
+            FileKind::Symlink => bail!("refusing to write through symlink {}", f.path),
+            FileKind::Dir => bail!("{} is a directory", f.path),
+            _ => {}
+        }
+    }
+    if let Some(parent) = path.parent() {
+        ctx.sys
+            .create_dir_all(parent, 0o755, None)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let mut opts = WriteOpts::mode(mode);
+    if let Some((u, g)) = owner {
+        opts = opts.owner(u, g);
+    }
+    if f.append {
+        opts = opts.append();
+    }
+    ctx.sys
+        .write_file(path, &f.content, opts)
+        .with_context(|| format!("writing {}", f.path))?;
+    if f.append {
+        // An existing file keeps its mode and owner through an append; set them as
+        // cloud-init does.
+        ctx.sys
+            .set_mode(path, mode)
+            .with_context(|| format!("chmod {}", f.path))?;
+        if let Some((u, g)) = owner {
+            ctx.sys
+                .set_owner(path, u, g)
+                .with_context(|| format!("chown {}", f.path))?;
+        }
+    }
+    log::info!(
+        "wrote {} ({} bytes{})",
+        f.path,
+        f.content.len(),
+        if f.append { ", appended" } else { "" }
+    );
+    Ok(())
+}
+
+impl Module for WriteFiles {
+    fn name(&self) -> &'static str {
+        if self.deferred {
+            "write_files_deferred"
+        } else {
+            "write_files"
+        }
+    }
+    fn frequency(&self) -> Frequency {
+        Frequency::PerInstance
+    }
+    fn stage(&self) -> Stage {
+        if self.deferred {
+            Stage::Late
+        } else {
+            Stage::Early
+        }
+    }
+    fn wanted(&self, ctx: &Context) -> bool {
+        ctx.cc()
+            .write_files
+            .iter()
+            .any(|f| f.defer == self.deferred)
+    }
+    fn run(&self, ctx: &mut Context) -> anyhow::Result<()> {
+        let files = ctx.cc().write_files.clone();
+        let db = AccountDb::load(ctx.sys)?;
+        let mut failed = Vec::new();
+        for (i, f) in files.iter().enumerate() {
+            if f.defer != self.deferred {
+                continue;
+            }
+            let label = format!("write_files[{i}] ({})", shorten(&f.path));
+            if let Err(why) = check_path(&f.path) {
+                failed.push(format!("{label}: path {why}"));
+                continue;
+            }
+            if let Err(e) = write_one(ctx, &db, f) {
+                failed.push(format!("{label}: {e:#}"));
+            }
+        }
+        if !failed.is_empty() {
+            bail!("{}", failed.join("; "));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::modules::test_env::Env;
+    use crate::platform::OsKind;
+
+    fn wf(path: &str, content: &str) -> WriteFile {
+        WriteFile {
+            path: path.into(),
+            content: content.as_bytes().to_vec(),
+            ..WriteFile::default()
+        }
+    }
+
+    #[test]
+    fn writes_modes_owners_append_and_defer() {
+        let mut env = Env::new(OsKind::Linux);
+        env.sys.put(
+            "/etc/passwd",
+            "root:x:0:0:root:/root:/bin/sh\nbob:x:1000:1000::/home/bob:/bin/sh\n",
+        );
+        env.sys.put("/etc/motd", "hello\n");
+        env.seed.cloud_config.write_files = vec![
+            wf(
+                "/etc/anchor/written.txt",
+                "written-by-cloud-init write_files\n",
+            ),
+            WriteFile {
+                owner: Some("bob:sudo".into()),
+                permissions: Some(0o600),
+                ..wf("/home/bob/secret", "s")
+            },
+            WriteFile {
+                append: true,
+                permissions: Some(0o640),
+                owner: Some("root:sudo".into()),
+                ..wf("/etc/motd", "more\n")
+            },
+            WriteFile {
+                defer: true,
+                ..wf("/etc/late", "late\n")
+            },
+        ];
+        env.run_ok(&WriteFiles { deferred: false });
+        assert_eq!(
+            env.read("/etc/anchor/written.txt"),
+            "written-by-cloud-init write_files\n"
+        );
+        assert_eq!(env.mode("/etc/anchor/written.txt"), 0o644);
+        assert_eq!(env.mode("/etc/anchor"), 0o755);
+        assert_eq!(env.mode("/home/bob/secret"), 0o600);
+        assert_eq!(env.sys.owner("/home/bob/secret"), Some((1000, 27)));
+        assert_eq!(env.read("/etc/motd"), "hello\nmore\n");
+        assert_eq!(env.mode("/etc/motd"), 0o640);
+        assert_eq!(env.sys.owner("/etc/motd"), Some((0, 27)));
+        assert!(env.sys.read_string("/etc/late").is_none());
+        env.run_ok(&WriteFiles { deferred: true });
+        assert_eq!(env.read("/etc/late"), "late\n");
+    }
+
+    #[test]
+    fn hostile_paths_and_owners() {
+        let mut env = Env::new(OsKind::FreeBsd);
+        let root = crate::platform::System::root(&env.sys).to_path_buf();
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::os::unix::fs::symlink("/etc/master.passwd", root.join("etc/link")).unwrap();
+        env.seed.cloud_config.write_files = vec![
+            wf("relative/x", ""),
+            wf("/etc/../../x", ""),
+            wf("/etc/link", "pwned"),
+            WriteFile {
+                owner: Some("nobody:nogroup".into()),
+                ..wf("/etc/owned", "")
+            },
+            wf("/etc/ok", "fine"),
+        ];
+        let e = env.run_err(&WriteFiles { deferred: false });
+        assert!(
+            e.contains("write_files[0] (relative/x): path must be an absolute path"),
+            "{e}"
+        );
+        assert!(
+            e.contains("write_files[1] (/etc/../../x): path must not contain '..'"),
+            "{e}"
+        );
+        assert!(
+            e.contains("write_files[2] (/etc/link): refusing to write through symlink"),
+            "{e}"
+        );
+        assert!(
+            e.contains("write_files[3] (/etc/owned): unknown user \"nobody\""),
+            "{e}"
+        );
+        assert!(!root.join("etc/master.passwd").exists());
+        assert!(!root.join("etc/owned").exists());
+        assert_eq!(
+            env.read("/etc/ok"),
+            "fine",
+            "the good item is still written"
+        );
+    }
+}

@@ -1,0 +1,1113 @@
+//! The first-boot run: the decision table, stages, semaphores, failures, idempotency,
+//! sentinel handling, dry-run and crash consistency — at library level against the
+//! recording fake with test modules (so these do not depend on the real modules), and
+//! end-to-end through the built binary with `--root`.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use ci_agent::agent::{self, decide, Decision, Facts, Parts, RunOptions, StageSel};
+use ci_agent::config::{Config, DatasourceKind};
+use ci_agent::datasource::bootstrap::{BootstrapStatus, Outcome};
+use ci_agent::modules::{Context, Frequency, Module, Stage};
+use ci_agent::platform::dryrun::DryRunSystem;
+use ci_agent::platform::fake::{Effect, FakeSystem};
+use ci_agent::platform::{Cmd, OsKind, System};
+use ci_agent::state::{ModuleOutcome, RunStatus, State};
+use ci_agent::userdata::{Seed, SeedData, SeedError};
+
+// ---------------------------------------------------------------------------------------
+// Test modules and parts
+
+#[derive(Default)]
+struct Log {
+    /// Successful runs per module.
+    ok: BTreeMap<String, u32>,
+    /// Every run attempt, in order.
+    attempts: Vec<String>,
+}
+
+struct TestModule {
+    name: &'static str,
+    freq: Frequency,
+    stage: Stage,
+    fail: Arc<Mutex<bool>>,
+    log: Arc<Mutex<Log>>,
+}
+
+impl Module for TestModule {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn frequency(&self) -> Frequency {
+        self.freq
+    }
+    fn stage(&self) -> Stage {
+        self.stage
+    }
+    fn wanted(&self, ctx: &Context) -> bool {
+        // Wanted when the seed's user-data names it.
+        ctx.seed.files.iter().any(|f| f == self.name)
+            || ctx.seed.cloud_config_json.get(self.name).is_some()
+    }
+    fn run(&self, ctx: &mut Context) -> anyhow::Result<()> {
+        self.log.lock().unwrap().attempts.push(self.name.into());
+        // Effects go through System, so they are recorded (and can be faulted).
+        ctx.sys.run(&Cmd::new(["mod", self.name]))?;
+        ctx.sys.create_dir_all(Path::new("/out"), 0o755, None)?;
+        ctx.sys.write_file(
+            &PathBuf::from(format!("/out/{}", self.name)),
+            ctx.seed_dir.display().to_string().as_bytes(),
+            ci_agent::platform::WriteOpts::mode(0o644),
+        )?;
+        if *self.fail.lock().unwrap() {
+            anyhow::bail!("{} failed on purpose", self.name);
+        }
+        if self.name == "warner" {
+            ctx.warnings.push("something odd".into());
+        }
+        *self
+            .log
+            .lock()
+            .unwrap()
+            .ok
+            .entry(self.name.into())
+            .or_default() += 1;
+        Ok(())
+    }
+}
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    sys: FakeSystem,
+    cfg: Config,
+    seed: Arc<Mutex<Option<Seed>>>,
+    fail: BTreeMap<&'static str, Arc<Mutex<bool>>>,
+    log: Arc<Mutex<Log>>,
+    bootstrap: Arc<Mutex<Vec<Outcome>>>,
+    bootstrap_calls: Arc<Mutex<u32>>,
+}
+
+const MODULES: &[(&str, Frequency, Stage)] = &[
+    ("bootcmd", Frequency::PerBoot, Stage::Early),
+    ("hostname", Frequency::PerInstance, Stage::Early),
+    ("users", Frequency::PerInstance, Stage::Early),
+    ("warner", Frequency::PerInstance, Stage::Early),
+    ("machine_once", Frequency::Once, Stage::Early),
+    ("packages", Frequency::PerInstance, Stage::Late),
+    ("runcmd", Frequency::PerInstance, Stage::Late),
+    ("scripts_per_boot", Frequency::PerBoot, Stage::Late),
+];
+
+/// A seed whose "cloud-config" names the modules that are wanted.
+fn seed(iid: &str, keys: &[&str]) -> Seed {
+    let mut s = Seed {
+        source: "dir:/seed".into(),
+        ..Seed::default()
+    };
+    s.files.insert(
+        "meta-data".into(),
+        format!("instance-id: {iid}\n").into_bytes(),
+    );
+    s.files
+        .insert("user-data".into(), keys.join("\n").into_bytes());
+    s.files.insert("CONFIG".into(), b"secret=1\n".to_vec());
+    s
+}
+
+fn parse(seed: &Seed) -> Result<SeedData, SeedError> {
+    let meta = String::from_utf8_lossy(
+        seed.files
+            .get("meta-data")
+            .map(Vec::as_slice)
+            .unwrap_or(b""),
+    )
+    .to_string();
+    let Some(iid) = meta.strip_prefix("instance-id: ") else {
+        return Err(SeedError {
+            file: "meta-data".into(),
+            line: Some(1),
+            column: Some(1),
+            message: "expected instance-id".into(),
+        });
+    };
+    let ud = String::from_utf8_lossy(
+        seed.files
+            .get("user-data")
+            .map(Vec::as_slice)
+            .unwrap_or(b""),
+    )
+    .to_string();
+    let mut cc = serde_json::Map::new();
+    for k in ud.lines().filter(|l| !l.is_empty()) {
+        cc.insert(k.to_string(), serde_json::Value::Bool(true));
+    }
+    let mut warnings = Vec::new();
+    if cc.contains_key("unknown_key") {
+        warnings.push("user-data: unknown key 'unknown_key'".into());
+    }
+    Ok(SeedData {
+        source: seed.source.clone(),
+        instance_id: iid.trim().to_string(),
+        cloud_config_json: serde_json::Value::Object(cc),
+        files: seed.files.keys().cloned().collect(),
+        warnings,
+        ..SeedData::default()
+    })
+}
+
+impl Harness {
+    fn new(os: OsKind) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let sys = FakeSystem::new(dir.path());
+        let mut cfg = Config::defaults(os);
+        cfg.datasources = vec![DatasourceKind::Nocloud, DatasourceKind::Bootstrap];
+        let fail = MODULES
+            .iter()
+            .map(|(n, _, _)| (*n, Arc::new(Mutex::new(false))))
+            .collect();
+        Harness {
+            _dir: dir,
+            sys,
+            cfg,
+            seed: Arc::new(Mutex::new(None)),
+            fail,
+            log: Arc::default(),
+            bootstrap: Arc::default(),
+            bootstrap_calls: Arc::default(),
+        }
+    }
+
+    fn parts(&self) -> Parts {
+        let modules = MODULES
+            .iter()
+            .map(|(name, freq, stage)| {
+                Box::new(TestModule {
+                    name,
+                    freq: *freq,
+                    stage: *stage,
+                    fail: self.fail[name].clone(),
+                    log: self.log.clone(),
+                }) as Box<dyn Module>
+            })
+            .collect();
+        let seed = self.seed.clone();
+        let outcomes = self.bootstrap.clone();
+        let calls = self.bootstrap_calls.clone();
+        Parts {
+            modules,
+            find_seed: Box::new(move |_, _, _| Ok(seed.lock().unwrap().clone())),
+            parse_seed: Box::new(parse),
+            bootstrap: Box::new(move |_, _| {
+                *calls.lock().unwrap() += 1;
+                Ok(outcomes.lock().unwrap().pop().unwrap_or(Outcome::Disabled))
+            }),
+            bootstrap_status: Box::new(|_, _| {
+                Ok(BootstrapStatus {
+                    enabled: false,
+                    ..BootstrapStatus::default()
+                })
+            }),
+        }
+    }
+
+    fn set_seed(&self, s: Option<Seed>) {
+        *self.seed.lock().unwrap() = s;
+    }
+
+    fn fail(&self, name: &str, on: bool) {
+        *self.fail[name].lock().unwrap() = on;
+    }
+
+    fn run(&self, stage: StageSel) -> agent::Report {
+        self.run_opts(&RunOptions {
+            stage,
+            ..RunOptions::default()
+        })
+    }
+
+    fn run_opts(&self, opts: &RunOptions) -> agent::Report {
+        agent::run(&self.sys, &self.cfg, opts, &self.parts())
+    }
+
+    fn mod_commands(&self) -> Vec<String> {
+        self.sys
+            .command_lines()
+            .into_iter()
+            .filter(|l| l.starts_with("mod "))
+            .map(|l| l[4..].to_string())
+            .collect()
+    }
+
+    fn clear_commands_marker(&self) -> usize {
+        self.mod_commands().len()
+    }
+
+    fn ok_count(&self, name: &str) -> u32 {
+        self.log.lock().unwrap().ok.get(name).copied().unwrap_or(0)
+    }
+
+    fn state(&self) -> State<'_> {
+        State::new(&self.sys, &self.cfg.state_dir)
+    }
+
+    fn status_json(&self) -> serde_json::Value {
+        let p = self.cfg.state_dir.join("status.json");
+        serde_json::from_str(&self.sys.read_string(p).expect("status.json")).unwrap()
+    }
+
+    fn sentinel(&self) -> bool {
+        self.sys.exists(&self.cfg.firstboot_sentinel)
+    }
+}
+
+const ALL_KEYS: &[&str] = &[
+    "bootcmd",
+    "hostname",
+    "users",
+    "machine_once",
+    "packages",
+    "runcmd",
+    "scripts_per_boot",
+];
+
+// ---------------------------------------------------------------------------------------
+// The decision table
+
+fn facts(sentinel: bool, applied: Option<&str>, in_progress: Option<&str>, once: bool) -> Facts {
+    Facts {
+        sentinel,
+        instance_id: "iid-new".into(),
+        applied: applied.map(String::from),
+        in_progress: in_progress.map(String::from),
+        once,
+    }
+}
+
+#[test]
+fn decision_table() {
+    use Decision::*;
+    let apply = |d: &Decision| matches!(d, Apply(_));
+    let defaults = Config::defaults(OsKind::Linux);
+    let mut require = defaults.clone();
+    require.require_firstboot = true;
+    let mut no_rerun = defaults.clone();
+    no_rerun.rerun_on_new_instance_id = false;
+
+    // (config, sentinel, applied, in_progress, once) -> expected
+    type Case<'a> = (&'a Config, bool, Option<&'a str>, Option<&'a str>, bool, &'a str);
+    let cases: Vec<Case> = vec![
+        // defaults: sentinel OR new iid
+        (&defaults, true, None, None, false, "apply"),
+        (&defaults, true, Some("iid-new"), None, false, "apply"),
+        (&defaults, false, None, None, false, "apply"),
+        (&defaults, false, Some("iid-old"), None, false, "apply"),
+        (&defaults, false, Some("iid-new"), None, false, "per-boot"),
+        (
+            &defaults,
+            false,
+            Some("iid-old"),
+            Some("iid-new"),
+            false,
+            "apply",
+        ),
+        (&defaults, false, Some("iid-new"), None, true, "apply"),
+        // require_firstboot: only the sentinel (or --once)
+        (&require, true, Some("iid-new"), None, false, "apply"),
+        (&require, false, Some("iid-old"), None, false, "disabled"),
+        (&require, false, None, Some("iid-new"), false, "disabled"),
+        (&require, false, None, None, true, "apply"),
+        // rerun_on_new_instance_id: false: a new id alone does nothing
+        (&no_rerun, false, Some("iid-old"), None, false, "nothing"),
+        (&no_rerun, false, None, None, false, "nothing"),
+        (&no_rerun, true, Some("iid-old"), None, false, "apply"),
+        (
+            &no_rerun,
+            false,
+            Some("iid-old"),
+            Some("iid-new"),
+            false,
+            "apply",
+        ),
+        (&no_rerun, false, Some("iid-new"), None, false, "per-boot"),
+        (&no_rerun, false, Some("iid-old"), None, true, "apply"),
+        // an in-progress mark for another instance does not count
+        (
+            &defaults,
+            false,
+            Some("iid-new"),
+            Some("iid-other"),
+            false,
+            "per-boot",
+        ),
+    ];
+    for (i, (cfg, s, a, p, once, want)) in cases.into_iter().enumerate() {
+        let d = decide(cfg, &facts(s, a, p, once));
+        let got = match &d {
+            x if apply(x) => "apply",
+            PerBoot => "per-boot",
+            NothingDue(_) => "nothing",
+            Disabled => "disabled",
+            _ => unreachable!(),
+        };
+        assert_eq!(got, want, "case {i}: {d:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Library-level runs
+
+#[test]
+fn first_boot_applies_everything_then_second_run_is_idempotent() {
+    let h = Harness::new(OsKind::Linux);
+    h.sys.put("/firstboot", "");
+    h.set_seed(Some(seed("iid-1", ALL_KEYS)));
+    let r = h.run(StageSel::All);
+    assert_eq!(r.exit, 0, "{:?}", r.status);
+    assert_eq!(
+        h.mod_commands(),
+        [
+            "bootcmd",
+            "hostname",
+            "users",
+            "machine_once",
+            "packages",
+            "runcmd",
+            "scripts_per_boot"
+        ]
+    );
+    let st = h.status_json();
+    assert_eq!(st["status"], "done");
+    assert_eq!(st["action"], "apply");
+    assert_eq!(st["instance_id"], "iid-1");
+    assert_eq!(st["datasource"], "dir:/seed");
+    assert_eq!(st["stage"], "all");
+    assert_eq!(st["started"], "2026-01-01T00:00:00Z");
+    assert!(st["finished"].is_string());
+    assert_eq!(st["modules"].as_array().unwrap().len(), 7);
+    assert_eq!(st["modules"][1]["name"], "hostname");
+    assert_eq!(st["modules"][1]["stage"], "early");
+    assert_eq!(st["modules"][1]["result"], "ok");
+    assert!(st["modules"][1]["duration_ms"].is_u64());
+    // Recorded state.
+    let state = h.state();
+    assert_eq!(state.applied_instance().as_deref(), Some("iid-1"));
+    assert_eq!(state.in_progress(), None);
+    assert!(h
+        .sys
+        .exists(Path::new("/var/lib/ci-agent/instances/iid-1/sem/hostname")));
+    assert!(h
+        .sys
+        .exists(Path::new("/var/lib/ci-agent/sem/machine_once")));
+    assert!(!h
+        .sys
+        .exists(Path::new("/var/lib/ci-agent/instances/iid-1/sem/bootcmd")));
+    assert!(!h.sentinel(), "Linux removes the sentinel after success");
+    let sd = h
+        .sys
+        .lstat(Path::new("/var/lib/ci-agent"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(sd.mode, 0o700);
+    // The seed copy: modules saw it in Context.seed_dir.
+    let seed_dir = "/var/lib/ci-agent/instances/iid-1/seed";
+    assert_eq!(h.sys.read_string("/out/runcmd").unwrap(), seed_dir);
+    assert_eq!(
+        h.sys.read_string(format!("{seed_dir}/CONFIG")).unwrap(),
+        "secret=1\n"
+    );
+    assert_eq!(
+        h.sys
+            .lstat(Path::new(&format!("{seed_dir}/CONFIG")))
+            .unwrap()
+            .unwrap()
+            .mode,
+        0o600
+    );
+    assert_eq!(st["seed_dir"], seed_dir);
+
+    // Second boot, same instance: only per-boot modules.
+    let before = h.clear_commands_marker();
+    let r = h.run(StageSel::All);
+    assert_eq!(r.exit, 0);
+    assert_eq!(h.mod_commands()[before..], ["bootcmd", "scripts_per_boot"]);
+    let st = h.status_json();
+    assert_eq!(st["status"], "done");
+    assert_eq!(st["action"], "per-boot");
+    // And with no per-boot work, nothing at all, and the record is kept.
+    h.set_seed(Some(seed("iid-1", &["hostname", "runcmd"])));
+    let before = h.clear_commands_marker();
+    let r = h.run(StageSel::All);
+    assert_eq!(r.exit, 0);
+    assert_eq!(h.mod_commands().len(), before);
+    let st = h.status_json();
+    assert_eq!(st["status"], "done");
+    assert_eq!(st["action"], "per-boot");
+    assert!(st["warnings"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("last check: instance iid-1 already applied"));
+}
+
+#[test]
+fn freebsd_leaves_the_sentinel_to_etc_rc() {
+    let h = Harness::new(OsKind::FreeBsd);
+    assert_eq!(h.cfg.state_dir, Path::new("/var/db/ci-agent"));
+    h.sys.put("/firstboot", "");
+    h.set_seed(Some(seed("iid-1", ALL_KEYS)));
+    let r = h.run(StageSel::All);
+    assert_eq!(r.exit, 0);
+    assert!(h.sentinel());
+    assert_eq!(h.state().applied_instance().as_deref(), Some("iid-1"));
+    assert!(h.sys.exists(Path::new("/var/db/ci-agent/status.json")));
+    // The sentinel still exists on the next boot if rc has not run: per-instance work is
+    // not repeated.
+    let before = h.clear_commands_marker();
+    h.run(StageSel::All);
+    assert_eq!(h.mod_commands()[before..], ["bootcmd", "scripts_per_boot"]);
+}
+
+#[test]
+fn a_failing_module_does_not_stop_the_rest_and_is_retried() {
+    let h = Harness::new(OsKind::Linux);
+    h.sys.put("/firstboot", "");
+    h.set_seed(Some(seed("iid-1", ALL_KEYS)));
+    h.fail("users", true);
+    let r = h.run(StageSel::All);
+    assert_eq!(r.exit, 1);
+    assert_eq!(h.mod_commands().len(), 7, "later modules still ran");
+    let st = h.status_json();
+    assert_eq!(st["status"], "error");
+    let users = st["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "users")
+        .unwrap();
+    assert_eq!(users["result"], "failed");
+    assert_eq!(users["error"], "users failed on purpose");
+    // Not applied: the sentinel stays, the instance stays in progress.
+    assert!(h.sentinel());
+    assert_eq!(h.state().applied_instance(), None);
+    assert_eq!(h.state().in_progress().as_deref(), Some("iid-1"));
+    assert!(!h
+        .sys
+        .exists(Path::new("/var/lib/ci-agent/instances/iid-1/sem/users")));
+
+    // Next boot, fixed: only the failed module (and per-boot ones) run.
+    h.fail("users", false);
+    let before = h.clear_commands_marker();
+    let r = h.run(StageSel::All);
+    assert_eq!(r.exit, 0);
+    assert_eq!(
+        h.mod_commands()[before..],
+        ["bootcmd", "users", "scripts_per_boot"]
+    );
+    let st = h.status_json();
+    assert_eq!(st["status"], "done");
+    assert!(st["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["name"] == "hostname" && m["result"] == "skipped"));
+    assert!(!h.sentinel());
+    assert_eq!(h.state().applied_instance().as_deref(), Some("iid-1"));
+    for n in ["hostname", "users", "packages", "runcmd", "machine_once"] {
+        assert_eq!(h.ok_count(n), 1, "{n}");
+    }
+}
+
+#[test]
+fn two_stages_agree_and_the_late_pass_completes_the_instance() {
+    let h = Harness::new(OsKind::Linux);
+    h.sys.put("/firstboot", "");
+    h.set_seed(Some(seed("iid-1", ALL_KEYS)));
+    let r = h.run(StageSel::Early);
+    assert_eq!(r.exit, 0);
+    assert_eq!(
+        h.mod_commands(),
+        ["bootcmd", "hostname", "users", "machine_once"]
+    );
+    let st = h.status_json();
+    assert_eq!(st["status"], "running", "the late pass is still due");
+    assert_eq!(st["stage"], "early");
+    assert!(h.sentinel(), "the sentinel stays until the late pass");
+    assert_eq!(h.state().in_progress().as_deref(), Some("iid-1"));
+    assert_eq!(h.state().applied_instance(), None);
+    assert_eq!(
+        *h.bootstrap_calls.lock().unwrap(),
+        0,
+        "no bootstrap before the network"
+    );
+
+    let r = h.run(StageSel::Late);
+    assert_eq!(r.exit, 0);
+    assert_eq!(
+        h.mod_commands()[4..],
+        ["packages", "runcmd", "scripts_per_boot"]
+    );
+    assert_eq!(*h.bootstrap_calls.lock().unwrap(), 1);
+    let st = h.status_json();
+    assert_eq!(st["status"], "done");
+    assert_eq!(st["stage"], "late");
+    let names: Vec<_> = st["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "bootcmd",
+            "hostname",
+            "users",
+            "machine_once",
+            "packages",
+            "runcmd",
+            "scripts_per_boot"
+        ],
+        "the late record carries the early pass's results"
+    );
+    assert!(!h.sentinel());
+    assert_eq!(h.state().applied_instance().as_deref(), Some("iid-1"));
+    assert_eq!(h.state().in_progress(), None);
+
+    // Next boot, both passes: per-boot modules once per stage.
+    let before = h.clear_commands_marker();
+    h.run(StageSel::Early);
+    h.run(StageSel::Late);
+    assert_eq!(h.mod_commands()[before..], ["bootcmd", "scripts_per_boot"]);
+    assert_eq!(h.status_json()["status"], "done");
+}
+
+#[test]
+fn late_pass_continues_an_instance_the_early_pass_started_with_once() {
+    // rerun_on_new_instance_id off, no sentinel: only --once starts it; the late pass
+    // continues the in-progress instance.
+    let mut h = Harness::new(OsKind::Linux);
+    h.cfg.rerun_on_new_instance_id = false;
+    h.set_seed(Some(seed("iid-1", ALL_KEYS)));
+    let r = h.run(StageSel::All);
+    assert_eq!(r.exit, 0);
+    assert!(h.mod_commands().is_empty());
+    assert_eq!(h.status_json()["action"], "nothing-due");
+    h.run_opts(&RunOptions {
+        once: true,
+        stage: StageSel::Early,
+        ..RunOptions::default()
+    });
+    assert_eq!(h.mod_commands().len(), 4);
+    h.run(StageSel::Late);
+    assert_eq!(h.mod_commands().len(), 7);
+    assert_eq!(h.state().applied_instance().as_deref(), Some("iid-1"));
+}
+
+#[test]
+fn early_failure_makes_the_late_record_an_error() {
+    let h = Harness::new(OsKind::Linux);
+    h.sys.put("/firstboot", "");
+    h.set_seed(Some(seed("iid-1", ALL_KEYS)));
+    h.fail("hostname", true);
+    assert_eq!(h.run(StageSel::Early).exit, 1);
+    assert_eq!(h.status_json()["status"], "error");
+    h.fail("hostname", false);
+    assert_eq!(h.run(StageSel::Late).exit, 0);
+    // The early failure is part of this boot's record; the instance is not complete.
+    assert_eq!(h.status_json()["status"], "error");
+    assert!(h.sentinel());
+    assert_eq!(h.state().applied_instance(), None);
+    // Next boot retries hostname and completes.
+    h.run(StageSel::Early);
+    h.run(StageSel::Late);
+    assert_eq!(h.status_json()["status"], "done");
+    assert_eq!(h.state().applied_instance().as_deref(), Some("iid-1"));
+    assert!(!h.sentinel());
+    assert_eq!(h.ok_count("hostname"), 1);
+}
+
+#[test]
+fn new_instance_id_reconfigures_a_clone() {
+    let h = Harness::new(OsKind::Linux);
+    h.set_seed(Some(seed("iid-1", ALL_KEYS)));
+    assert_eq!(
+        h.run(StageSel::All).exit,
+        0,
+        "never applied: a new instance"
+    );
+    let before = h.clear_commands_marker();
+    h.set_seed(Some(seed("iid-2", ALL_KEYS)));
+    assert_eq!(h.run(StageSel::All).exit, 0);
+    // Per-instance modules again; the once module not.
+    assert_eq!(
+        h.mod_commands()[before..],
+        [
+            "bootcmd",
+            "hostname",
+            "users",
+            "packages",
+            "runcmd",
+            "scripts_per_boot"
+        ]
+    );
+    assert_eq!(h.state().applied_instance().as_deref(), Some("iid-2"));
+    assert!(h
+        .sys
+        .exists(Path::new("/var/lib/ci-agent/instances/iid-2/sem/runcmd")));
+}
+
+#[test]
+fn require_firstboot_without_sentinel_is_disabled() {
+    let mut h = Harness::new(OsKind::Linux);
+    h.cfg.require_firstboot = true;
+    h.set_seed(Some(seed("iid-1", ALL_KEYS)));
+    let r = h.run(StageSel::All);
+    assert_eq!(r.exit, 0);
+    assert!(h.mod_commands().is_empty());
+    assert_eq!(h.status_json()["status"], "disabled");
+    h.sys.put("/firstboot", "");
+    assert_eq!(h.run(StageSel::All).exit, 0);
+    assert_eq!(h.mod_commands().len(), 7);
+    assert!(!h.sentinel());
+    // --once acts without the sentinel (semaphores still hold per-instance work).
+    let before = h.clear_commands_marker();
+    h.run_opts(&RunOptions {
+        once: true,
+        ..RunOptions::default()
+    });
+    assert_eq!(h.mod_commands()[before..], ["bootcmd", "scripts_per_boot"]);
+}
+
+#[test]
+fn warnings_make_a_degraded_run() {
+    let h = Harness::new(OsKind::Linux);
+    h.set_seed(Some(seed("iid-1", &["warner", "unknown_key"])));
+    assert_eq!(h.run(StageSel::All).exit, 0);
+    let st = h.status_json();
+    assert_eq!(st["status"], "degraded");
+    let w: Vec<_> = st["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(w.contains(&"user-data: unknown key 'unknown_key'"), "{w:?}");
+    assert!(w.contains(&"warner: something odd"), "{w:?}");
+}
+
+#[test]
+fn no_seed_is_nothing_to_do_but_the_bootstrap_still_runs() {
+    let h = Harness::new(OsKind::Linux);
+    h.sys.put("/firstboot", "");
+    h.set_seed(None);
+    let r = h.run(StageSel::Early);
+    assert_eq!(r.exit, 0);
+    assert_eq!(*h.bootstrap_calls.lock().unwrap(), 0);
+    let st = h.status_json();
+    assert_eq!(st["status"], "done");
+    assert_eq!(st["action"], "no-seed");
+    assert!(h.sentinel(), "kept: no seed was applied");
+
+    h.bootstrap
+        .lock()
+        .unwrap()
+        .push(Outcome::Succeeded { attempt: 1 });
+    assert_eq!(h.run(StageSel::Late).exit, 0);
+    assert_eq!(*h.bootstrap_calls.lock().unwrap(), 1);
+    let st = h.status_json();
+    assert_eq!(st["modules"][0]["name"], "bootstrap");
+    assert_eq!(st["modules"][0]["result"], "ok");
+    assert!(st["bootstrap"].is_object());
+
+    h.bootstrap.lock().unwrap().push(Outcome::LimitReached {
+        attempts: 10,
+        max: 10,
+    });
+    assert_eq!(h.run(StageSel::Late).exit, 1);
+    let st = h.status_json();
+    assert_eq!(st["status"], "error");
+    assert_eq!(st["modules"][0]["error"], "gave up after 10 of 10 attempts");
+}
+
+#[test]
+fn bootstrap_not_configured_is_not_called() {
+    let mut h = Harness::new(OsKind::Linux);
+    h.cfg.datasources = vec![DatasourceKind::Nocloud];
+    h.set_seed(Some(seed("iid-1", ALL_KEYS)));
+    h.run(StageSel::All);
+    assert_eq!(*h.bootstrap_calls.lock().unwrap(), 0);
+}
+
+#[test]
+fn malformed_seed_is_fatal_exit_2() {
+    let h = Harness::new(OsKind::Linux);
+    let mut s = seed("x", &[]);
+    s.files.insert("meta-data".into(), b"garbage".to_vec());
+    h.set_seed(Some(s));
+    let r = h.run(StageSel::All);
+    assert_eq!(r.exit, 2);
+    let st = h.status_json();
+    assert_eq!(st["status"], "error");
+    assert_eq!(st["action"], "fatal");
+    let e = st["error"].as_str().unwrap();
+    assert!(e.contains("meta-data:1:1: expected instance-id"), "{e}");
+    assert!(h.mod_commands().is_empty());
+}
+
+/// Every file under a directory: path → (mode, contents or link target).
+fn snapshot(root: &Path) -> BTreeMap<PathBuf, (u32, Vec<u8>)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            let data = if m.is_dir() {
+                stack.push(p.clone());
+                Vec::new()
+            } else if m.file_type().is_symlink() {
+                std::fs::read_link(&p)
+                    .unwrap()
+                    .into_os_string()
+                    .into_encoded_bytes()
+            } else {
+                std::fs::read(&p).unwrap()
+            };
+            out.insert(
+                p.strip_prefix(root).unwrap().to_path_buf(),
+                (m.mode(), data),
+            );
+        }
+    }
+    out
+}
+
+#[test]
+fn dry_run_plans_and_changes_nothing() {
+    let h = Harness::new(OsKind::Linux);
+    h.sys.put("/firstboot", "");
+    h.sys.put("/etc/hostname", "template\n");
+    h.set_seed(Some(seed("iid-1", ALL_KEYS)));
+    let before = snapshot(h.sys.root());
+    let dry = DryRunSystem::new(&h.sys, false);
+    let r = agent::run(
+        &dry,
+        &h.cfg,
+        &RunOptions {
+            dry_run: true,
+            ..RunOptions::default()
+        },
+        &h.parts(),
+    );
+    assert_eq!(r.exit, 0, "{:?}", r.status);
+    assert_eq!(snapshot(h.sys.root()), before, "the root is byte-identical");
+    assert!(h.sys.commands().is_empty());
+    assert_eq!(*h.bootstrap_calls.lock().unwrap(), 0);
+    let plan = dry.plan();
+    assert!(plan.contains(&"run mod hostname".to_string()), "{plan:?}");
+    assert!(plan.contains(&"remove /firstboot".to_string()), "{plan:?}");
+    assert!(plan
+        .iter()
+        .any(|l| l.starts_with("write /var/lib/ci-agent/status.json")));
+    assert!(plan.iter().all(|l| !l.contains("secret=1")));
+}
+
+/// Kill the run at every effect in turn (the effect fails and the run stops there, as if
+/// the machine lost power), then boot again: the instance always completes, per-instance
+/// work ran at least once and never more than twice (a module whose semaphore write was
+/// lost runs again), and nothing is left in progress.
+#[test]
+fn crash_at_any_effect_recovers_on_the_next_run() {
+    let probe = Harness::new(OsKind::Linux);
+    probe.sys.put("/firstboot", "");
+    probe.set_seed(Some(seed("iid-1", ALL_KEYS)));
+    let counter = Arc::new(Mutex::new(0usize));
+    let c = counter.clone();
+    probe.sys.set_fault(move |_| {
+        *c.lock().unwrap() += 1;
+        Ok(())
+    });
+    probe.run(StageSel::All);
+    let total = *counter.lock().unwrap();
+    assert!(total > 20, "{total}");
+
+    for n in 1..=total {
+        let h = Harness::new(OsKind::Linux);
+        h.sys.put("/firstboot", "");
+        h.set_seed(Some(seed("iid-1", ALL_KEYS)));
+        let count = Arc::new(Mutex::new(0usize));
+        let c = count.clone();
+        // The first n-1 effects happen, the n-th and all later ones fail: a power cut.
+        h.sys.set_fault(move |e: &Effect| {
+            let mut c = c.lock().unwrap();
+            *c += 1;
+            if *c >= n {
+                Err(io::Error::other(format!("power cut at {e:?}")))
+            } else {
+                Ok(())
+            }
+        });
+        let _ = h.run(StageSel::All);
+        h.sys.clear_fault();
+        let r = h.run(StageSel::All);
+        assert_eq!(r.exit, 0, "cut at effect {n}: {:?}", r.status);
+        let st = h.status_json();
+        assert_eq!(st["status"], "done", "cut at effect {n}");
+        assert_eq!(h.state().applied_instance().as_deref(), Some("iid-1"));
+        assert_eq!(h.state().in_progress(), None);
+        assert!(!h.sentinel());
+        for name in ["hostname", "users", "machine_once", "packages", "runcmd"] {
+            let k = h.ok_count(name);
+            assert!(
+                (1..=2).contains(&k),
+                "cut at effect {n}: {name} succeeded {k} times"
+            );
+        }
+        let st = h.state().read_status().unwrap().unwrap();
+        assert!(st.modules.iter().all(|m| m.result != ModuleOutcome::Failed));
+        assert_eq!(st.status, RunStatus::Done);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// End to end through the binary (needs the real seed parser and modules)
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ci-agent"))
+}
+
+struct Root {
+    dir: tempfile::TempDir,
+}
+
+impl Root {
+    fn new() -> Self {
+        let r = Root {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        r.put("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n");
+        r.put(
+            "etc/group",
+            "root:x:0:\nsudo:x:27:\nadm:x:4:\nwheel:x:0:root\n",
+        );
+        r.put("etc/hostname", "template\n");
+        r
+    }
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+    fn put(&self, rel: &str, data: &str) {
+        let p = self.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, data).unwrap();
+    }
+    fn read(&self, rel: &str) -> Option<String> {
+        std::fs::read_to_string(self.path().join(rel)).ok()
+    }
+    /// A NoCloud seed directory *outside* the guest tree.
+    fn seed(&self, user_data: &str, meta: &str) -> PathBuf {
+        let d = self.path().join("seed-dir");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("user-data"), user_data).unwrap();
+        std::fs::write(d.join("meta-data"), meta).unwrap();
+        d
+    }
+    fn run(&self, extra: &[&str]) -> std::process::Output {
+        let mut c = bin();
+        c.arg("run").arg("--root").arg(self.path());
+        c.args(extra);
+        c.env_remove("JOURNAL_STREAM");
+        c.output().unwrap()
+    }
+    fn status(&self) -> serde_json::Value {
+        serde_json::from_str(
+            &self
+                .read("var/lib/ci-agent/status.json")
+                .expect("status.json"),
+        )
+        .unwrap()
+    }
+    fn commands(&self) -> String {
+        self.read("var/lib/ci-agent/commands.log")
+            .unwrap_or_default()
+    }
+}
+
+fn text(o: &std::process::Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn cli_usage_errors_exit_2() {
+    let o = bin().args(["run", "--stage", "middle"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown stage"));
+    let o = bin().args(["run", "--bogus"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let o = bin().args(["run", "--help"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("--stage"));
+    let o = bin()
+        .args(["run", "--root", "/nonexistent/x"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn cli_bad_config_exit_2_naming_the_file() {
+    let r = Root::new();
+    r.put(
+        "etc/ci-agent.conf",
+        "state_dir: /var/lib/x\nfirstboot_sentinal: /fb\n",
+    );
+    let o = r.run(&["--os", "linux"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("/etc/ci-agent.conf") && err.contains("firstboot_sentinal"),
+        "{err}"
+    );
+    // --config outside the root.
+    let cfg = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(cfg.path(), "bootstrap:\n  max_retry: lots\n").unwrap();
+    let o = r.run(&["--config", cfg.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains(cfg.path().to_str().unwrap()));
+    // Nothing was applied.
+    assert!(r.read("var/lib/ci-agent/status.json").is_none());
+}
+
+#[test]
+fn cli_applies_a_seed_under_root_and_is_idempotent() {
+    let r = Root::new();
+    r.put("firstboot", "");
+    let seed = r.seed(
+        "#cloud-config\nhostname: clone-7\nruncmd:\n  - echo hello\n",
+        "instance-id: iid-e2e-1\n",
+    );
+    let o = r.run(&["--os", "linux", "--seed", seed.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let st = r.status();
+    assert_eq!(st["status"], "done", "{st}");
+    assert_eq!(st["instance_id"], "iid-e2e-1");
+    assert_eq!(r.read("etc/hostname").unwrap().trim(), "clone-7");
+    assert!(r.read("firstboot").is_none(), "sentinel removed on Linux");
+    let cmds = r.commands();
+    assert!(cmds.contains("sethostname clone-7"), "{cmds}");
+    assert!(r.read("var/log/ci-agent.log").is_some());
+    assert!(r
+        .read("var/lib/ci-agent/instances/iid-e2e-1/seed/user-data")
+        .is_some());
+
+    // Second run: no new commands from per-instance modules.
+    let o = r.run(&["--os", "linux", "--seed", seed.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(r.commands(), cmds, "nothing per-instance ran again");
+}
+
+#[test]
+fn cli_freebsd_keeps_the_sentinel() {
+    let r = Root::new();
+    r.put("firstboot", "");
+    let seed = r.seed("#cloud-config\nhostname: bsd-1\n", "instance-id: iid-bsd\n");
+    let o = r.run(&["--os", "freebsd", "--seed", seed.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(r.read("firstboot").is_some());
+    let st: serde_json::Value =
+        serde_json::from_str(&r.read("var/db/ci-agent/status.json").unwrap()).unwrap();
+    assert_eq!(st["status"], "done");
+    assert_eq!(st["os"], "freebsd");
+}
+
+#[test]
+fn cli_failing_module_exit_1_and_the_others_still_run() {
+    let r = Root::new();
+    r.put("etc/somedir/keep", "");
+    // Writing a file over a directory fails: write_files fails, the rest goes on.
+    let seed = r.seed(
+        "#cloud-config\nhostname: clone-f\nwrite_files:\n  - path: /etc/somedir\n    content: x\nruncmd:\n  - echo after\n",
+        "instance-id: iid-fail\n",
+    );
+    let o = r.run(&["--os", "linux", "--seed", seed.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let st = r.status();
+    assert_eq!(st["status"], "error");
+    let modules = st["modules"].as_array().unwrap();
+    assert!(modules
+        .iter()
+        .any(|m| m["name"] == "write_files" && m["result"] == "failed"));
+    assert!(
+        modules
+            .iter()
+            .any(|m| m["name"] == "runcmd" && m["result"] == "ok"),
+        "{st}"
+    );
+    assert_eq!(r.read("etc/hostname").unwrap().trim(), "clone-f");
+    // Not applied: the next boot retries write_files only.
+    assert!(r.read("var/lib/ci-agent/instance-id").is_none());
+}
+
+#[test]
+fn cli_dry_run_leaves_the_root_byte_identical() {
+    let r = Root::new();
+    r.put("firstboot", "");
+    let seed = r.seed(
+        "#cloud-config\nhostname: dry-1\npassword: hunter2-dry\nruncmd:\n  - echo hi\n",
+        "instance-id: iid-dry\n",
+    );
+    let before = snapshot(r.path());
+    let o = r.run(&[
+        "--os",
+        "linux",
+        "--dry-run",
+        "--seed",
+        seed.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(snapshot(r.path()), before);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("write /etc/hostname"), "{out}");
+    assert!(out.contains("remove /firstboot"), "{out}");
+    assert!(
+        !out.contains("hunter2-dry") && !String::from_utf8_lossy(&o.stderr).contains("hunter2-dry")
+    );
+}
+
+#[test]
+fn cli_secrets_never_reach_logs() {
+    let r = Root::new();
+    let seed = r.seed(
+        "#cloud-config\npassword: S3cret-default\nchpasswd:\n  expire: false\n  users:\n    - {name: root, password: S3cret-root, type: text}\nusers:\n  - default\n  - name: bob\n    plain_text_passwd: S3cret-bob\n",
+        "instance-id: iid-secret\n",
+    );
+    let o = r.run(&["--os", "linux", "--seed", seed.to_str().unwrap()]);
+    assert!(matches!(o.status.code(), Some(0) | Some(1)), "{}", text(&o));
+    let log = r.read("var/log/ci-agent.log").unwrap();
+    let cmds = r.commands();
+    let all = format!("{log}\n{cmds}\n{}", text(&o));
+    for s in ["S3cret-default", "S3cret-root", "S3cret-bob"] {
+        assert!(!all.contains(s), "{s} leaked:\n{all}");
+    }
+    assert!(!log.is_empty());
+}
+
+#[test]
+fn cli_no_seed_with_bootstrap_only_exits_0() {
+    let r = Root::new();
+    r.put("etc/ci-agent.conf", "datasources: [bootstrap]\n");
+    let o = r.run(&["--os", "linux"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let st = r.status();
+    assert_eq!(st["action"], "no-seed");
+    assert_eq!(st["status"], "done");
+}
