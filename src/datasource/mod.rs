@@ -91,7 +91,7 @@ pub fn discover(
 ) -> anyhow::Result<Option<Found>> {
     let max_file = config.max_seed_file_bytes;
     if let Some(path) = seed {
-        return load_path(sys, path, max_file).map(|s| Some(Found::Seed(s)));
+        return load_seed_arg(sys, path, max_file).map(|s| Some(Found::Seed(s)));
     }
     let args = nocloud_args(sys, config.os);
     if let Some(a) = &args {
@@ -156,7 +156,25 @@ fn apply_overrides(seed: &mut Seed, args: &NocloudArgs) {
     }
 }
 
-/// `--seed PATH`: a directory, or a device / image file.
+/// `--seed PATH` is a path on the machine running us, like `--config`: under the
+/// system's root it is read through `sys` (as the guest path it is there); elsewhere
+/// through a read-only view of `/` (a seed image next to the test root, say). A relative
+/// path is taken from the current directory.
+pub fn load_seed_arg(sys: &dyn System, path: &Path, max_file: u64) -> anyhow::Result<Seed> {
+    let path = std::path::absolute(path)
+        .with_context(|| format!("--seed {}: cannot resolve", path.display()))?;
+    let root = sys.root();
+    if root == Path::new("/") {
+        return load_path(sys, &path, max_file);
+    }
+    if let Ok(rel) = path.strip_prefix(root) {
+        return load_path(sys, &Path::new("/").join(rel), max_file);
+    }
+    let outside = crate::platform::host::HostSystem::recording("/");
+    load_path(&outside, &path, max_file)
+}
+
+/// A seed at a guest path: a directory, or a device / image file.
 pub fn load_path(sys: &dyn System, path: &Path, max_file: u64) -> anyhow::Result<Seed> {
     let info = sys
         .lstat(path)
