@@ -39,13 +39,13 @@ pub fn parse(cmdline: &str) -> Option<NocloudArgs> {
     let token = cmdline
         .split_ascii_whitespace()
         .map(|t| t.replace('"', ""))
-        .filter(|t| {
+        .rev()
+        .find(|t| {
             t == "ds=nocloud"
                 || t == "ds=nocloud-net"
                 || t.starts_with("ds=nocloud;")
                 || t.starts_with("ds=nocloud-net;")
-        })
-        .last()?;
+        })?;
     let mut pairs = token.split(';');
     let head = pairs.next().unwrap_or_default();
     let mut args = NocloudArgs {
