@@ -451,3 +451,165 @@ fn hostile_seed_fails_cleanly_and_writes_nothing_outside() {
         "{failed:?}"
     );
 }
+
+#[test]
+fn real_system_under_a_root_prefix_records_and_degrades() {
+    // The real HostSystem under --root DIR: commands are recorded, not run, so the new
+    // users never reach /etc/passwd. The run goes on with warnings, not failures.
+    use ci_agent::platform::host::HostSystem;
+    let dir = tempfile::tempdir().unwrap();
+    let sys = HostSystem::new(dir.path());
+    assert!(!sys.is_live());
+    std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+    std::fs::write(
+        dir.path().join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/bash\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("etc/group"),
+        "root:x:0:\nadm:x:4:\nsudo:x:27:\n",
+    )
+    .unwrap();
+    let config = Config::defaults(OsKind::Linux);
+    let seed = anchor_seed("anchor-0001");
+    let mut ctx = Context {
+        sys: &sys,
+        os: OsKind::Linux,
+        config: &config,
+        seed: &seed,
+        seed_dir: PathBuf::from("/var/lib/ci-agent/seed"),
+        instance_dir: PathBuf::from("/var/lib/ci-agent/instances/anchor-0001"),
+        warnings: Vec::new(),
+    };
+    let mut failed = Vec::new();
+    for m in modules::all() {
+        if m.wanted(&ctx) {
+            if let Err(e) = m.run(&mut ctx) {
+                failed.push(format!("{}: {e:#}", m.name()));
+            }
+        }
+    }
+    assert!(failed.is_empty(), "{failed:?}");
+    assert!(ctx
+        .warnings
+        .iter()
+        .any(|w| w.contains("user deploy was not created because commands are recorded")));
+    assert!(ctx
+        .warnings
+        .iter()
+        .any(|w| w.contains("keys for debian not installed")));
+    let recorded: Vec<String> = sys
+        .recorded_commands()
+        .iter()
+        .map(|c| c.display())
+        .collect();
+    assert!(recorded.contains(&"useradd -G sudo -s /bin/bash --user-group -m deploy".to_string()));
+    assert_eq!(sys.recorded_hostname().as_deref(), Some("anchor-vm"));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("etc/anchor/written.txt")).unwrap(),
+        "written-by-cloud-init write_files\n"
+    );
+    // the root's keys are installed (root exists in the template)
+    assert!(dir.path().join("root/.ssh/authorized_keys").exists());
+}
+
+/// The anchor seed's files, verbatim (`/work/shared/e2e/anchor-seed`).
+const ANCHOR_USER_DATA: &str = r#"#cloud-config
+hostname: anchor-vm
+ssh_authorized_keys:
+  - ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEW5qwDTLFzoiwFYA6liGjXBToid7HjnK5ioO0CoUEC0 anchor@e2e
+users:
+  - default
+  - name: deploy
+    groups: [sudo]
+    shell: /bin/bash
+    ssh_authorized_keys:
+      - ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEW5qwDTLFzoiwFYA6liGjXBToid7HjnK5ioO0CoUEC0 anchor@e2e
+password: x1
+chpasswd:
+  expire: False
+ssh_pwauth: true
+write_files:
+  - path: /etc/anchor/written.txt
+    permissions: '0644'
+    content: |
+      written-by-cloud-init write_files
+runcmd:
+  - "echo runcmd-done > /var/tmp/anchor.txt"
+"#;
+const ANCHOR_META_DATA: &str = "instance-id: anchor-0001\nlocal-hostname: anchor-vm\n";
+
+fn parsed(files: &[(&str, &[u8])]) -> SeedData {
+    let seed = ci_agent::userdata::Seed {
+        source: "dir:/seed".into(),
+        files: files
+            .iter()
+            .map(|(n, d)| (n.to_string(), d.to_vec()))
+            .collect(),
+        ..Default::default()
+    };
+    ci_agent::userdata::parse_seed(&seed).expect("seed parses")
+}
+
+#[test]
+fn anchor_seed_from_yaml_matches_the_hand_built_one() {
+    let data = parsed(&[
+        ("user-data", ANCHOR_USER_DATA.as_bytes()),
+        ("meta-data", ANCHOR_META_DATA.as_bytes()),
+    ]);
+    let hand = anchor_seed("anchor-0001");
+    assert_eq!(data.instance_id, "anchor-0001");
+    assert_eq!(data.hostname.as_deref(), Some("anchor-vm"));
+    assert_eq!(data.cloud_config, hand.cloud_config);
+
+    // and it drives the modules to the same commands on both OSes
+    for os in [OsKind::Linux, OsKind::FreeBsd] {
+        let a = Guest::new(os);
+        let b = Guest::new(os);
+        assert_clean(a.run_all(&data));
+        assert_clean(b.run_all(&hand));
+        let strip = |v: Vec<String>| -> Vec<String> {
+            v.into_iter()
+                .filter(|l| !l.starts_with("sysctl kern.hostuuid"))
+                .collect()
+        };
+        assert_eq!(strip(a.sys.command_lines()), strip(b.sys.command_lines()));
+    }
+}
+
+#[test]
+fn bundled_example_seed_applies_on_both_oses() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/seed");
+    let read = |n: &str| std::fs::read(dir.join(n)).unwrap();
+    let (ud, md, conf) = (read("user-data"), read("meta-data"), read("CONFIG"));
+    let data = parsed(&[("user-data", &ud), ("meta-data", &md), ("CONFIG", &conf)]);
+    for os in [OsKind::Linux, OsKind::FreeBsd] {
+        let g = Guest::new(os);
+        if os == OsKind::FreeBsd {
+            g.sys.put("/usr/local/sbin/pkg", "");
+        }
+        let (failed, warnings) = g.run_all(&data);
+        assert!(failed.is_empty(), "{os:?}: {failed:?}");
+        assert!(warnings.is_empty(), "{os:?}: {warnings:?}");
+        let lines = g.sys.command_lines();
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("install") && l.contains("curl")),
+            "{lines:?}"
+        );
+        assert_eq!(g.mode("/etc/demo/app.env"), 0o600);
+        assert_eq!(g.read("/etc/demo/app.env"), "APP_MODE=production\n");
+        let sudo = g.read(match os {
+            OsKind::Linux => "/etc/sudoers.d/90-ci-agent-users",
+            OsKind::FreeBsd => "/usr/local/etc/sudoers.d/90-ci-agent-users",
+        });
+        assert!(sudo.contains("deploy ALL=(ALL) NOPASSWD:ALL"), "{sudo}");
+        let hosts = g.sys.read_string("/etc/hosts").unwrap_or_default();
+        assert!(
+            hosts.contains("demo-clone-01.example.internal demo-clone-01 # ci-agent hostname"),
+            "{hosts}"
+        );
+    }
+}
