@@ -217,7 +217,10 @@ pub fn install_keys(
         bail!("user {user} does not exist (not in /etc/passwd)");
     };
     if !pw.home.starts_with('/') {
-        bail!("user {user}: home directory {:?} is not an absolute path", pw.home);
+        bail!(
+            "user {user}: home directory {:?} is not an absolute path",
+            pw.home
+        );
     }
     let (uid, gid) = (pw.uid, pw.gid);
     let home = resolve_symlinks(sys, Path::new(&pw.home))
@@ -247,7 +250,10 @@ pub fn install_keys(
         )
         .into_owned(),
         Some(st) if st.kind == FileKind::Symlink => {
-            bail!("refusing to follow symlink {} (user {user})", auth.display())
+            bail!(
+                "refusing to follow symlink {} (user {user})",
+                auth.display()
+            )
         }
         Some(_) => bail!("{} is not a regular file (user {user})", auth.display()),
     };
@@ -306,7 +312,10 @@ impl Module for SshAuthorizedKeys {
         if !default_keys.is_empty() {
             match default_user_name(ctx) {
                 Some(name) => {
-                    plan.push((name.clone(), default_keys.iter().map(|k| (k.clone(), None)).collect()));
+                    plan.push((
+                        name.clone(),
+                        default_keys.iter().map(|k| (k.clone(), None)).collect(),
+                    ));
                     if name != "root" {
                         let opts = ctx
                             .cc()
@@ -315,7 +324,10 @@ impl Module for SshAuthorizedKeys {
                             .then(|| disable_root_prefix(&name));
                         plan.push((
                             "root".into(),
-                            default_keys.iter().map(|k| (k.clone(), opts.clone())).collect(),
+                            default_keys
+                                .iter()
+                                .map(|k| (k.clone(), opts.clone()))
+                                .collect(),
                         ));
                     }
                 }
@@ -329,8 +341,15 @@ impl Module for SshAuthorizedKeys {
             if r.is_default || r.user.ssh_authorized_keys.is_empty() {
                 continue;
             }
-            let keys = parse_keys(ctx, &format!("{}.ssh_authorized_keys", r.key), &r.user.ssh_authorized_keys);
-            plan.push((r.user.name.clone(), keys.into_iter().map(|k| (k, None)).collect()));
+            let keys = parse_keys(
+                ctx,
+                &format!("{}.ssh_authorized_keys", r.key),
+                &r.user.ssh_authorized_keys,
+            );
+            plan.push((
+                r.user.name.clone(),
+                keys.into_iter().map(|k| (k, None)).collect(),
+            ));
         }
         let db = AccountDb::load(ctx.sys)?;
         let mut failed = Vec::new();
@@ -358,7 +377,11 @@ mod tests {
 
     fn env_with_users(os: OsKind) -> Env {
         let env = Env::new(os);
-        let home = if os == OsKind::FreeBsd { "/home" } else { "/home" };
+        let home = if os == OsKind::FreeBsd {
+            "/home"
+        } else {
+            "/home"
+        };
         env.sys.put(
             "/etc/passwd",
             format!(
@@ -401,7 +424,10 @@ mod tests {
         assert_eq!(env.sys.owner("/root/.ssh/authorized_keys"), Some((0, 0)));
 
         // idempotent; a key already present with another comment is not added again
-        env.sys.put(p, format!("{K1}\nssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7 other-comment\n"));
+        env.sys.put(
+            p,
+            format!("{K1}\nssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7 other-comment\n"),
+        );
         env.run_ok(&SshAuthorizedKeys);
         assert_eq!(env.read(p).lines().count(), 2);
         assert_eq!(env.read("/root/.ssh/authorized_keys"), root);
@@ -421,11 +447,24 @@ mod tests {
             })),
         ]);
         let w = env.run_ok(&SshAuthorizedKeys);
-        assert!(w.iter().any(|w| w.contains("users[1].ssh_authorized_keys[1]")), "{w:?}");
-        assert_eq!(env.read("/home/freebsd/.ssh/authorized_keys"), format!("{K1}\n"));
+        assert!(
+            w.iter()
+                .any(|w| w.contains("users[1].ssh_authorized_keys[1]")),
+            "{w:?}"
+        );
+        assert_eq!(
+            env.read("/home/freebsd/.ssh/authorized_keys"),
+            format!("{K1}\n")
+        );
         assert_eq!(env.read("/root/.ssh/authorized_keys"), format!("{K1}\n"));
-        assert_eq!(env.read("/home/deploy/.ssh/authorized_keys"), format!("{K2}\n"));
-        assert_eq!(env.sys.owner("/home/deploy/.ssh/authorized_keys"), Some((1002, 1002)));
+        assert_eq!(
+            env.read("/home/deploy/.ssh/authorized_keys"),
+            format!("{K2}\n")
+        );
+        assert_eq!(
+            env.sys.owner("/home/deploy/.ssh/authorized_keys"),
+            Some((1002, 1002))
+        );
     }
 
     #[test]
@@ -438,15 +477,22 @@ mod tests {
         env.seed.cloud_config.ssh_authorized_keys = vec![K1.into()];
         env.seed.cloud_config.disable_root = Some(true);
         let e = env.run_err(&SshAuthorizedKeys);
-        assert!(e.contains("refusing to follow symlink /home/debian/.ssh"), "{e}");
+        assert!(
+            e.contains("refusing to follow symlink /home/debian/.ssh"),
+            "{e}"
+        );
         assert!(!root.join("etc/authorized_keys").exists());
 
         // a symlinked authorized_keys file is refused too
         std::fs::remove_file(root.join("home/debian/.ssh")).unwrap();
         std::fs::create_dir_all(root.join("home/debian/.ssh")).unwrap();
-        std::os::unix::fs::symlink("/etc/shadow", root.join("home/debian/.ssh/authorized_keys")).unwrap();
+        std::os::unix::fs::symlink("/etc/shadow", root.join("home/debian/.ssh/authorized_keys"))
+            .unwrap();
         let e = env.run_err(&SshAuthorizedKeys);
-        assert!(e.contains("refusing to follow symlink /home/debian/.ssh/authorized_keys"), "{e}");
+        assert!(
+            e.contains("refusing to follow symlink /home/debian/.ssh/authorized_keys"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -457,7 +503,10 @@ mod tests {
         std::os::unix::fs::symlink("usr/home", root.join("home")).unwrap();
         env.seed.cloud_config.ssh_authorized_keys = vec![K1.into()];
         env.run_ok(&SshAuthorizedKeys);
-        assert_eq!(env.read("/usr/home/freebsd/.ssh/authorized_keys"), format!("{K1}\n"));
+        assert_eq!(
+            env.read("/usr/home/freebsd/.ssh/authorized_keys"),
+            format!("{K1}\n")
+        );
         assert_eq!(
             resolve_symlinks(&env.sys, Path::new("/home/freebsd/x")).unwrap(),
             PathBuf::from("/usr/home/freebsd/x")

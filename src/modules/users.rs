@@ -179,7 +179,10 @@ pub fn update_sudoers(old: &str, user: &str, rules: &[String]) -> String {
     }
     if !placed {
         if out.is_empty() {
-            out.push("# Written by ci-agent from the seed's users; edits to these blocks are replaced.".into());
+            out.push(
+                "# Written by ci-agent from the seed's users; edits to these blocks are replaced."
+                    .into(),
+            );
         }
         block(&mut out);
     }
@@ -430,15 +433,30 @@ mod tests {
             ..User::default()
         }))]);
         env.run_ok(&Users);
-        assert_eq!(env.lines(), ["useradd --user-group -m alice", "chpasswd (arguments withheld)"]);
-        assert_eq!(env.sys.commands()[1].stdin.as_deref(), Some(&b"alice:s3cret\n"[..]));
+        assert_eq!(
+            env.lines(),
+            [
+                "useradd --user-group -m alice",
+                "chpasswd (arguments withheld)"
+            ]
+        );
+        assert_eq!(
+            env.sys.commands()[1].stdin.as_deref(),
+            Some(&b"alice:s3cret\n"[..])
+        );
         assert!(!env.lines().concat().contains("s3cret"));
     }
 
     #[test]
     fn useradd_that_adds_nothing_is_an_error() {
         let mut env = Env::new(OsKind::Linux);
-        env.sys.on_command(&["useradd"], crate::platform::CmdOutput { code: Some(0), ..Default::default() });
+        env.sys.on_command(
+            &["useradd"],
+            crate::platform::CmdOutput {
+                code: Some(0),
+                ..Default::default()
+            },
+        );
         env.seed.cloud_config.users = Some(vec![deploy()]);
         let e = env.run_err(&Users);
         assert!(e.contains("not in /etc/passwd after it was created"), "{e}");

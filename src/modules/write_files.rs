@@ -106,7 +106,10 @@ impl Module for WriteFiles {
         }
     }
     fn wanted(&self, ctx: &Context) -> bool {
-        ctx.cc().write_files.iter().any(|f| f.defer == self.deferred)
+        ctx.cc()
+            .write_files
+            .iter()
+            .any(|f| f.defer == self.deferred)
     }
     fn run(&self, ctx: &mut Context) -> anyhow::Result<()> {
         let files = ctx.cc().write_files.clone();
@@ -155,7 +158,10 @@ mod tests {
         );
         env.sys.put("/etc/motd", "hello\n");
         env.seed.cloud_config.write_files = vec![
-            wf("/etc/anchor/written.txt", "written-by-cloud-init write_files\n"),
+            wf(
+                "/etc/anchor/written.txt",
+                "written-by-cloud-init write_files\n",
+            ),
             WriteFile {
                 owner: Some("bob:sudo".into()),
                 permissions: Some(0o600),
@@ -171,7 +177,10 @@ mod tests {
             },
         ];
         env.run_ok(&WriteFiles { deferred: false });
-        assert_eq!(env.read("/etc/anchor/written.txt"), "written-by-cloud-init write_files\n");
+        assert_eq!(
+            env.read("/etc/anchor/written.txt"),
+            "written-by-cloud-init write_files\n"
+        );
         assert_eq!(env.mode("/etc/anchor/written.txt"), 0o644);
         assert_eq!(env.mode("/etc/anchor"), 0o755);
         assert_eq!(env.mode("/home/bob/secret"), 0o600);
@@ -199,12 +208,28 @@ mod tests {
             wf("/etc/ok", "fine"),
         ];
         let e = env.run_err(&WriteFiles { deferred: false });
-        assert!(e.contains("write_files[0] (relative/x): path must be an absolute path"), "{e}");
-        assert!(e.contains("write_files[1] (/etc/../../x): path must not contain '..'"), "{e}");
-        assert!(e.contains("write_files[2] (/etc/link): refusing to write through symlink"), "{e}");
-        assert!(e.contains("write_files[3] (/etc/owned): unknown user \"nobody\""), "{e}");
+        assert!(
+            e.contains("write_files[0] (relative/x): path must be an absolute path"),
+            "{e}"
+        );
+        assert!(
+            e.contains("write_files[1] (/etc/../../x): path must not contain '..'"),
+            "{e}"
+        );
+        assert!(
+            e.contains("write_files[2] (/etc/link): refusing to write through symlink"),
+            "{e}"
+        );
+        assert!(
+            e.contains("write_files[3] (/etc/owned): unknown user \"nobody\""),
+            "{e}"
+        );
         assert!(!root.join("etc/master.passwd").exists());
         assert!(!root.join("etc/owned").exists());
-        assert_eq!(env.read("/etc/ok"), "fine", "the good item is still written");
+        assert_eq!(
+            env.read("/etc/ok"),
+            "fine",
+            "the good item is still written"
+        );
     }
 }

@@ -55,6 +55,9 @@ Options:
   -V, --vendor-data F      vendor-data for every seed
   -m, --dsmode M           dsmode (local or net) in every meta-data
       --no-validate        skip checking user-data with ci-agent's parser
+      --no-sync            skip the one sync(2) before the images are renamed into
+                           place (scratch directories; after a crash an image
+                           may then be empty)
   -v, --verbose            say what was written
   -h, --help               show this help
 
@@ -424,6 +427,8 @@ pub struct BatchArgs {
     pub vendor_data: Option<PathBuf>,
     pub dsmode: Option<String>,
     pub validate: bool,
+    /// Make the images durable (one `sync`) before renaming them into place.
+    pub sync: bool,
     pub verbose: bool,
 }
 
@@ -448,6 +453,7 @@ fn parse_args(args: Vec<OsString>) -> Result<Option<BatchArgs>, CliError> {
         vendor_data: None,
         dsmode: None,
         validate: true,
+        sync: true,
         verbose: false,
     };
     while let Some(arg) = parser.next().map_err(|e| usage(e.to_string()))? {
@@ -478,6 +484,7 @@ fn parse_args(args: Vec<OsString>) -> Result<Option<BatchArgs>, CliError> {
                 a.dsmode = Some(v);
             }
             Long("no-validate") => a.validate = false,
+            Long("no-sync") => a.sync = false,
             Short('v') | Long("verbose") => a.verbose = true,
             Value(v) if manifest.is_none() => manifest = Some(v),
             Value(v) => return Err(usage(format!("unexpected argument {v:?}"))),
@@ -766,7 +773,7 @@ pub fn run(a: &BatchArgs) -> Result<usize, CliError> {
         return Err(CliError::Failed(e));
     }
     // One sync for the whole fleet instead of an fsync per file, then the renames.
-    if std::env::var_os("CI_SEED_NOSYNC").is_none() {
+    if a.sync {
         nix::unistd::sync();
     }
     let mut count = 0;
