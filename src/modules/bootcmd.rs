@@ -1,6 +1,7 @@
 //! `bootcmd`: commands run early on every boot (before networking), like cloud-init's
 //! `cc_bootcmd`. A string item is run by `sh -c`, a list item is an argv; every item runs
-//! even when an earlier one failed, and the module fails naming the failed items.
+//! even when an earlier one failed, and the module fails naming the failed items. Each
+//! gets `INSTANCE_ID` (as cloud-init exports it) and `CI_AGENT_SEED_DIR`.
 
 use super::{exec, Context, Frequency, Module, Stage};
 
@@ -21,7 +22,8 @@ impl Module for Bootcmd {
     }
     fn run(&self, ctx: &mut Context) -> anyhow::Result<()> {
         let items = ctx.cc().bootcmd.clone();
-        exec::run_items(ctx, "bootcmd", &items)
+        let iid = ctx.seed.instance_id.clone();
+        exec::run_items(ctx, "bootcmd", &items, &[("INSTANCE_ID", &iid)])
     }
 }
 
@@ -59,5 +61,6 @@ mod tests {
         assert!(c
             .env
             .contains(&("CI_AGENT_SEED_DIR".into(), "/run/ci-agent/seed".into())));
+        assert!(c.env.contains(&("INSTANCE_ID".into(), "iid-test".into())));
     }
 }

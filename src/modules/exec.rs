@@ -94,8 +94,14 @@ pub fn run_ok(ctx: &Context, cmd: &Cmd) -> anyhow::Result<CmdOutput> {
 }
 
 /// Run a list of seed commands in order, all of them even when some fail; each one's
-/// output is logged. Returns an error naming every failed item (`key[i]`).
-pub fn run_items(ctx: &Context, key: &str, items: &[CommandSpec]) -> anyhow::Result<()> {
+/// output is logged; `extra_env` is added to the seed environment. Returns an error
+/// naming every failed item (`key[i]`).
+pub fn run_items(
+    ctx: &Context,
+    key: &str,
+    items: &[CommandSpec],
+    extra_env: &[(&str, &str)],
+) -> anyhow::Result<()> {
     let mut failed = Vec::new();
     for (i, spec) in items.iter().enumerate() {
         let label = format!("{key}[{i}]");
@@ -103,7 +109,10 @@ pub fn run_items(ctx: &Context, key: &str, items: &[CommandSpec]) -> anyhow::Res
             failed.push(format!("{label}: empty command"));
             continue;
         };
-        let cmd = seed_env(ctx, Cmd::new(argv));
+        let mut cmd = seed_env(ctx, Cmd::new(argv));
+        for (k, v) in extra_env {
+            cmd = cmd.env(*k, *v);
+        }
         log::info!("{label}: {}", shorten(&cmd.display()));
         match ctx.sys.run(&cmd) {
             Ok(out) => {

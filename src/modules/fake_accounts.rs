@@ -108,7 +108,7 @@ fn simulate(root: &Path, cmd: &Cmd) -> Option<CmdOutput> {
             if Files::has(&g, name) {
                 return out(9, "group already exists");
             }
-            let gid = Files::next_id(&g);
+            let gid = Files::next_id(&g).max(Files::next_id(&Files::read(&files.passwd)));
             g.push(format!("{name}:x:{gid}:"));
             Files::write(&files.group, &g);
             out(0, "")

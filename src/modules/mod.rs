@@ -93,11 +93,10 @@ impl Context<'_> {
         policy::for_os(self.os)
     }
 
-    /// Record a non-fatal problem (also logged).
+    /// Record a non-fatal problem (the run logs it with the module's name and puts it in
+    /// status).
     pub fn warn(&mut self, msg: impl Into<String>) {
-        let msg = msg.into();
-        log::warn!("{msg}");
-        self.warnings.push(msg);
+        self.warnings.push(msg.into());
     }
 }
 

@@ -41,7 +41,7 @@ impl Module for Packages {
         let sys = ctx.sys;
         let cmds = match ctx.policy().package_commands(&|p| sys.exists(p), &req) {
             Ok(c) => c,
-            Err(e) => bail!("packages: {e}"),
+            Err(e) => bail!("{e}"),
         };
         for cmd in cmds {
             let out = exec::run_ok(ctx, &cmd.timeout(TIMEOUT))?;

@@ -66,7 +66,8 @@ impl AccountDb {
     }
 
     /// `user[:group]` (names or numbers) to numeric ids; `user` alone takes the user's
-    /// primary group. Errors name what is unknown.
+    /// primary group; `root` is 0 even where no user or group has that name (FreeBSD's
+    /// gid 0 is `wheel`). Errors name what is unknown.
     pub fn resolve_owner(&self, spec: &str) -> anyhow::Result<(u32, u32)> {
         let (u, g) = match spec.split_once(':') {
             Some((u, g)) => (u.trim(), Some(g.trim())),
@@ -90,6 +91,9 @@ impl AccountDb {
             },
             Some(g) => match g.parse::<u32>() {
                 Ok(n) => n,
+                // FreeBSD has no group named root (gid 0 is wheel), yet seeds say
+                // `root:root` everywhere: take it as gid 0.
+                Err(_) if g == "root" && self.group("root").is_none() => 0,
                 Err(_) => {
                     self.group(g)
                         .with_context(|| {
@@ -151,6 +155,26 @@ fn parse_group_line(line: &str) -> Option<GroupEntry> {
     })
 }
 
+/// True when commands are recorded instead of run: the `System` contract is that any root
+/// other than `/` (`--root DIR`, the test fake) records commands, so an account "created"
+/// there never appears in `/etc/passwd` unless a test simulates the tools.
+pub fn commands_recorded(sys: &dyn System) -> bool {
+    sys.root() != Path::new("/")
+}
+
+/// What to do when a user is not in `/etc/passwd` after `useradd` reported success: a
+/// warning when the command was only recorded, an error on a live system.
+pub fn missing_after_create(key: &str, user: &str, recorded: bool) -> anyhow::Result<String> {
+    if recorded {
+        Ok(format!(
+            "{key}: user {user} was not created because commands are recorded, not run \
+             (--root); steps that need its uid are skipped"
+        ))
+    } else {
+        bail!("{key}: user {user} is not in /etc/passwd after it was created")
+    }
+}
+
 /// A user or group name as shadow-utils and pw accept it: `^[a-z_][a-z0-9_-]*[$]?$`, at
 /// most 32 characters. `key` names where it came from (`users[2].name`).
 pub fn check_account_name(name: &str, key: &str) -> anyhow::Result<()> {
@@ -209,6 +233,9 @@ mod tests {
         assert_eq!(db.resolve_owner("bob:sudo").unwrap(), (1000, 27));
         assert_eq!(db.resolve_owner("root:root").unwrap(), (0, 0));
         assert_eq!(db.resolve_owner("1000:33").unwrap(), (1000, 33));
+        let mut bsd = db.clone();
+        bsd.groups.retain(|g| g.name != "root");
+        assert_eq!(bsd.resolve_owner("root:root").unwrap(), (0, 0));
         let e = db.resolve_owner("nobody:sudo").unwrap_err().to_string();
         assert!(e.contains("unknown user \"nobody\""), "{e}");
         let e = db.resolve_owner("bob:nogroup").unwrap_err().to_string();
@@ -220,6 +247,17 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let f = FakeSystem::new(d.path());
         assert_eq!(AccountDb::load(&f).unwrap(), AccountDb::default());
+    }
+
+    #[test]
+    fn missing_user_after_create() {
+        let e = missing_after_create("users[1]", "deploy", false).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "users[1]: user deploy is not in /etc/passwd after it was created"
+        );
+        let w = missing_after_create("users[1]", "deploy", true).unwrap();
+        assert!(w.contains("recorded, not run"), "{w}");
     }
 
     #[test]

@@ -25,7 +25,7 @@ impl Module for Runcmd {
     }
     fn run(&self, ctx: &mut Context) -> anyhow::Result<()> {
         let items = ctx.cc().runcmd.clone();
-        exec::run_items(ctx, "runcmd", &items)
+        exec::run_items(ctx, "runcmd", &items, &[])
     }
 }
 

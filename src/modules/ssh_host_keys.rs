@@ -68,7 +68,7 @@ impl Module for SshHostKeys {
         let dir = Path::new(SSH_DIR);
         if !ctx.sys.exists(dir) {
             ctx.warn(format!(
-                "ssh_host_keys: {SSH_DIR} does not exist (no OpenSSH?); no host keys made"
+                "{SSH_DIR} does not exist (no OpenSSH?); no host keys made"
             ));
             return Ok(());
         }

@@ -78,6 +78,18 @@ fn write_one(ctx: &Context, db: &AccountDb, f: &WriteFile) -> anyhow::Result<()>
     ctx.sys
         .write_file(path, &f.content, opts)
         .with_context(|| format!("writing {}", f.path))?;
+    if f.append {
+        // An existing file keeps its mode and owner through an append; set them as
+        // cloud-init does.
+        ctx.sys
+            .set_mode(path, mode)
+            .with_context(|| format!("chmod {}", f.path))?;
+        if let Some((u, g)) = owner {
+            ctx.sys
+                .set_owner(path, u, g)
+                .with_context(|| format!("chown {}", f.path))?;
+        }
+    }
     log::info!(
         "wrote {} ({} bytes{})",
         f.path,
@@ -169,6 +181,8 @@ mod tests {
             },
             WriteFile {
                 append: true,
+                permissions: Some(0o640),
+                owner: Some("root:sudo".into()),
                 ..wf("/etc/motd", "more\n")
             },
             WriteFile {
@@ -186,6 +200,8 @@ mod tests {
         assert_eq!(env.mode("/home/bob/secret"), 0o600);
         assert_eq!(env.sys.owner("/home/bob/secret"), Some((1000, 27)));
         assert_eq!(env.read("/etc/motd"), "hello\nmore\n");
+        assert_eq!(env.mode("/etc/motd"), 0o640);
+        assert_eq!(env.sys.owner("/etc/motd"), Some((0, 27)));
         assert!(env.sys.read_string("/etc/late").is_none());
         env.run_ok(&WriteFiles { deferred: true });
         assert_eq!(env.read("/etc/late"), "late\n");

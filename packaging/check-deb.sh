@@ -1,0 +1,68 @@
+#!/bin/bash
+# Build the Debian package with cargo-deb (static musl binaries) and check what is in it:
+# files and modes (dpkg-deb -c), control fields, conffiles, maintainer scripts, and that
+# the binaries are static.
+#
+#   packaging/check-deb.sh [--no-build] [--out FILE.deb]
+#
+# Needs: cargo-deb (cargo install --locked cargo-deb), the rustup target
+# x86_64-unknown-linux-musl, dpkg-deb. Prints the .deb path on the last line.
+set -euo pipefail
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+TRIPLE=x86_64-unknown-linux-musl
+OUT=$REPO/target/$TRIPLE/debian/ci-agent.deb; BUILD=1
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --no-build) BUILD=0; shift ;;
+        --out) OUT=$2; shift 2 ;;
+        -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+        *) echo "check-deb: unknown arg $1" >&2; exit 2 ;;
+    esac
+done
+cd "$REPO"
+if [ "$BUILD" = 1 ]; then
+    cargo deb --version >/dev/null 2>&1 || { echo "check-deb: cargo-deb missing (cargo install --locked cargo-deb)" >&2; exit 1; }
+    mkdir -p "$(dirname "$OUT")"
+    cargo deb --target "$TRIPLE" --output "$OUT" >&2
+fi
+[ -f "$OUT" ] || { echo "check-deb: $OUT not found" >&2; exit 1; }
+
+bad=0
+no() { echo "check-deb: $*" >&2; bad=$((bad+1)); }
+LIST=$(dpkg-deb -c "$OUT")
+has() { # has MODE PATH: a line of dpkg-deb -c with this mode and path
+    printf '%s\n' "$LIST" | awk -v m="$1" -v p="./$2" '$1==m && $6==p {f=1} END {exit !f}' || no "missing $1 $2"
+}
+has -rwxr-xr-x usr/bin/ci-agent
+has -rwxr-xr-x usr/bin/ci-seed
+has -rw-r--r-- lib/systemd/system/ci-agent.service
+has -rw-r--r-- lib/systemd/system/ci-agent-late.service
+has -rw-r--r-- etc/ci-agent.conf
+has -rw-r--r-- usr/share/doc/ci-agent/ci-agent.conf.sample
+has -rw-r--r-- usr/share/doc/ci-agent/README.md
+has -rw-r--r-- usr/share/doc/ci-agent/copyright
+printf '%s\n' "$LIST" | awk '{print $2}' | grep -qvE '^(root/root|0/0)$' && no "files not owned by root"
+
+C=$(mktemp -d /tmp/ci-agent-deb.XXXXXX); trap 'rm -rf "$C"' EXIT
+dpkg-deb -e "$OUT" "$C/DEBIAN"
+grep -qx '/etc/ci-agent.conf' "$C/DEBIAN/conffiles" 2>/dev/null || no "conffiles lacks /etc/ci-agent.conf"
+for s in postinst prerm postrm; do
+    [ -x "$C/DEBIAN/$s" ] || no "maintainer script $s missing or not executable"
+    cmp -s "$C/DEBIAN/$s" "packaging/debian/$s" || no "maintainer script $s differs from packaging/debian/$s"
+done
+[ "$(dpkg-deb -f "$OUT" Package)" = ci-agent ] || no "Package is not ci-agent"
+[ "$(dpkg-deb -f "$OUT" Architecture)" = amd64 ] || no "Architecture is not amd64"
+dep=$(dpkg-deb -f "$OUT" Depends)
+[ -z "$dep" ] || no "static binaries should need no Depends, got: $dep"
+dpkg-deb -x "$OUT" "$C/root"
+for b in ci-agent ci-seed; do
+    if LC_ALL=C ldd "$C/root/usr/bin/$b" 2>&1 | grep -q '=>'; then no "$b is dynamically linked"; fi
+    "$C/root/usr/bin/$b" --version >/dev/null 2>&1 || [ "$b" = ci-seed ] || no "$b --version failed"
+done
+grep -q 'ExecStart=/usr/bin/ci-agent run --stage early' "$C/root/lib/systemd/system/ci-agent.service" || no "early unit ExecStart"
+grep -q 'ExecStart=/usr/bin/ci-agent run --stage late' "$C/root/lib/systemd/system/ci-agent-late.service" || no "late unit ExecStart"
+
+printf '%s\n' "$LIST" >&2
+if [ "$bad" != 0 ]; then echo "check-deb: $bad problem(s) in $OUT" >&2; exit 1; fi
+echo "check-deb: ok" >&2
+echo "$OUT"
