@@ -298,7 +298,14 @@ fn decision_table() {
     no_rerun.rerun_on_new_instance_id = false;
 
     // (config, sentinel, applied, in_progress, once) -> expected
-    type Case<'a> = (&'a Config, bool, Option<&'a str>, Option<&'a str>, bool, &'a str);
+    type Case<'a> = (
+        &'a Config,
+        bool,
+        Option<&'a str>,
+        Option<&'a str>,
+        bool,
+        &'a str,
+    );
     let cases: Vec<Case> = vec![
         // defaults: sentinel OR new iid
         (&defaults, true, None, None, false, "apply"),

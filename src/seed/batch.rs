@@ -577,11 +577,11 @@ fn plan(a: &BatchArgs, rows: Vec<Row>, manifest_shown: &str) -> Result<Vec<Job>,
         };
         let report = validate::check_seed(&files, &shown);
         for w in &report.warnings {
-            eprintln!("ci-seed batch: warning: {w}");
+            eprintln!("{w}");
         }
-        if !report.problems.is_empty() {
+        if !report.errors.is_empty() {
             return Err(CliError::Input(
-                report.problems.iter().map(|p| p.to_string()).collect(),
+                report.errors.iter().map(|e| e.to_string()).collect(),
             ));
         }
     }
@@ -634,11 +634,10 @@ fn plan(a: &BatchArgs, rows: Vec<Row>, manifest_shown: &str) -> Result<Vec<Job>,
         };
         if a.validate {
             if let Some(extra) = &row.user_data {
-                let mut one = BTreeMap::new();
-                one.insert("user-data".to_string(), extra.clone().into_bytes());
-                let report = validate::check_seed(&one, &|_| "user-data".into());
-                for p in report.problems {
-                    errors.push(err(row.line, &p.to_string()));
+                let report =
+                    validate::check_file(validate::Kind::UserData, "user-data", extra.as_bytes());
+                for e in report.errors {
+                    errors.push(err(row.line, &e.to_string()));
                 }
             }
         }
