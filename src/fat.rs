@@ -253,6 +253,16 @@ const MAX_DIR_BYTES: u64 = 65536 * 32;
 struct Volume<'r, R> {
     r: &'r mut R,
     g: Geometry,
+    /// FAT entries we may still read: twice the cluster count (plus slack) is enough for
+    /// any sound image; cross-linked chains walked over and over exhaust it.
+    hops_left: u64,
+}
+
+impl<'r, R> Volume<'r, R> {
+    fn new(r: &'r mut R, g: Geometry) -> Self {
+        let hops_left = u64::from(g.clusters) * 2 + 1024;
+        Volume { r, g, hops_left }
+    }
 }
 
 impl<R: Read + Seek> Volume<'_, R> {
@@ -264,6 +274,14 @@ impl<R: Read + Seek> Volume<'_, R> {
     }
 
     fn fat_entry(&mut self, c: u32) -> io::Result<u32> {
+        if self.hops_left == 0 {
+            return Err(FatError::BadChain {
+                name: format!("cluster {c}"),
+                reason: "cluster chains add up to more than the volume (cross-linked)".into(),
+            }
+            .into());
+        }
+        self.hops_left -= 1;
         let c = u64::from(c);
         Ok(match self.g.kind {
             FatKind::Fat12 => {
@@ -460,7 +478,7 @@ pub fn volume_label<R: Read + Seek>(r: &mut R) -> io::Result<Option<String>> {
         Err(_) => return Ok(None),
     };
     let bpb_label = g.bpb_label.clone();
-    let mut v = Volume { r, g };
+    let mut v = Volume::new(r, g);
     let root_label = match v.entries(None, "") {
         Ok(entries) => entries
             .iter()
@@ -562,10 +580,7 @@ fn read_files<R: Read + Seek>(
     // Validate the root (and, when walking, every directory) before fatfs sees it. The
     // walk below mirrors fatfs's: a directory is checked right before fatfs lists it.
     {
-        let mut v = Volume {
-            r: &mut *r,
-            g: g.clone(),
-        };
+        let mut v = Volume::new(&mut *r, g.clone());
         let entries = v.entries(None, "")?;
         v.check_entries(&entries, "")?;
         if recursive {
@@ -872,10 +887,7 @@ fn drop_dot_lfn_entries(img: &mut [u8]) -> io::Result<()> {
     let mut dirs: Vec<Vec<u32>> = Vec::new();
     {
         let mut cur = io::Cursor::new(&*img);
-        let mut v = Volume {
-            r: &mut cur,
-            g: g.clone(),
-        };
+        let mut v = Volume::new(&mut cur, g.clone());
         let mut stack = vec![v.entries(None, "")?];
         let mut seen = HashSet::new();
         while let Some(entries) = stack.pop() {

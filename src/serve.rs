@@ -770,6 +770,30 @@ mod tests {
         assert!(String::from_utf8_lossy(&out).starts_with("HTTP/1.1 408 "));
     }
 
+    proptest::proptest! {
+        /// Arbitrary request heads never panic and never serve anything outside the tree.
+        #[test]
+        fn arbitrary_heads_stay_inside(head in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+                                       path in "[/a-z.%2eEfF]{0,40}") {
+            let d = tempfile::tempdir().unwrap();
+            let root = d.path().join("srv");
+            std::fs::create_dir_all(root.join("a")).unwrap();
+            std::fs::write(root.join("a/f"), "in").unwrap();
+            std::fs::write(d.path().join("f"), "OUT").unwrap();
+            let site = Site::dir(&root).unwrap();
+            let mut out = Vec::new();
+            let _ = respond(&site, &head, &mut out);
+            let mut out = Vec::new();
+            let req = format!("GET {path} HTTP/1.1\r\n\r\n");
+            let (_, served) = respond(&site, req.as_bytes(), &mut out).unwrap();
+            let text = String::from_utf8_lossy(&out);
+            proptest::prop_assert!(!text.contains("OUT"));
+            if served.status == 200 {
+                proptest::prop_assert!(text.ends_with("\r\n\r\nin"));
+            }
+        }
+    }
+
     #[test]
     fn args() {
         let p = |v: &[&str]| parse_args(v.iter().map(OsString::from).collect());

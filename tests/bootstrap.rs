@@ -271,6 +271,15 @@ fn http_only_http_urls() {
         let e = http::get("https://127.0.0.1:1/x", &limits()).unwrap_err();
         assert!(matches!(e, FetchError::TlsNotBuilt { .. }), "{e}");
         assert!(e.to_string().contains("tls"));
+    } else {
+        // The TLS stack is in: a handshake with a plain-HTTP server fails cleanly.
+        let srv = Server::start(Reply::Full(200, b"plain".to_vec()));
+        let url = srv.url("/x").replacen("http://", "https://", 1);
+        let e = http::get(&url, &limits()).unwrap_err();
+        assert!(
+            matches!(e, FetchError::Transport { .. } | FetchError::Timeout { .. }),
+            "{e}"
+        );
     }
 }
 

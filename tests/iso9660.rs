@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use ci_agent::iso9660::write::{image_bytes, write_image, WriteOptions};
-use ci_agent::iso9660::{self, EntryKind, IsoError, IsoImage, NameSource};
+use ci_agent::iso9660::{self, CountingReader, EntryKind, IsoError, IsoImage, NameSource};
 
 const MAX: u64 = 16 << 20;
 
@@ -290,6 +290,16 @@ fn sector_reads_are_counted() {
     // root directory once more, then 2 + 1 sectors of data
     assert_eq!(s.sector_reads - after_open.sector_reads, 1 + 2 + 1, "{s:?}");
     assert!(s.read_calls <= s.sector_reads);
+
+    // The whole discovery (probe, then read) through the counting wrapper.
+    let mut r = CountingReader::new(Cursor::new(&img));
+    assert_eq!(
+        iso9660::volume_id(&mut r).unwrap().as_deref(),
+        Some("cidata")
+    );
+    assert_eq!(r.stats().sector_reads, 1);
+    iso9660::read_root_files(&mut r, MAX).unwrap();
+    assert_eq!(r.stats().sector_reads, 1 + 4 + 4);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -864,4 +874,58 @@ mod props {
             let _ = open_and_read_all(&img);
         }
     }
+}
+
+#[test]
+fn genisoimage_image_corruptions_are_typed_errors() {
+    if !have("genisoimage") {
+        return;
+    }
+    let img0 = build_with("genisoimage", &["-V", "cidata", "-J", "-R"], &small_files());
+    let root = IsoImage::open(Cursor::new(&img0))
+        .unwrap()
+        .lookup("")
+        .unwrap()
+        .sector();
+    // Extent past the end.
+    let mut img = img0.clone();
+    let at = record_offset(&img, root, b"USER_DAT.;1");
+    img[at + 2..at + 10].copy_from_slice(&both32(0x00FF_FFF0));
+    assert!(matches!(
+        iso9660::read_root_files(&mut Cursor::new(&img), MAX),
+        Err(IsoError::Truncated { .. })
+    ));
+    // 4 GiB size.
+    let mut img = img0.clone();
+    img[at + 10..at + 18].copy_from_slice(&both32(u32::MAX));
+    assert!(matches!(
+        iso9660::read_root_files(&mut Cursor::new(&img), MAX),
+        Err(IsoError::FileTooLarge { .. })
+    ));
+    // Directory loop through SUB.
+    let mut img = img0.clone();
+    let at = record_offset(&img, root, b"SUB");
+    img[at + 2..at + 10].copy_from_slice(&both32(root as u32));
+    assert!(matches!(
+        open_and_read_all(&img),
+        Err(IsoError::DirectoryLoop { .. })
+    ));
+    // Truncated inside the root directory, and wrong magic.
+    assert!(matches!(
+        iso9660::read_root_files(&mut Cursor::new(&img0[..root as usize * 2048 + 100]), MAX),
+        Err(IsoError::Truncated { .. })
+    ));
+    let mut img = img0.clone();
+    img[16 * 2048 + 1] = b'X';
+    assert_eq!(iso9660::volume_id(&mut Cursor::new(&img)).unwrap(), None);
+    // The 200-character name lives partly in a CE area: point that CE past the end.
+    let mut img = img0.clone();
+    let start = root as usize * 2048;
+    let dir = &img0[start..start + 2048];
+    let ce = start + dir.windows(4).rposition(|w| w == b"CE\x1c\x01").unwrap();
+    img[ce + 4..ce + 12].copy_from_slice(&both32(0x00FF_FFFF));
+    assert!(matches!(
+        iso9660::read_root_files(&mut Cursor::new(&img), MAX),
+        Err(IsoError::BadSusp { .. })
+    ));
 }

@@ -298,7 +298,8 @@ fn decision_table() {
     no_rerun.rerun_on_new_instance_id = false;
 
     // (config, sentinel, applied, in_progress, once) -> expected
-    let cases: Vec<(&Config, bool, Option<&str>, Option<&str>, bool, &str)> = vec![
+    type Case<'a> = (&'a Config, bool, Option<&'a str>, Option<&'a str>, bool, &'a str);
+    let cases: Vec<Case> = vec![
         // defaults: sentinel OR new iid
         (&defaults, true, None, None, false, "apply"),
         (&defaults, true, Some("iid-new"), None, false, "apply"),

@@ -22,7 +22,7 @@ pub mod write;
 
 use std::io::{Read, Seek};
 
-pub use read::{DirEntry, EntryKind, IsoImage, NameSource, ReadStats};
+pub use read::{CountingReader, DirEntry, EntryKind, IsoImage, NameSource, ReadStats};
 
 /// Logical sector (block) size. ECMA-119 allows others; every cdrom image in practice and
 /// everything we read or write uses 2048.

@@ -96,6 +96,56 @@ pub struct ReadStats {
     pub bytes_read: u64,
 }
 
+/// Wraps any reader and counts what is read through it, for measuring a whole discovery
+/// (probe + read) that goes through the free functions; [`IsoImage::stats`] counts the
+/// reads of one opened image.
+pub struct CountingReader<R> {
+    inner: R,
+    pos: u64,
+    stats: ReadStats,
+}
+
+impl<R> CountingReader<R> {
+    pub fn new(inner: R) -> Self {
+        CountingReader {
+            inner,
+            pos: 0,
+            stats: ReadStats::default(),
+        }
+    }
+
+    /// Counts so far (sectors are 2048-byte sectors touched by each read).
+    pub fn stats(&self) -> ReadStats {
+        self.stats
+    }
+
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            let first = self.pos / SECTOR;
+            let last = (self.pos + n as u64 - 1) / SECTOR;
+            self.stats.sector_reads += last - first + 1;
+            self.stats.bytes_read += n as u64;
+        }
+        self.stats.read_calls += 1;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl<R: Seek> Seek for CountingReader<R> {
+    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+        self.pos = self.inner.seek(pos)?;
+        Ok(self.pos)
+    }
+}
+
 /// An opened image: descriptors parsed, the tree to use chosen.
 pub struct IsoImage<R> {
     r: R,
@@ -109,6 +159,9 @@ pub struct IsoImage<R> {
     susp_skip: usize,
     /// Directory bytes read so far by this image (bounded by the image size).
     dir_bytes: u64,
+    /// `CE` continuation bytes read so far (bounded by the image size plus 64 KiB: in a
+    /// sound image every record has its own area, so they add up to less than the image).
+    ce_bytes: u64,
 }
 
 /// A directory record, borrowed from a directory's bytes.
@@ -265,6 +318,7 @@ impl<R: Read + Seek> IsoImage<R> {
             has_joliet: false,
             susp_skip: 0,
             dir_bytes: 0,
+            ce_bytes: 0,
         };
         let mut primary: Option<DirEntry> = None;
         let mut joliet: Option<DirEntry> = None;
@@ -537,6 +591,13 @@ impl<R: Read + Seek> IsoImage<R> {
             if u64::from(clen) > MAX_CE_BYTES || u64::from(off) + u64::from(clen) > MAX_CE_BYTES {
                 return Err(bad(format!(
                     "CE continuation area (offset {off}, length {clen}) does not fit in one sector"
+                )));
+            }
+            self.ce_bytes += u64::from(clen);
+            if self.ce_bytes > self.size + (64 << 10) {
+                return Err(bad(format!(
+                    "continuation areas add up to more than the image ({} bytes)",
+                    self.size
                 )));
             }
             let start = u64::from(block) * SECTOR + u64::from(off);

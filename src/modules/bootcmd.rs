@@ -50,7 +50,10 @@ mod tests {
         );
         let e = env.run_err(&Bootcmd);
         assert!(e.contains("bootcmd[1] (exit code 1)"), "{e}");
-        assert!(!e.contains("bootcmd[0]") && !e.contains("bootcmd[2]"), "{e}");
+        assert!(
+            !e.contains("bootcmd[0]") && !e.contains("bootcmd[2]"),
+            "{e}"
+        );
         assert_eq!(env.lines(), ["sh -c echo one", "false", "touch /x y"]);
         let c = &env.sys.commands()[0];
         assert!(c

@@ -47,7 +47,10 @@ pub fn log_output(label: &str, out: &CmdOutput) {
             n += 1;
         }
         if n > MAX_LOG_LINES {
-            log::info!("{label} {stream}: ({} more lines not logged)", n - MAX_LOG_LINES);
+            log::info!(
+                "{label} {stream}: ({} more lines not logged)",
+                n - MAX_LOG_LINES
+            );
         }
     }
 }

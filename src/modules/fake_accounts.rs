@@ -108,7 +108,7 @@ fn simulate(root: &Path, cmd: &Cmd) -> Option<CmdOutput> {
             if Files::has(&g, name) {
                 return out(9, "group already exists");
             }
-            let gid = Files::next_id(&g);
+            let gid = Files::next_id(&g).max(Files::next_id(&Files::read(&files.passwd)));
             g.push(format!("{name}:x:{gid}:"));
             Files::write(&files.group, &g);
             out(0, "")
@@ -199,14 +199,20 @@ mod tests {
         f.put("/etc/group", "root:x:0:\nsudo:x:27:\n");
         install(&f);
         let r = |argv: &[&str]| f.run(&Cmd::new(argv.iter().copied())).unwrap().code;
-        assert_eq!(r(&["useradd", "-G", "sudo", "--user-group", "-m", "bob"]), Some(0));
+        assert_eq!(
+            r(&["useradd", "-G", "sudo", "--user-group", "-m", "bob"]),
+            Some(0)
+        );
         assert_eq!(r(&["useradd", "-m", "bob"]), Some(9));
         assert_eq!(r(&["pw", "groupadd", "ops"]), Some(0));
         assert_eq!(r(&["pw", "groupmod", "ops", "-m", "bob"]), Some(0));
         assert_eq!(r(&["usermod", "-a", "-G", "nope", "bob"]), Some(6));
         let db = AccountDb::load(&f).unwrap();
         let bob = db.user("bob").unwrap();
-        assert_eq!((bob.uid, bob.gid, bob.home.as_str()), (1000, 1000, "/home/bob"));
+        assert_eq!(
+            (bob.uid, bob.gid, bob.home.as_str()),
+            (1000, 1000, "/home/bob")
+        );
         assert!(db.is_member("bob", "sudo") && db.is_member("bob", "ops"));
         assert!(d.path().join("home/bob").is_dir());
     }

@@ -106,13 +106,20 @@ impl Module for FinalMessage {
             .map(|d| d.as_secs())
             .unwrap_or(0);
         let vars = [
-            ("UPTIME", uptime(ctx, now).unwrap_or_else(|| "unknown".into())),
+            (
+                "UPTIME",
+                uptime(ctx, now).unwrap_or_else(|| "unknown".into()),
+            ),
             ("TIMESTAMP", rfc2822(now)),
             ("DATASOURCE", ctx.seed.source.clone()),
             ("VERSION", env!("CARGO_PKG_VERSION").to_string()),
             ("INSTANCE_ID", ctx.seed.instance_id.clone()),
         ];
-        let template = ctx.cc().final_message.clone().unwrap_or_else(|| DEFAULT.into());
+        let template = ctx
+            .cc()
+            .final_message
+            .clone()
+            .unwrap_or_else(|| DEFAULT.into());
         for line in substitute(&template, &vars).lines() {
             log::warn!("{line}");
         }

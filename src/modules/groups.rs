@@ -43,10 +43,7 @@ impl Module for Groups {
             let db = AccountDb::load(ctx.sys)?;
             for m in &g.members {
                 if db.user(m).is_none() {
-                    ctx.warn(format!(
-                        "groups: not adding {m} to group {}: no such user",
-                        g.name
-                    ));
+                    ctx.warn(format!("not adding {m} to group {}: no such user", g.name));
                 } else if !db.is_member(m, &g.name) {
                     if let Err(e) = exec::run_ok(ctx, &policy.add_to_group(m, &g.name)) {
                         failed.push(format!("{e:#}"));
@@ -55,7 +52,7 @@ impl Module for Groups {
             }
         }
         if !failed.is_empty() {
-            bail!("groups: {}", failed.join("; "));
+            bail!("{}", failed.join("; "));
         }
         Ok(())
     }

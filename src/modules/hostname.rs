@@ -46,7 +46,10 @@ pub fn validate(name: &str, key: &str) -> anyhow::Result<()> {
         if label.len() > 63 {
             return bad("a label is longer than 63 characters");
         }
-        if !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
             return bad("only letters, digits, '-' and '.' are allowed");
         }
         if label.starts_with('-') || label.ends_with('-') {
@@ -144,7 +147,10 @@ pub fn update_hosts(
         }
     }
     if !placed {
-        if !text.lines().any(|l| names_of(l).iter().any(|n| n == "localhost")) {
+        if !text
+            .lines()
+            .any(|l| names_of(l).iter().any(|n| n == "localhost"))
+        {
             out.insert(0, "127.0.0.1\tlocalhost".into());
             out.insert(1, ours);
         } else {
@@ -211,7 +217,11 @@ impl Module for Hostname {
             .with_context(|| format!("sethostname {name}"))?;
         log::info!("hostname set to {name}");
 
-        let mode = ctx.cc().manage_etc_hosts.clone().unwrap_or(ManageEtcHosts::False);
+        let mode = ctx
+            .cc()
+            .manage_etc_hosts
+            .clone()
+            .unwrap_or(ManageEtcHosts::False);
         if mode != ManageEtcHosts::False {
             let hosts = Path::new("/etc/hosts");
             let old = match ctx.sys.read_file(hosts, 1 << 20) {
@@ -292,7 +302,10 @@ mod tests {
         env.sys.put("/etc/rc.conf", "sshd_enable=\"YES\"\n");
         env.seed.cloud_config.hostname = Some("vm7.lab.example".into());
         env.run_ok(&Hostname);
-        assert_eq!(env.read("/etc/rc.conf.d/hostname"), "hostname=\"vm7.lab.example\"\n");
+        assert_eq!(
+            env.read("/etc/rc.conf.d/hostname"),
+            "hostname=\"vm7.lab.example\"\n"
+        );
         assert_eq!(env.read("/etc/rc.conf"), "sshd_enable=\"YES\"\n");
         assert_eq!(env.sys.hostname().as_deref(), Some("vm7.lab.example"));
     }
@@ -332,27 +345,65 @@ mod tests {
 
         // localhost mode keeps an existing matching line and other 127.0.1.1 lines
         let t = "127.0.0.1 localhost\n127.0.1.1 a.example a\n";
-        let out = update_hosts(t, "127.0.1.1", true, &ManageEtcHosts::Localhost, "a", "a.example");
+        let out = update_hosts(
+            t,
+            "127.0.1.1",
+            true,
+            &ManageEtcHosts::Localhost,
+            "a",
+            "a.example",
+        );
         assert_eq!(out, t);
-        let out = update_hosts(t, "127.0.1.1", true, &ManageEtcHosts::Localhost, "b", "b.example");
+        let out = update_hosts(
+            t,
+            "127.0.1.1",
+            true,
+            &ManageEtcHosts::Localhost,
+            "b",
+            "b.example",
+        );
         assert_eq!(
             out,
             "127.0.0.1 localhost\n127.0.1.1\tb.example b # ci-agent hostname\n127.0.1.1 a.example a\n"
         );
         // empty file
-        let out = update_hosts("", "127.0.0.1", false, &ManageEtcHosts::Template, "b", "b.x");
-        assert_eq!(out, "127.0.0.1\tlocalhost\n127.0.0.1\tb.x b # ci-agent hostname\n");
+        let out = update_hosts(
+            "",
+            "127.0.0.1",
+            false,
+            &ManageEtcHosts::Template,
+            "b",
+            "b.x",
+        );
+        assert_eq!(
+            out,
+            "127.0.0.1\tlocalhost\n127.0.0.1\tb.x b # ci-agent hostname\n"
+        );
     }
 
     #[test]
     fn freebsd_hosts_keeps_localhost_line() {
         let t = "::1 localhost localhost.my.domain\n127.0.0.1 localhost localhost.my.domain\n";
-        let out = update_hosts(t, "127.0.0.1", false, &ManageEtcHosts::Template, "vm", "vm.lab");
+        let out = update_hosts(
+            t,
+            "127.0.0.1",
+            false,
+            &ManageEtcHosts::Template,
+            "vm",
+            "vm.lab",
+        );
         assert_eq!(
             out,
             format!("{t}127.0.0.1\tvm.lab vm # ci-agent hostname\n")
         );
-        let again = update_hosts(&out, "127.0.0.1", false, &ManageEtcHosts::Template, "vm", "vm.lab");
+        let again = update_hosts(
+            &out,
+            "127.0.0.1",
+            false,
+            &ManageEtcHosts::Template,
+            "vm",
+            "vm.lab",
+        );
         assert_eq!(again, out);
     }
 }

@@ -71,8 +71,12 @@ mod tests {
     #[test]
     fn linux_new_id_replaces_dbus_copy_keeps_symlink() {
         let env = Env::new(OsKind::Linux);
-        env.sys.put("/etc/machine-id", "0123456789abcdef0123456789abcdef\n");
-        env.sys.put("/var/lib/dbus/machine-id", "0123456789abcdef0123456789abcdef\n");
+        env.sys
+            .put("/etc/machine-id", "0123456789abcdef0123456789abcdef\n");
+        env.sys.put(
+            "/var/lib/dbus/machine-id",
+            "0123456789abcdef0123456789abcdef\n",
+        );
         env.run_ok(&MachineId);
         let id = env.read("/etc/machine-id");
         assert_eq!(id.len(), 33);
@@ -82,16 +86,20 @@ mod tests {
         assert_eq!(env.read("/var/lib/dbus/machine-id"), id);
 
         let env2 = Env::new(OsKind::Linux);
-        std::fs::create_dir_all(crate::platform::System::root(&env2.sys).join("var/lib/dbus")).unwrap();
+        std::fs::create_dir_all(crate::platform::System::root(&env2.sys).join("var/lib/dbus"))
+            .unwrap();
         std::os::unix::fs::symlink(
             "/etc/machine-id",
             crate::platform::System::root(&env2.sys).join("var/lib/dbus/machine-id"),
         )
         .unwrap();
         env2.run_ok(&MachineId);
-        let st = crate::platform::System::lstat(&env2.sys, std::path::Path::new("/var/lib/dbus/machine-id"))
-            .unwrap()
-            .unwrap();
+        let st = crate::platform::System::lstat(
+            &env2.sys,
+            std::path::Path::new("/var/lib/dbus/machine-id"),
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(st.kind, FileKind::Symlink);
     }
 
@@ -103,7 +111,10 @@ mod tests {
         let mid = env.read("/var/db/machine-id");
         assert_eq!(hostid.len(), 37);
         assert_eq!(hostid.replace('-', ""), mid);
-        assert_eq!(env.lines(), [format!("sysctl kern.hostuuid={}", hostid.trim_end())]);
+        assert_eq!(
+            env.lines(),
+            [format!("sysctl kern.hostuuid={}", hostid.trim_end())]
+        );
     }
 
     #[test]

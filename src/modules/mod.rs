@@ -22,10 +22,10 @@ pub mod scripts;
 pub mod set_passwords;
 pub mod ssh_authorized_keys;
 pub mod ssh_host_keys;
-pub mod users;
-pub mod write_files;
 #[cfg(test)]
 mod test_env;
+pub mod users;
+pub mod write_files;
 
 use std::path::PathBuf;
 

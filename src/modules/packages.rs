@@ -41,7 +41,7 @@ impl Module for Packages {
         let sys = ctx.sys;
         let cmds = match ctx.policy().package_commands(&|p| sys.exists(p), &req) {
             Ok(c) => c,
-            Err(e) => bail!("packages: {e}"),
+            Err(e) => bail!("{e}"),
         };
         for cmd in cmds {
             let out = exec::run_ok(ctx, &cmd.timeout(TIMEOUT))?;
@@ -79,7 +79,10 @@ mod tests {
         env.run_ok(&Packages);
         assert_eq!(
             env.lines(),
-            ["/usr/sbin/pkg bootstrap -y", "pkg install -y nginx jq-1.6-2.1"]
+            [
+                "/usr/sbin/pkg bootstrap -y",
+                "pkg install -y nginx jq-1.6-2.1"
+            ]
         );
         env.sys.put("/usr/local/sbin/pkg", "");
         env.run_ok(&Packages);
@@ -91,13 +94,19 @@ mod tests {
         let mut env = Env::new(OsKind::Linux);
         env.seed.cloud_config.packages = pkgs();
         let e = env.run_err(&Packages);
-        assert!(e.contains("no package manager found") && e.contains("nginx, jq"), "{e}");
+        assert!(
+            e.contains("no package manager found") && e.contains("nginx, jq"),
+            "{e}"
+        );
         env.sys.put("/usr/bin/apt-get", "");
         env.seed.cloud_config.package_upgrade = Some(true);
         env.run_ok(&Packages);
         let l = env.lines();
         assert_eq!(l.len(), 3);
-        assert!(l[0].ends_with("update") && l[1].ends_with("dist-upgrade"), "{l:?}");
+        assert!(
+            l[0].ends_with("update") && l[1].ends_with("dist-upgrade"),
+            "{l:?}"
+        );
         assert!(l[2].ends_with("install nginx jq=1.6-2.1"), "{l:?}");
         env.sys.on_command(
             &["apt-get"],
@@ -108,6 +117,9 @@ mod tests {
             },
         );
         let e = env.run_err(&Packages);
-        assert!(e.contains("exit code 100") && e.contains("Unable to locate"), "{e}");
+        assert!(
+            e.contains("exit code 100") && e.contains("Unable to locate"),
+            "{e}"
+        );
     }
 }

@@ -75,22 +75,29 @@ impl AccountDb {
         let (uid, primary) = if let Ok(n) = u.parse::<u32>() {
             (n, self.users.iter().find(|e| e.uid == n).map(|e| e.gid))
         } else {
-            let e = self
-                .user(u)
-                .with_context(|| format!("unknown user {:?} in owner {:?}", shorten(u), shorten(spec)))?;
+            let e = self.user(u).with_context(|| {
+                format!("unknown user {:?} in owner {:?}", shorten(u), shorten(spec))
+            })?;
             (e.uid, Some(e.gid))
         };
         let gid = match g {
             None | Some("") => match primary {
                 Some(g) => g,
-                None => bail!("owner {:?}: uid {uid} has no passwd entry to take a group from", shorten(spec)),
+                None => bail!(
+                    "owner {:?}: uid {uid} has no passwd entry to take a group from",
+                    shorten(spec)
+                ),
             },
             Some(g) => match g.parse::<u32>() {
                 Ok(n) => n,
                 Err(_) => {
                     self.group(g)
                         .with_context(|| {
-                            format!("unknown group {:?} in owner {:?}", shorten(g), shorten(spec))
+                            format!(
+                                "unknown group {:?} in owner {:?}",
+                                shorten(g),
+                                shorten(spec)
+                            )
                         })?
                         .gid
                 }
@@ -187,7 +194,10 @@ mod tests {
             "/etc/passwd",
             "root:x:0:0:root:/root:/bin/bash\n# comment\n+nis\nbob:x:1000:1000:Bob,,,:/home/bob:/bin/sh\nbad:x:notanumber:1::/:/bin/sh\n",
         );
-        f.put("/etc/group", "root:x:0:\nbob:x:1000:\nsudo:x:27:alice, bob\nwww:x:33\n");
+        f.put(
+            "/etc/group",
+            "root:x:0:\nbob:x:1000:\nsudo:x:27:alice, bob\nwww:x:33\n",
+        );
         let db = AccountDb::load(&f).unwrap();
         assert_eq!(db.users.len(), 2);
         assert_eq!(db.user("bob").unwrap().home, "/home/bob");
@@ -217,8 +227,20 @@ mod tests {
         for ok in ["bob", "_svc", "a-b_c1", "machine$", "a"] {
             check_account_name(ok, "users[0].name").unwrap();
         }
-        for bad in ["", "../x", "root;rm", "Bob", "1abc", "-x", "a b", "a$b", &"a".repeat(33)] {
-            let e = check_account_name(bad, "users[1].name").unwrap_err().to_string();
+        for bad in [
+            "",
+            "../x",
+            "root;rm",
+            "Bob",
+            "1abc",
+            "-x",
+            "a b",
+            "a$b",
+            &"a".repeat(33),
+        ] {
+            let e = check_account_name(bad, "users[1].name")
+                .unwrap_err()
+                .to_string();
             assert!(e.starts_with("users[1].name: invalid name"), "{e}");
         }
         assert!(check_field("a:b", "users[0].gecos").is_err());

@@ -141,15 +141,25 @@ mod tests {
         let mut env = Env::new(OsKind::Linux);
         env.seed.cloud_config.power_state = Some(ps("reboot", Some("+1")));
         env.run_ok(&PowerStateModule);
-        assert_eq!(env.sys.commands()[0].argv, ["shutdown", "-r", "+1", "bye now"]);
-        assert!(env.run(&PowerStateModule).is_none(), "marked done before shutting down");
+        assert_eq!(
+            env.sys.commands()[0].argv,
+            ["shutdown", "-r", "+1", "bye now"]
+        );
+        assert!(
+            env.run(&PowerStateModule).is_none(),
+            "marked done before shutting down"
+        );
     }
 
     #[test]
     fn freebsd_condition() {
         let mut env = Env::new(OsKind::FreeBsd);
         let mut p = ps("poweroff", None);
-        p.condition = Some(CommandSpec::Argv(vec!["test".into(), "-f".into(), "/x".into()]));
+        p.condition = Some(CommandSpec::Argv(vec![
+            "test".into(),
+            "-f".into(),
+            "/x".into(),
+        ]));
         env.seed.cloud_config.power_state = Some(p);
         env.sys.on_command(
             &["test"],
@@ -168,7 +178,10 @@ mod tests {
             },
         );
         env.run_ok(&PowerStateModule);
-        assert_eq!(env.sys.commands()[2].argv, ["shutdown", "-p", "now", "bye now"]);
+        assert_eq!(
+            env.sys.commands()[2].argv,
+            ["shutdown", "-p", "now", "bye now"]
+        );
         env.seed.cloud_config.power_state = Some(ps("explode", None));
     }
 }

@@ -25,7 +25,13 @@ pub struct Scripts;
 pub fn sanitize_name(name: &str, fallback: &str) -> String {
     let mut s: String = name
         .chars()
-        .map(|c| if c == '/' || c == '\0' || c.is_control() { '_' } else { c })
+        .map(|c| {
+            if c == '/' || c == '\0' || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
         .collect();
     while s.len() > 100 {
         s.pop();
@@ -130,16 +136,13 @@ impl Module for Scripts {
                 Ok(out) if out.success() => {
                     if let Some(sem) = &sem {
                         let parent = sem.parent().unwrap_or(Path::new("/"));
-                        let marked = ctx
-                            .sys
-                            .create_dir_all(parent, 0o700, None)
-                            .and_then(|_| {
-                                ctx.sys.write_file(
-                                    sem,
-                                    format!("{}\n", ctx.seed.instance_id).as_bytes(),
-                                    WriteOpts::mode(0o600),
-                                )
-                            });
+                        let marked = ctx.sys.create_dir_all(parent, 0o700, None).and_then(|_| {
+                            ctx.sys.write_file(
+                                sem,
+                                format!("{}\n", ctx.seed.instance_id).as_bytes(),
+                                WriteOpts::mode(0o600),
+                            )
+                        });
                         if let Err(e) = marked {
                             failed.push(format!(
                                 "{name} (ran, but marking it done in {} failed: {e})",
@@ -176,7 +179,10 @@ mod tests {
 
     #[test]
     fn names_are_sanitized_and_unique() {
-        assert_eq!(sanitize_name("../../etc/passwd", "part-000"), "part-000.._.._etc_passwd");
+        assert_eq!(
+            sanitize_name("../../etc/passwd", "part-000"),
+            "part-000.._.._etc_passwd"
+        );
         assert_eq!(sanitize_name("..", "part-001"), "part-001..");
         assert_eq!(sanitize_name("", "part-002"), "part-002");
         assert_eq!(sanitize_name("setup.sh", "x"), "setup.sh");
@@ -192,10 +198,18 @@ mod tests {
     fn frequencies_semaphores_and_failures() {
         let mut env = Env::new(OsKind::Linux);
         env.seed.scripts = vec![
-            script("inst.sh", "#!/bin/sh\necho i\n", ScriptFrequency::PerInstance),
+            script(
+                "inst.sh",
+                "#!/bin/sh\necho i\n",
+                ScriptFrequency::PerInstance,
+            ),
             script("once.sh", "#!/bin/sh\necho o\n", ScriptFrequency::Once),
             script("boot", "echo no shebang\n", ScriptFrequency::PerBoot),
-            script("bad/../name", "#!/bin/sh\nexit 3\n", ScriptFrequency::PerInstance),
+            script(
+                "bad/../name",
+                "#!/bin/sh\nexit 3\n",
+                ScriptFrequency::PerInstance,
+            ),
         ];
         env.sys.on_command_fn(|c| {
             c.argv[0].ends_with("bad_.._name").then(|| CmdOutput {
@@ -220,13 +234,18 @@ mod tests {
             .sys
             .read_string("/var/lib/ci-agent/instances/iid-test/sem/script-inst.sh")
             .is_some());
-        assert!(env.sys.read_string("/var/lib/ci-agent/sem/script-once.sh").is_some());
+        assert!(env
+            .sys
+            .read_string("/var/lib/ci-agent/sem/script-once.sh")
+            .is_some());
         assert!(env
             .sys
             .read_string("/var/lib/ci-agent/instances/iid-test/sem/script-bad_.._name")
             .is_none());
         let cmd = &env.sys.commands()[0];
-        assert!(cmd.env.contains(&("CI_AGENT_INSTANCE_ID".into(), "iid-test".into())));
+        assert!(cmd
+            .env
+            .contains(&("CI_AGENT_INSTANCE_ID".into(), "iid-test".into())));
 
         // Second boot: the per-boot script and the failed one run again, nothing else.
         let _ = env.run(&Scripts);

@@ -135,7 +135,10 @@ fn set_pwauth(ctx: &mut Context, yes: bool) -> anyhow::Result<()> {
     if changed {
         log::info!("sshd PasswordAuthentication set to {value}");
         let r = policy.sshd_reload();
-        if r.requires_path.as_deref().is_some_and(|p: &Path| !ctx.sys.exists(p)) {
+        if r.requires_path
+            .as_deref()
+            .is_some_and(|p: &Path| !ctx.sys.exists(p))
+        {
             return Ok(());
         }
         if let Some(check) = &r.check {
@@ -227,7 +230,10 @@ impl Module for SetPasswords {
             let text: String = randoms.iter().map(|(u, p)| format!("{u}:{p}\n")).collect();
             ctx.sys
                 .create_dir_all(&ctx.instance_dir, 0o700, None)
-                .and_then(|_| ctx.sys.write_file(&path, text.as_bytes(), WriteOpts::mode(0o600)))
+                .and_then(|_| {
+                    ctx.sys
+                        .write_file(&path, text.as_bytes(), WriteOpts::mode(0o600))
+                })
                 .with_context(|| format!("writing {}", path.display()))?;
             let names: Vec<&str> = randoms.iter().map(|(u, _)| u.as_str()).collect();
             ctx.warn(format!(
@@ -242,7 +248,7 @@ impl Module for SetPasswords {
             }
         }
         if !failed.is_empty() {
-            bail!("set_passwords: {}", failed.join("; "));
+            bail!("{}", failed.join("; "));
         }
         Ok(())
     }
@@ -334,7 +340,10 @@ mod tests {
             }],
         });
         let e = env.run_err(&SetPasswords);
-        assert!(e.contains("chpasswd.users[0]: user ghost does not exist"), "{e}");
+        assert!(
+            e.contains("chpasswd.users[0]: user ghost does not exist"),
+            "{e}"
+        );
         assert!(!e.contains("pw\""));
         env.seed.cloud_config.chpasswd.as_mut().unwrap().users[0].name = "root;rm".into();
         let e = env.run_err(&SetPasswords);
@@ -361,7 +370,10 @@ mod tests {
     #[test]
     fn ssh_pwauth_writes_dropin_and_reloads_if_running() {
         let mut env = env(OsKind::Linux);
-        env.sys.put("/etc/ssh/sshd_config", "Include /etc/ssh/sshd_config.d/*.conf\n");
+        env.sys.put(
+            "/etc/ssh/sshd_config",
+            "Include /etc/ssh/sshd_config.d/*.conf\n",
+        );
         env.sys.put("/run/systemd/system/.keep", "");
         env.seed.cloud_config.ssh_pwauth = Some(true);
         env.run_ok(&SetPasswords);
@@ -380,12 +392,22 @@ mod tests {
         env.seed.cloud_config.ssh_pwauth = Some(false);
         env.sys.on_command(
             &["service", "sshd", "onestatus"],
-            crate::platform::CmdOutput { code: Some(1), ..Default::default() },
+            crate::platform::CmdOutput {
+                code: Some(1),
+                ..Default::default()
+            },
         );
         env.run_ok(&SetPasswords);
-        assert_eq!(env.read("/etc/ssh/sshd_config"), "Port 22\nPasswordAuthentication no\n");
+        assert_eq!(
+            env.read("/etc/ssh/sshd_config"),
+            "Port 22\nPasswordAuthentication no\n"
+        );
         assert_eq!(env.mode("/etc/ssh/sshd_config"), 0o644);
-        assert_eq!(env.lines(), ["service sshd onestatus"], "not running: no reload");
+        assert_eq!(
+            env.lines(),
+            ["service sshd onestatus"],
+            "not running: no reload"
+        );
     }
 
     fn env_fbsd_sshd() -> Env {

@@ -138,8 +138,11 @@ impl KeyLine {
     }
 }
 
+/// A key to install and the options to put before it (root's login refusal).
+pub type KeyWithOptions = (KeyLine, Option<String>);
+
 /// `existing` plus the keys not already in it, or `None` when nothing is new.
-pub fn merge_keys(existing: &str, new: &[(KeyLine, Option<String>)]) -> Option<String> {
+pub fn merge_keys(existing: &str, new: &[KeyWithOptions]) -> Option<String> {
     let mut have: HashSet<(String, String)> = existing
         .lines()
         .filter_map(KeyLine::parse)
@@ -211,13 +214,16 @@ pub fn install_keys(
     sys: &dyn System,
     db: &AccountDb,
     user: &str,
-    keys: &[(KeyLine, Option<String>)],
+    keys: &[KeyWithOptions],
 ) -> anyhow::Result<bool> {
     let Some(pw) = db.user(user) else {
         bail!("user {user} does not exist (not in /etc/passwd)");
     };
     if !pw.home.starts_with('/') {
-        bail!("user {user}: home directory {:?} is not an absolute path", pw.home);
+        bail!(
+            "user {user}: home directory {:?} is not an absolute path",
+            pw.home
+        );
     }
     let (uid, gid) = (pw.uid, pw.gid);
     let home = resolve_symlinks(sys, Path::new(&pw.home))
@@ -247,7 +253,10 @@ pub fn install_keys(
         )
         .into_owned(),
         Some(st) if st.kind == FileKind::Symlink => {
-            bail!("refusing to follow symlink {} (user {user})", auth.display())
+            bail!(
+                "refusing to follow symlink {} (user {user})",
+                auth.display()
+            )
         }
         Some(_) => bail!("{} is not a regular file (user {user})", auth.display()),
     };
@@ -298,7 +307,7 @@ impl Module for SshAuthorizedKeys {
             })
     }
     fn run(&self, ctx: &mut Context) -> anyhow::Result<()> {
-        let mut plan: Vec<(String, Vec<(KeyLine, Option<String>)>)> = Vec::new();
+        let mut plan: Vec<(String, Vec<KeyWithOptions>)> = Vec::new();
         let top = ctx.cc().ssh_authorized_keys.clone();
         let meta = ctx.seed.meta.public_keys.clone();
         let mut default_keys = parse_keys(ctx, "ssh_authorized_keys", &top);
@@ -306,7 +315,10 @@ impl Module for SshAuthorizedKeys {
         if !default_keys.is_empty() {
             match default_user_name(ctx) {
                 Some(name) => {
-                    plan.push((name.clone(), default_keys.iter().map(|k| (k.clone(), None)).collect()));
+                    plan.push((
+                        name.clone(),
+                        default_keys.iter().map(|k| (k.clone(), None)).collect(),
+                    ));
                     if name != "root" {
                         let opts = ctx
                             .cc()
@@ -315,12 +327,15 @@ impl Module for SshAuthorizedKeys {
                             .then(|| disable_root_prefix(&name));
                         plan.push((
                             "root".into(),
-                            default_keys.iter().map(|k| (k.clone(), opts.clone())).collect(),
+                            default_keys
+                                .iter()
+                                .map(|k| (k.clone(), opts.clone()))
+                                .collect(),
                         ));
                     }
                 }
                 None => ctx.warn(
-                    "ssh_authorized_keys: the seed's users list has no default user; \
+                    "the seed's users list has no default user; \
                      top-level and meta-data keys were not installed",
                 ),
             }
@@ -329,8 +344,15 @@ impl Module for SshAuthorizedKeys {
             if r.is_default || r.user.ssh_authorized_keys.is_empty() {
                 continue;
             }
-            let keys = parse_keys(ctx, &format!("{}.ssh_authorized_keys", r.key), &r.user.ssh_authorized_keys);
-            plan.push((r.user.name.clone(), keys.into_iter().map(|k| (k, None)).collect()));
+            let keys = parse_keys(
+                ctx,
+                &format!("{}.ssh_authorized_keys", r.key),
+                &r.user.ssh_authorized_keys,
+            );
+            plan.push((
+                r.user.name.clone(),
+                keys.into_iter().map(|k| (k, None)).collect(),
+            ));
         }
         let db = AccountDb::load(ctx.sys)?;
         let mut failed = Vec::new();
@@ -340,7 +362,7 @@ impl Module for SshAuthorizedKeys {
             }
         }
         if !failed.is_empty() {
-            bail!("ssh_authorized_keys: {}", failed.join("; "));
+            bail!("{}", failed.join("; "));
         }
         Ok(())
     }
@@ -358,7 +380,7 @@ mod tests {
 
     fn env_with_users(os: OsKind) -> Env {
         let env = Env::new(os);
-        let home = if os == OsKind::FreeBsd { "/home" } else { "/home" };
+        let home = "/home";
         env.sys.put(
             "/etc/passwd",
             format!(
@@ -401,7 +423,10 @@ mod tests {
         assert_eq!(env.sys.owner("/root/.ssh/authorized_keys"), Some((0, 0)));
 
         // idempotent; a key already present with another comment is not added again
-        env.sys.put(p, format!("{K1}\nssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7 other-comment\n"));
+        env.sys.put(
+            p,
+            format!("{K1}\nssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7 other-comment\n"),
+        );
         env.run_ok(&SshAuthorizedKeys);
         assert_eq!(env.read(p).lines().count(), 2);
         assert_eq!(env.read("/root/.ssh/authorized_keys"), root);
@@ -421,11 +446,24 @@ mod tests {
             })),
         ]);
         let w = env.run_ok(&SshAuthorizedKeys);
-        assert!(w.iter().any(|w| w.contains("users[1].ssh_authorized_keys[1]")), "{w:?}");
-        assert_eq!(env.read("/home/freebsd/.ssh/authorized_keys"), format!("{K1}\n"));
+        assert!(
+            w.iter()
+                .any(|w| w.contains("users[1].ssh_authorized_keys[1]")),
+            "{w:?}"
+        );
+        assert_eq!(
+            env.read("/home/freebsd/.ssh/authorized_keys"),
+            format!("{K1}\n")
+        );
         assert_eq!(env.read("/root/.ssh/authorized_keys"), format!("{K1}\n"));
-        assert_eq!(env.read("/home/deploy/.ssh/authorized_keys"), format!("{K2}\n"));
-        assert_eq!(env.sys.owner("/home/deploy/.ssh/authorized_keys"), Some((1002, 1002)));
+        assert_eq!(
+            env.read("/home/deploy/.ssh/authorized_keys"),
+            format!("{K2}\n")
+        );
+        assert_eq!(
+            env.sys.owner("/home/deploy/.ssh/authorized_keys"),
+            Some((1002, 1002))
+        );
     }
 
     #[test]
@@ -438,15 +476,22 @@ mod tests {
         env.seed.cloud_config.ssh_authorized_keys = vec![K1.into()];
         env.seed.cloud_config.disable_root = Some(true);
         let e = env.run_err(&SshAuthorizedKeys);
-        assert!(e.contains("refusing to follow symlink /home/debian/.ssh"), "{e}");
+        assert!(
+            e.contains("refusing to follow symlink /home/debian/.ssh"),
+            "{e}"
+        );
         assert!(!root.join("etc/authorized_keys").exists());
 
         // a symlinked authorized_keys file is refused too
         std::fs::remove_file(root.join("home/debian/.ssh")).unwrap();
         std::fs::create_dir_all(root.join("home/debian/.ssh")).unwrap();
-        std::os::unix::fs::symlink("/etc/shadow", root.join("home/debian/.ssh/authorized_keys")).unwrap();
+        std::os::unix::fs::symlink("/etc/shadow", root.join("home/debian/.ssh/authorized_keys"))
+            .unwrap();
         let e = env.run_err(&SshAuthorizedKeys);
-        assert!(e.contains("refusing to follow symlink /home/debian/.ssh/authorized_keys"), "{e}");
+        assert!(
+            e.contains("refusing to follow symlink /home/debian/.ssh/authorized_keys"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -457,7 +502,10 @@ mod tests {
         std::os::unix::fs::symlink("usr/home", root.join("home")).unwrap();
         env.seed.cloud_config.ssh_authorized_keys = vec![K1.into()];
         env.run_ok(&SshAuthorizedKeys);
-        assert_eq!(env.read("/usr/home/freebsd/.ssh/authorized_keys"), format!("{K1}\n"));
+        assert_eq!(
+            env.read("/usr/home/freebsd/.ssh/authorized_keys"),
+            format!("{K1}\n")
+        );
         assert_eq!(
             resolve_symlinks(&env.sys, Path::new("/home/freebsd/x")).unwrap(),
             PathBuf::from("/usr/home/freebsd/x")

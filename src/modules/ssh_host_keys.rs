@@ -68,7 +68,7 @@ impl Module for SshHostKeys {
         let dir = Path::new(SSH_DIR);
         if !ctx.sys.exists(dir) {
             ctx.warn(format!(
-                "ssh_host_keys: {SSH_DIR} does not exist (no OpenSSH?); no host keys made"
+                "{SSH_DIR} does not exist (no OpenSSH?); no host keys made"
             ));
             return Ok(());
         }
@@ -89,8 +89,7 @@ impl Module for SshHostKeys {
             }
         }
         let sys = ctx.sys;
-        let missing =
-            |t: &str| !sys.exists(&dir.join(format!("ssh_host_{t}_key")));
+        let missing = |t: &str| !sys.exists(&dir.join(format!("ssh_host_{t}_key")));
         for cmd in keygen_commands(types.as_deref(), missing) {
             exec::run_ok(ctx, &cmd)?;
         }
@@ -132,7 +131,16 @@ mod tests {
         env.run_ok(&SshHostKeys);
         assert_eq!(
             env.sys.commands()[0].argv,
-            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", "/etc/ssh/ssh_host_ed25519_key"]
+            [
+                "ssh-keygen",
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-f",
+                "/etc/ssh/ssh_host_ed25519_key"
+            ]
         );
         assert_eq!(env.lines().len(), 1);
         assert!(env.sys.read_string("/etc/ssh/ssh_host_rsa_key").is_some());

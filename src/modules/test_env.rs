@@ -51,7 +51,11 @@ impl Env {
             config: &self.config,
             seed: &self.seed,
             seed_dir: PathBuf::from("/run/ci-agent/seed"),
-            instance_dir: self.config.state_dir.join("instances").join(&self.seed.instance_id),
+            instance_dir: self
+                .config
+                .state_dir
+                .join("instances")
+                .join(&self.seed.instance_id),
             warnings: Vec::new(),
         }
     }
@@ -89,7 +93,9 @@ impl Env {
     }
 
     pub fn read(&self, p: &str) -> String {
-        self.sys.read_string(p).unwrap_or_else(|| panic!("{p} missing"))
+        self.sys
+            .read_string(p)
+            .unwrap_or_else(|| panic!("{p} missing"))
     }
 
     pub fn mode(&self, p: &str) -> u32 {

@@ -177,9 +177,15 @@ pub fn update_sudoers(old: &str, user: &str, rules: &[String]) -> String {
         }
         out.push(l.to_string());
     }
+    if !placed && rules.is_empty() {
+        return old.to_string();
+    }
     if !placed {
         if out.is_empty() {
-            out.push("# Written by ci-agent from the seed's users; edits to these blocks are replaced.".into());
+            out.push(
+                "# Written by ci-agent from the seed's users; edits to these blocks are replaced."
+                    .into(),
+            );
         }
         block(&mut out);
     }
@@ -219,14 +225,14 @@ fn write_sudo_rules(ctx: &mut Context, user: &str, rules: &[String]) -> anyhow::
             });
             if !included {
                 ctx.warn(format!(
-                    "users: {} does not include {d}; the sudo rules in {} have no effect",
+                    "{} does not include {d}; the sudo rules in {} have no effect",
                     main.display(),
                     path.display()
                 ));
             }
         }
         Err(_) => ctx.warn(format!(
-            "users: {} not found (sudo not installed?); sudo rules written to {} anyway",
+            "{} not found (sudo not installed?); sudo rules written to {} anyway",
             main.display(),
             path.display()
         )),
@@ -303,7 +309,7 @@ impl Module for Users {
             }
         }
         if !failed.is_empty() {
-            bail!("users: {}", failed.join("; "));
+            bail!("{}", failed.join("; "));
         }
         Ok(())
     }
@@ -430,15 +436,34 @@ mod tests {
             ..User::default()
         }))]);
         env.run_ok(&Users);
-        assert_eq!(env.lines(), ["useradd --user-group -m alice", "chpasswd (arguments withheld)"]);
-        assert_eq!(env.sys.commands()[1].stdin.as_deref(), Some(&b"alice:s3cret\n"[..]));
+        assert_eq!(
+            env.lines(),
+            [
+                "useradd --user-group -m alice",
+                "chpasswd (arguments withheld)"
+            ]
+        );
+        assert_eq!(
+            env.sys.commands()[1].stdin.as_deref(),
+            Some(&b"alice:s3cret\n"[..])
+        );
         assert!(!env.lines().concat().contains("s3cret"));
+        assert!(env
+            .sys
+            .read_string("/etc/sudoers.d/90-ci-agent-users")
+            .is_none());
     }
 
     #[test]
     fn useradd_that_adds_nothing_is_an_error() {
         let mut env = Env::new(OsKind::Linux);
-        env.sys.on_command(&["useradd"], crate::platform::CmdOutput { code: Some(0), ..Default::default() });
+        env.sys.on_command(
+            &["useradd"],
+            crate::platform::CmdOutput {
+                code: Some(0),
+                ..Default::default()
+            },
+        );
         env.seed.cloud_config.users = Some(vec![deploy()]);
         let e = env.run_err(&Users);
         assert!(e.contains("not in /etc/passwd after it was created"), "{e}");
@@ -458,5 +483,7 @@ mod tests {
         assert_eq!(update_sudoers(&c, "bob", &["ALL=(root) /bin/ls".into()]), c);
         let d = update_sudoers(&c, "bob", &[]);
         assert!(!d.contains("bob"));
+        assert_eq!(update_sudoers("", "nobody", &[]), "", "no rules, no file");
+        assert_eq!(update_sudoers(&d, "nobody", &[]), d);
     }
 }

@@ -78,6 +78,18 @@ fn write_one(ctx: &Context, db: &AccountDb, f: &WriteFile) -> anyhow::Result<()>
     ctx.sys
         .write_file(path, &f.content, opts)
         .with_context(|| format!("writing {}", f.path))?;
+    if f.append {
+        // An existing file keeps its mode and owner through an append; set them as
+        // cloud-init does.
+        ctx.sys
+            .set_mode(path, mode)
+            .with_context(|| format!("chmod {}", f.path))?;
+        if let Some((u, g)) = owner {
+            ctx.sys
+                .set_owner(path, u, g)
+                .with_context(|| format!("chown {}", f.path))?;
+        }
+    }
     log::info!(
         "wrote {} ({} bytes{})",
         f.path,
@@ -106,7 +118,10 @@ impl Module for WriteFiles {
         }
     }
     fn wanted(&self, ctx: &Context) -> bool {
-        ctx.cc().write_files.iter().any(|f| f.defer == self.deferred)
+        ctx.cc()
+            .write_files
+            .iter()
+            .any(|f| f.defer == self.deferred)
     }
     fn run(&self, ctx: &mut Context) -> anyhow::Result<()> {
         let files = ctx.cc().write_files.clone();
@@ -155,7 +170,10 @@ mod tests {
         );
         env.sys.put("/etc/motd", "hello\n");
         env.seed.cloud_config.write_files = vec![
-            wf("/etc/anchor/written.txt", "written-by-cloud-init write_files\n"),
+            wf(
+                "/etc/anchor/written.txt",
+                "written-by-cloud-init write_files\n",
+            ),
             WriteFile {
                 owner: Some("bob:sudo".into()),
                 permissions: Some(0o600),
@@ -163,6 +181,8 @@ mod tests {
             },
             WriteFile {
                 append: true,
+                permissions: Some(0o640),
+                owner: Some("root:sudo".into()),
                 ..wf("/etc/motd", "more\n")
             },
             WriteFile {
@@ -171,12 +191,17 @@ mod tests {
             },
         ];
         env.run_ok(&WriteFiles { deferred: false });
-        assert_eq!(env.read("/etc/anchor/written.txt"), "written-by-cloud-init write_files\n");
+        assert_eq!(
+            env.read("/etc/anchor/written.txt"),
+            "written-by-cloud-init write_files\n"
+        );
         assert_eq!(env.mode("/etc/anchor/written.txt"), 0o644);
         assert_eq!(env.mode("/etc/anchor"), 0o755);
         assert_eq!(env.mode("/home/bob/secret"), 0o600);
         assert_eq!(env.sys.owner("/home/bob/secret"), Some((1000, 27)));
         assert_eq!(env.read("/etc/motd"), "hello\nmore\n");
+        assert_eq!(env.mode("/etc/motd"), 0o640);
+        assert_eq!(env.sys.owner("/etc/motd"), Some((0, 27)));
         assert!(env.sys.read_string("/etc/late").is_none());
         env.run_ok(&WriteFiles { deferred: true });
         assert_eq!(env.read("/etc/late"), "late\n");
@@ -199,12 +224,28 @@ mod tests {
             wf("/etc/ok", "fine"),
         ];
         let e = env.run_err(&WriteFiles { deferred: false });
-        assert!(e.contains("write_files[0] (relative/x): path must be an absolute path"), "{e}");
-        assert!(e.contains("write_files[1] (/etc/../../x): path must not contain '..'"), "{e}");
-        assert!(e.contains("write_files[2] (/etc/link): refusing to write through symlink"), "{e}");
-        assert!(e.contains("write_files[3] (/etc/owned): unknown user \"nobody\""), "{e}");
+        assert!(
+            e.contains("write_files[0] (relative/x): path must be an absolute path"),
+            "{e}"
+        );
+        assert!(
+            e.contains("write_files[1] (/etc/../../x): path must not contain '..'"),
+            "{e}"
+        );
+        assert!(
+            e.contains("write_files[2] (/etc/link): refusing to write through symlink"),
+            "{e}"
+        );
+        assert!(
+            e.contains("write_files[3] (/etc/owned): unknown user \"nobody\""),
+            "{e}"
+        );
         assert!(!root.join("etc/master.passwd").exists());
         assert!(!root.join("etc/owned").exists());
-        assert_eq!(env.read("/etc/ok"), "fine", "the good item is still written");
+        assert_eq!(
+            env.read("/etc/ok"),
+            "fine",
+            "the good item is still written"
+        );
     }
 }

@@ -7,8 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::modules::policy::{
-    check_package, IdFile, OsPolicy, PackageRequest, PowerMode, SshdReload, UptimeSource,
-    UserPlan,
+    check_package, IdFile, OsPolicy, PackageRequest, PowerMode, SshdReload, UptimeSource, UserPlan,
 };
 use crate::platform::Cmd;
 
@@ -34,7 +33,10 @@ impl OsPolicy for FreeBsd {
     fn hostname_file(&self, name: &str) -> (PathBuf, String) {
         // The name is validated (letters, digits, '-', '.') before it gets here, so it
         // needs no quoting beyond the double quotes rc.conf syntax wants.
-        ("/etc/rc.conf.d/hostname".into(), format!("hostname=\"{name}\"\n"))
+        (
+            "/etc/rc.conf.d/hostname".into(),
+            format!("hostname=\"{name}\"\n"),
+        )
     }
     fn prefer_fqdn(&self) -> bool {
         // rc.conf(5): hostname is the fully-qualified name.
@@ -81,7 +83,8 @@ impl OsPolicy for FreeBsd {
     }
 
     fn useradd(&self, u: &UserPlan) -> Cmd {
-        let mut argv: Vec<String> = vec!["pw".into(), "useradd".into(), "-n".into(), u.name.clone()];
+        let mut argv: Vec<String> =
+            vec!["pw".into(), "useradd".into(), "-n".into(), u.name.clone()];
         let mut opt = |flag: &str, v: &str| {
             argv.push(flag.into());
             argv.push(v.into());
@@ -181,9 +184,7 @@ impl OsPolicy for FreeBsd {
         }
         let mut out = Vec::new();
         if !exists(Path::new(PKG)) {
-            out.push(
-                Cmd::new([PKG_BOOTSTRAP, "bootstrap", "-y"]).env("ASSUME_ALWAYS_YES", "yes"),
-            );
+            out.push(Cmd::new([PKG_BOOTSTRAP, "bootstrap", "-y"]).env("ASSUME_ALWAYS_YES", "yes"));
         }
         if req.update {
             out.push(pkg_cmd(["update"]));
@@ -236,8 +237,21 @@ mod tests {
         assert_eq!(
             c.argv,
             [
-                "pw", "useradd", "-n", "deploy", "-c", "Deploy", "-G", "wheel,operator", "-s",
-                "/bin/sh", "-u", "1001", "-m", "-h", "-"
+                "pw",
+                "useradd",
+                "-n",
+                "deploy",
+                "-c",
+                "Deploy",
+                "-G",
+                "wheel,operator",
+                "-s",
+                "/bin/sh",
+                "-u",
+                "1001",
+                "-m",
+                "-h",
+                "-"
             ]
         );
         assert!(!c.secret && c.stdin.is_none());
@@ -254,7 +268,10 @@ mod tests {
         );
         assert!(c.secret);
         assert_eq!(c.stdin.as_deref(), Some(&b"$6$s$h\n"[..]));
-        assert!(!c.argv.iter().any(|a| a.contains("$6$")), "hash never in argv");
+        assert!(
+            !c.argv.iter().any(|a| a.contains("$6$")),
+            "hash never in argv"
+        );
     }
 
     #[test]
@@ -295,7 +312,10 @@ mod tests {
         assert_eq!(f[1].content, "0f8fad5bd9cb469fa16570867728950e\n");
         assert_eq!(
             FreeBsd.machine_id_live(&id)[0].argv,
-            ["sysctl", "kern.hostuuid=0f8fad5b-d9cb-469f-a165-70867728950e"]
+            [
+                "sysctl",
+                "kern.hostuuid=0f8fad5b-d9cb-469f-a165-70867728950e"
+            ]
         );
     }
 
@@ -342,7 +362,10 @@ mod tests {
             ["shutdown", "-p", "+1", "m"]
         );
         assert_eq!(FreeBsd.shutdown(PowerMode::Halt, "now", None).argv[1], "-h");
-        assert_eq!(FreeBsd.shutdown(PowerMode::Reboot, "now", None).argv[1], "-r");
+        assert_eq!(
+            FreeBsd.shutdown(PowerMode::Reboot, "now", None).argv[1],
+            "-r"
+        );
         assert_eq!(
             FreeBsd.sshd_reload().check.unwrap().argv,
             ["service", "sshd", "onestatus"]

@@ -7,8 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::modules::policy::{
-    check_package, IdFile, OsPolicy, PackageRequest, PowerMode, SshdReload, UptimeSource,
-    UserPlan,
+    check_package, IdFile, OsPolicy, PackageRequest, PowerMode, SshdReload, UptimeSource, UserPlan,
 };
 use crate::platform::Cmd;
 
@@ -201,7 +200,14 @@ impl OsPolicy for Linux {
         if u.system {
             argv.push("-r".into());
         }
-        argv.push(if u.no_create_home || u.system { "-M" } else { "-m" }.into());
+        argv.push(
+            if u.no_create_home || u.system {
+                "-M"
+            } else {
+                "-m"
+            }
+            .into(),
+        );
         argv.push(u.name.clone());
         let cmd = Cmd::new(argv);
         if u.passwd_hash.is_some() {
@@ -266,10 +272,7 @@ impl OsPolicy for Linux {
             ));
         };
         let mut out = Vec::new();
-        if req.update
-            || req.upgrade
-            || (!req.packages.is_empty() && pm.update_before_install())
-        {
+        if req.update || req.upgrade || (!req.packages.is_empty() && pm.update_before_install()) {
             out.push(pm.update());
         }
         if req.upgrade {
@@ -366,7 +369,10 @@ mod tests {
         let c = Linux.set_password_hash("bob", "$6$x");
         assert_eq!(c.argv, ["chpasswd", "-e"]);
         assert!(c.secret);
-        assert_eq!(Linux.expire_passwd("bob").argv, ["passwd", "--expire", "bob"]);
+        assert_eq!(
+            Linux.expire_passwd("bob").argv,
+            ["passwd", "--expire", "bob"]
+        );
         assert_eq!(Linux.lock_passwd("bob").argv, ["passwd", "-l", "bob"]);
         assert_eq!(
             Linux.add_to_group("bob", "sudo").argv,
@@ -430,7 +436,9 @@ mod tests {
             cmds.iter().map(|c| c.argv.join(" ")).collect::<Vec<_>>(),
             ["dnf -y install nginx curl-7.88.1-10"]
         );
-        let cmds = Linux.package_commands(&only("/usr/bin/zypper"), &req).unwrap();
+        let cmds = Linux
+            .package_commands(&only("/usr/bin/zypper"), &req)
+            .unwrap();
         assert_eq!(
             cmds[0].argv.join(" "),
             "zypper --non-interactive install nginx curl=7.88.1-10"
@@ -463,9 +471,7 @@ mod tests {
     #[test]
     fn shutdown_and_reload() {
         assert_eq!(
-            Linux
-                .shutdown(PowerMode::Reboot, "+5", Some("bye"))
-                .argv,
+            Linux.shutdown(PowerMode::Reboot, "+5", Some("bye")).argv,
             ["shutdown", "-r", "+5", "bye"]
         );
         assert_eq!(

@@ -1,9 +1,38 @@
 //! User-data and meta-data: from the raw files of a seed to what the modules apply.
 //!
-//! `user-data` is classified by its first bytes like cloud-init does (`#cloud-config`,
-//! `#!`, MIME multipart, gzip, `#include`, `#cloud-boothook`); cloud-config parts are
-//! merged (later top-level keys win), vendor-data the same at lower precedence; scripts are
-//! kept in order for the `scripts` module.
+//! `user-data` is classified by its first bytes like cloud-init does (the prefixes are
+//! compared case-insensitively, longest first):
+//!
+//! | starts with                     | becomes                                              |
+//! |---------------------------------|------------------------------------------------------|
+//! | gzip magic `1f 8b`              | decompressed (bounded), then classified again        |
+//! | `#include`, `#include-once`     | URLs in [`SeedData::includes`] (fetched by the HTTP datasource) |
+//! | `#cloud-config`                 | a YAML cloud-config part                             |
+//! | `#cloud-boothook`               | a boothook ([`SeedData::boothooks`], every boot)     |
+//! | `#!`                            | a script (its interpreter from the `#!` line)        |
+//! | MIME headers with Content-Type  | multipart, split by [`mime`]; each part by its type  |
+//! | `## template: jinja`, `#cloud-config-archive`, `#part-handler`, `#cloud-config-jsonp` | warning: not supported |
+//! | only whitespace                 | nothing                                              |
+//! | anything else                   | warning "unhandled user-data", nothing run           |
+//!
+//! MIME part types: `text/cloud-config`, `text/x-shellscript` (per instance),
+//! `text/x-shellscript-per-boot|per-instance|per-once`, `text/cloud-boothook`,
+//! `text/x-include-url`, `text/x-include-once-url`; `text/plain`, `text/x-not-multipart`
+//! or no type are classified by content; gzip bodies (or `application/*gzip*` types) are
+//! decompressed first. Nesting (gzip in MIME in gzip …) is bounded by
+//! [`Limits::max_nesting`], decompressed size by [`Limits::max_gunzip_bytes`], the number
+//! of parts by [`Limits::max_parts`].
+//!
+//! Merging: cloud-config parts merge like cloud-init's default for user-data
+//! (`dict(replace)+list()+str()`): mappings merge key by key recursively, the later part's
+//! value wins, lists and scalars are replaced whole. `vendor-data` (same formats; also a
+//! YAML list of such strings, or a mapping with a `cloud-init` key, like cloud-init's
+//! `convert_vendordata`) is merged first, so user-data wins; `vendor_data: {enabled:
+//! false}` in user-data drops it. Vendor scripts run before user scripts, named
+//! `vendor-…`.
+//!
+//! Unknown cloud-config keys are warnings naming the file, position and key ("not
+//! supported by ci-agent"); type errors are [`SeedError`]s with `file:line:col`.
 //!
 //! - [`mime`]: multipart splitting and part decoding.
 //! - [`cloud_config`]: the typed cloud-config for the keys in scope.
@@ -13,7 +42,9 @@ pub mod cloud_config;
 pub mod metadata;
 pub mod mime;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::yaml::{self, Node, NodeValue};
 
 pub use cloud_config::CloudConfig;
 pub use metadata::MetaData;
@@ -87,12 +118,678 @@ pub struct SeedError {
     pub message: String,
 }
 
-/// Parse a seed's files into what the run applies (placeholder until implemented).
+/// Budgets for user-data processing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest output of one gzip decompression (a 1 KB → 10 GB bomb stops here).
+    pub max_gunzip_bytes: u64,
+    /// How deep gzip / MIME / text-plain re-classification may nest.
+    pub max_nesting: usize,
+    /// Most MIME parts in one file.
+    pub max_parts: usize,
+    /// Budgets of every YAML document (cloud-config parts, meta-data).
+    pub yaml: yaml::Limits,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_gunzip_bytes: 64 << 20,
+            max_nesting: 4,
+            max_parts: 1000,
+            yaml: yaml::Limits::default(),
+        }
+    }
+}
+
+/// Parse a seed's files into what the run applies, with the default [`Limits`].
 pub fn parse_seed(seed: &Seed) -> Result<SeedData, SeedError> {
-    Err(SeedError {
-        file: seed.source.clone(),
+    parse_seed_with(seed, &Limits::default())
+}
+
+/// [`parse_seed`] with explicit limits.
+pub fn parse_seed_with(seed: &Seed, limits: &Limits) -> Result<SeedData, SeedError> {
+    let meta = match seed.files.get("meta-data") {
+        Some(d) => MetaData::parse_with("meta-data", d, &limits.yaml)?,
+        None => MetaData {
+            raw: serde_json::Value::Object(Default::default()),
+            ..MetaData::default()
+        },
+    };
+    let instance_id = seed
+        .instance_id_override
+        .clone()
+        .filter(|s| !s.is_empty())
+        .or_else(|| meta.instance_id.clone())
+        .unwrap_or_else(|| "nocloud".into());
+    let hostname = seed
+        .hostname_override
+        .clone()
+        .filter(|s| !s.is_empty())
+        .or_else(|| meta.local_hostname.clone());
+
+    let mut user = Collector::new(limits, "", false);
+    if let Some(ud) = seed.files.get("user-data") {
+        user.bytes(ud, "user-data", 0)?;
+    }
+    let user_merged = merge_all(user.configs.iter().map(|(_, n)| n));
+    let vendor_enabled = user_merged
+        .get("vendor_data")
+        .and_then(|v| v.get("enabled"))
+        .and_then(Node::as_bool)
+        .unwrap_or(true);
+    let mut vendor = Collector::new(limits, "vendor-", false);
+    if let Some(vd) = seed.files.get("vendor-data") {
+        if vendor_enabled {
+            vendor.vendor_data(vd)?;
+        } else {
+            vendor.warnings.push(warning(
+                "vendor-data",
+                "ignored: user-data sets vendor_data.enabled to false",
+            ));
+        }
+    }
+    let merged = merge_all(
+        vendor
+            .configs
+            .iter()
+            .chain(user.configs.iter())
+            .map(|(_, n)| n),
+    );
+    // Each part was converted (and checked) on its own; this conversion of the merge
+    // cannot find new type errors, and its warnings repeat the parts'.
+    let mut scratch = Vec::new();
+    let cloud_config = CloudConfig::from_node(&merged, "user-data", &mut scratch)?;
+
+    let mut warnings: Vec<String> = Vec::new();
+    warnings.extend(vendor.warnings.iter().map(ToString::to_string));
+    warnings.extend(user.warnings.iter().map(ToString::to_string));
+    let mut scripts = vendor.scripts;
+    scripts.extend(user.scripts);
+    let mut boothooks = vendor.boothooks;
+    boothooks.extend(user.boothooks);
+    let mut includes = vendor.includes;
+    for u in user.includes {
+        if !includes.contains(&u) {
+            includes.push(u);
+        }
+    }
+    Ok(SeedData {
+        source: seed.source.clone(),
+        meta,
+        instance_id,
+        hostname,
+        cloud_config,
+        cloud_config_json: merged.to_json(),
+        scripts,
+        boothooks,
+        includes,
+        files: seed.files.keys().cloned().collect(),
+        warnings,
+    })
+}
+
+/// Check one user-data (or vendor-data) file for `ci-seed validate`: every problem found,
+/// errors and warnings. Warnings (keys not supported by ci-agent, unhandled parts) are
+/// returned as `SeedError`s whose message starts with `warning: `; they describe things
+/// ci-agent will skip, and should not change the validator's exit code. Errors stop the
+/// processing of the part they are in; other parts are still checked.
+pub fn validate_user_data(file: &str, data: &[u8]) -> Vec<SeedError> {
+    let limits = Limits::default();
+    let mut c = Collector::new(&limits, "", true);
+    if let Err(e) = c.bytes(data, file, 0) {
+        c.errors.push(e);
+    }
+    if c.errors.is_empty() {
+        let merged = merge_all(c.configs.iter().map(|(_, n)| n));
+        let mut scratch = Vec::new();
+        if let Err(e) = CloudConfig::from_node(&merged, file, &mut scratch) {
+            c.errors.push(e);
+        }
+    }
+    let mut out = c.errors;
+    out.extend(c.warnings.into_iter().map(|w| SeedError {
+        message: format!("warning: {}", w.message),
+        ..w
+    }));
+    out
+}
+
+/// Check one meta-data file for `ci-seed validate` (an empty list: it is fine).
+pub fn validate_meta_data(file: &str, data: &[u8]) -> Vec<SeedError> {
+    match MetaData::parse(file, data) {
+        Ok(_) => Vec::new(),
+        Err(e) => vec![e],
+    }
+}
+
+/// A warning without a position.
+fn warning(file: &str, msg: impl Into<String>) -> SeedError {
+    SeedError {
+        file: file.into(),
         line: None,
         column: None,
-        message: "user-data parsing not implemented yet".into(),
-    })
+        message: msg.into(),
+    }
+}
+
+/// cloud-init's default user-data merge (`dict(replace)+list()+str()`): mappings merge
+/// recursively, `next` wins; anything else is replaced.
+pub fn merge(base: &mut Node, next: &Node) {
+    match (&mut base.value, &next.value) {
+        (NodeValue::Map(b), NodeValue::Map(n)) => {
+            for (k, v) in n {
+                match b.iter_mut().find(|(bk, _)| bk.name == k.name) {
+                    Some((_, bv)) => merge(bv, v),
+                    None => b.push((k.clone(), v.clone())),
+                }
+            }
+        }
+        _ => *base = next.clone(),
+    }
+}
+
+fn merge_all<'a>(nodes: impl Iterator<Item = &'a Node>) -> Node {
+    let mut out = Node::unlocated(NodeValue::Map(Vec::new()));
+    for n in nodes {
+        merge(&mut out, n);
+    }
+    out
+}
+
+const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
+
+/// What the first bytes of a user-data blob say it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Gzip,
+    Include,
+    CloudConfig,
+    Boothook,
+    Script,
+    Mime,
+    Unsupported(&'static str),
+    Empty,
+    Unknown,
+}
+
+fn classify(data: &[u8]) -> Kind {
+    if data.starts_with(GZIP_MAGIC) {
+        return Kind::Gzip;
+    }
+    if data.iter().all(u8::is_ascii_whitespace) {
+        return Kind::Empty;
+    }
+    let starts = |p: &str| {
+        data.get(..p.len())
+            .is_some_and(|h| h.eq_ignore_ascii_case(p.as_bytes()))
+    };
+    // Longest prefixes first (cloud-init's INCLUSION_TYPES_MAP order).
+    if starts("#cloud-config-archive") {
+        Kind::Unsupported("#cloud-config-archive")
+    } else if starts("#cloud-config-jsonp") {
+        Kind::Unsupported("#cloud-config-jsonp")
+    } else if starts("#cloud-config") {
+        Kind::CloudConfig
+    } else if starts("#include-once") || starts("#include") {
+        Kind::Include
+    } else if starts("#cloud-boothook") {
+        Kind::Boothook
+    } else if starts("#part-handler") {
+        Kind::Unsupported("#part-handler")
+    } else if starts("## template: jinja") || starts("## template:jinja") {
+        Kind::Unsupported("## template: jinja")
+    } else if starts("#upstart-job") {
+        Kind::Unsupported("#upstart-job")
+    } else if starts("#!") {
+        Kind::Script
+    } else if mime::looks_like_mime(data) {
+        Kind::Mime
+    } else {
+        Kind::Unknown
+    }
+}
+
+/// The first line of a blob, shortened and printable, for messages.
+fn first_line(data: &[u8]) -> String {
+    let line = data.split(|&b| b == b'\n').next().unwrap_or_default();
+    let text = String::from_utf8_lossy(line);
+    let short: String = text.trim_end().chars().take(40).collect();
+    format!("{short:?}")
+}
+
+/// A part file name safe to use as a file name: the last path component, characters
+/// outside `[A-Za-z0-9._-]` replaced by `_`; `None` when nothing usable remains.
+fn safe_name(name: &str) -> Option<String> {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or_default();
+    let clean: String = base
+        .chars()
+        .take(100)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let trimmed = clean.trim_start_matches('.');
+    (!trimmed.is_empty()).then(|| trimmed.to_owned())
+}
+
+/// Walks user-data (or vendor-data) and collects its pieces.
+struct Collector<'l> {
+    limits: &'l Limits,
+    /// Prefix of script names (`vendor-` for vendor-data).
+    prefix: &'static str,
+    /// Keep going after an error (for `validate`), collecting them in `errors`.
+    collect_all: bool,
+    parts: usize,
+    names: BTreeSet<String>,
+    configs: Vec<(String, Node)>,
+    scripts: Vec<Script>,
+    boothooks: Vec<Script>,
+    includes: Vec<String>,
+    warnings: Vec<SeedError>,
+    errors: Vec<SeedError>,
+}
+
+impl<'l> Collector<'l> {
+    fn new(limits: &'l Limits, prefix: &'static str, collect_all: bool) -> Self {
+        Collector {
+            limits,
+            prefix,
+            collect_all,
+            parts: 0,
+            names: BTreeSet::new(),
+            configs: Vec::new(),
+            scripts: Vec::new(),
+            boothooks: Vec::new(),
+            includes: Vec::new(),
+            warnings: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// Record an error: returned (stops the parse), or collected in validate mode.
+    fn fail(&mut self, e: SeedError) -> Result<(), SeedError> {
+        if self.collect_all {
+            self.errors.push(e);
+            Ok(())
+        } else {
+            Err(e)
+        }
+    }
+
+    fn warn(&mut self, label: &str, msg: impl Into<String>) {
+        self.warnings.push(warning(label, msg));
+    }
+
+    /// A unique script name: the part's file name if usable, else `part-NNN`.
+    fn script_name(&mut self, filename: Option<&str>) -> String {
+        let base = filename
+            .and_then(safe_name)
+            .unwrap_or_else(|| format!("part-{:03}", self.parts.max(1)));
+        let mut name = format!("{}{base}", self.prefix);
+        let mut n = 2;
+        while self.names.contains(&name) {
+            name = format!("{}{base}-{n}", self.prefix);
+            n += 1;
+        }
+        self.names.insert(name.clone());
+        name
+    }
+
+    /// Classify and collect one blob of user-data. `label` names it in messages.
+    fn bytes(&mut self, data: &[u8], label: &str, depth: usize) -> Result<(), SeedError> {
+        if depth > self.limits.max_nesting {
+            return self.fail(warning(
+                label,
+                format!(
+                    "user-data nested more than {} levels deep (gzip/MIME inside each other)",
+                    self.limits.max_nesting
+                ),
+            ));
+        }
+        let data = data.strip_prefix(b"\xef\xbb\xbf").unwrap_or(data);
+        match classify(data) {
+            Kind::Gzip => match cloud_config::gunzip_limited(data, self.limits.max_gunzip_bytes) {
+                Ok(plain) => self.bytes(&plain, label, depth + 1),
+                Err(e) => self.fail(warning(label, e)),
+            },
+            Kind::Empty => Ok(()),
+            Kind::CloudConfig => self.cloud_config(data, label),
+            Kind::Include => {
+                self.include(data, label);
+                Ok(())
+            }
+            Kind::Boothook => {
+                self.parts += 1;
+                self.boothook(data, None, label);
+                Ok(())
+            }
+            Kind::Script => {
+                self.parts += 1;
+                self.script(data, None, Frequency::PerInstance, label);
+                Ok(())
+            }
+            Kind::Mime => self.mime(data, label, depth),
+            Kind::Unsupported(what) => {
+                self.warn(
+                    label,
+                    format!("{what} user-data is not supported by ci-agent; part ignored"),
+                );
+                Ok(())
+            }
+            Kind::Unknown => {
+                self.warn(
+                    label,
+                    format!(
+                        "unhandled user-data (first line {}); nothing from it is applied",
+                        first_line(data)
+                    ),
+                );
+                Ok(())
+            }
+        }
+    }
+
+    fn cloud_config(&mut self, data: &[u8], label: &str) -> Result<(), SeedError> {
+        let text = match std::str::from_utf8(data) {
+            Ok(t) => t,
+            Err(e) => {
+                return self.fail(warning(
+                    label,
+                    format!(
+                        "cloud-config is not valid UTF-8 (at byte {})",
+                        e.valid_up_to()
+                    ),
+                ))
+            }
+        };
+        let node = match yaml::parse_node_with(text, label, &self.limits.yaml) {
+            Ok(n) => n,
+            Err(e) => return self.fail(e),
+        };
+        let node = match node.value {
+            NodeValue::Null => return Ok(()),
+            NodeValue::Map(_) => node,
+            _ => {
+                let known = node.pos.line > 0;
+                return self.fail(SeedError {
+                    file: label.into(),
+                    line: known.then_some(node.pos.line),
+                    column: known.then_some(node.pos.column),
+                    message: format!("cloud-config must be a mapping, found {}", node.kind()),
+                });
+            }
+        };
+        let mut w = Vec::new();
+        let checked = CloudConfig::from_node(&node, label, &mut w);
+        self.warnings.extend(w);
+        match checked {
+            Ok(_) => {
+                self.configs.push((label.to_owned(), node));
+                Ok(())
+            }
+            Err(e) => self.fail(e),
+        }
+    }
+
+    /// `#include` / `#include-once` bodies: one URL per line; blank lines and comments
+    /// skipped (the `#include…` lines themselves are comments).
+    fn include(&mut self, data: &[u8], label: &str) {
+        let text = String::from_utf8_lossy(data);
+        for line in text.lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if line.starts_with("http://")
+                || line.starts_with("https://")
+                || line.starts_with("file://")
+            {
+                if !self.includes.iter().any(|u| u == line) {
+                    self.includes.push(line.to_owned());
+                }
+            } else {
+                let shown: String = line.chars().take(60).collect();
+                self.warn(label, format!("#include: '{shown}' is not a URL; skipped"));
+            }
+        }
+    }
+
+    /// The interpreter of a script body (`#!` line), `/bin/sh` when there is none.
+    fn interpreter(&mut self, body: &[u8], label: &str) -> String {
+        if let Some(rest) = body.strip_prefix(b"#!") {
+            let line = rest.split(|&b| b == b'\n').next().unwrap_or_default();
+            let interp = String::from_utf8_lossy(line).trim().to_owned();
+            if !interp.is_empty() {
+                return interp;
+            }
+        }
+        self.warn(
+            label,
+            "script has no '#!' line; it will be run with /bin/sh",
+        );
+        "/bin/sh".into()
+    }
+
+    fn script(&mut self, body: &[u8], filename: Option<&str>, frequency: Frequency, label: &str) {
+        let interpreter = self.interpreter(body, label);
+        let name = self.script_name(filename);
+        self.scripts.push(Script {
+            name,
+            interpreter,
+            body: body.to_vec(),
+            frequency,
+        });
+    }
+
+    /// `#cloud-boothook`: the first line is dropped; the rest runs every boot, early.
+    fn boothook(&mut self, data: &[u8], filename: Option<&str>, label: &str) {
+        let body = if data
+            .get(..15)
+            .is_some_and(|h| h.eq_ignore_ascii_case(b"#cloud-boothook"))
+        {
+            match data.iter().position(|&b| b == b'\n') {
+                Some(i) => data.get(i + 1..).unwrap_or_default(),
+                None => &[],
+            }
+        } else {
+            data
+        };
+        let interpreter = self.interpreter(body, label);
+        let name = self.script_name(filename);
+        self.boothooks.push(Script {
+            name,
+            interpreter,
+            body: body.to_vec(),
+            frequency: Frequency::PerBoot,
+        });
+    }
+
+    fn mime(&mut self, data: &[u8], label: &str, depth: usize) -> Result<(), SeedError> {
+        let parts = match mime::split(data, self.limits.max_parts) {
+            Ok(p) => p,
+            Err(e) => return self.fail(warning(label, e)),
+        };
+        for part in parts {
+            self.parts += 1;
+            let shown = part
+                .filename
+                .as_deref()
+                .and_then(safe_name)
+                .unwrap_or_else(|| format!("part-{:03}", self.parts));
+            let part_label = format!("{label}[{shown}]");
+            let mut ctype = part.content_type.as_str();
+            let mut body = part.body;
+            if body.starts_with(GZIP_MAGIC)
+                || matches!(
+                    ctype,
+                    "application/gzip"
+                        | "application/x-gzip"
+                        | "application/gzip-compressed"
+                        | "application/gzipped"
+                        | "application/x-gzip-compressed"
+                        | "application/x-compress"
+                        | "application/x-compressed"
+                        | "application/x-gunzip"
+                )
+            {
+                match cloud_config::gunzip_limited(&body, self.limits.max_gunzip_bytes) {
+                    Ok(plain) => body = plain,
+                    Err(e) => {
+                        self.fail(warning(&part_label, e))?;
+                        continue;
+                    }
+                }
+                if ctype.starts_with("application/") {
+                    ctype = "";
+                }
+            }
+            let filename = part.filename.as_deref();
+            match ctype {
+                "" | "text/plain" | "text/x-not-multipart" => {
+                    self.parts -= 1;
+                    self.bytes(&body, &part_label, depth + 1)?;
+                }
+                "text/cloud-config" => self.cloud_config(&body, &part_label)?,
+                "text/x-shellscript" | "text/x-shellscript-per-instance" => {
+                    self.script(&body, filename, Frequency::PerInstance, &part_label)
+                }
+                "text/x-shellscript-per-boot" => {
+                    self.script(&body, filename, Frequency::PerBoot, &part_label)
+                }
+                "text/x-shellscript-per-once" => {
+                    self.script(&body, filename, Frequency::Once, &part_label)
+                }
+                "text/cloud-boothook" => self.boothook(&body, filename, &part_label),
+                "text/x-include-url" | "text/x-include-once-url" => {
+                    self.include(&body, &part_label)
+                }
+                "text/jinja2" => self.warn(
+                    &part_label,
+                    "jinja templates are not supported by ci-agent; part ignored",
+                ),
+                other => self.warn(
+                    &part_label,
+                    format!("MIME part type '{other}' is not supported by ci-agent; part ignored"),
+                ),
+            }
+        }
+        Ok(())
+    }
+
+    /// vendor-data: user-data formats, or (cloud-init's `convert_vendordata`) a YAML list
+    /// of such strings, or a mapping whose `cloud-init` key holds one.
+    fn vendor_data(&mut self, data: &[u8]) -> Result<(), SeedError> {
+        let label = "vendor-data";
+        let stripped = data.strip_prefix(b"\xef\xbb\xbf").unwrap_or(data);
+        if classify(stripped) != Kind::Unknown {
+            return self.bytes(stripped, label, 0);
+        }
+        let node = std::str::from_utf8(stripped)
+            .ok()
+            .and_then(|t| yaml::parse_node_with(t, label, &self.limits.yaml).ok());
+        let node = match node {
+            Some(n) => match n.value {
+                NodeValue::Map(_) => match n.get("cloud-init") {
+                    Some(inner) => inner.clone(),
+                    None => return self.bytes(stripped, label, 0),
+                },
+                _ => n,
+            },
+            None => return self.bytes(stripped, label, 0),
+        };
+        match &node.value {
+            NodeValue::Str(s) => self.bytes(s.as_bytes(), label, 1),
+            NodeValue::Seq(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    let item_label = format!("{label}[{i}]");
+                    match &item.value {
+                        NodeValue::Str(s) => self.bytes(s.as_bytes(), &item_label, 1)?,
+                        _ => self.warn(
+                            &item_label,
+                            format!(
+                                "expected a user-data string, found {}; ignored",
+                                node.kind()
+                            ),
+                        ),
+                    }
+                }
+                Ok(())
+            }
+            NodeValue::Null => Ok(()),
+            _ => {
+                self.warn(
+                    label,
+                    format!("vendor-data 'cloud-init' holds {}; ignored", node.kind()),
+                );
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seed(files: &[(&str, &[u8])]) -> Seed {
+        Seed {
+            source: "test".into(),
+            files: files
+                .iter()
+                .map(|(n, d)| (n.to_string(), d.to_vec()))
+                .collect(),
+            ..Seed::default()
+        }
+    }
+
+    #[test]
+    fn cloud_config_and_meta_data() {
+        let s = seed(&[
+            ("meta-data", b"instance-id: i-1\nlocal-hostname: h1\n"),
+            (
+                "user-data",
+                b"#cloud-config\nhostname: web\nssh_pwauth: yes\nusers:\n  - default\n  - name: no\n    groups: adm, sudo\napt: {}\n",
+            ),
+        ]);
+        let d = parse_seed(&s).unwrap();
+        assert_eq!(d.instance_id, "i-1");
+        assert_eq!(d.hostname.as_deref(), Some("h1"));
+        assert_eq!(d.cloud_config.hostname.as_deref(), Some("web"));
+        assert_eq!(d.cloud_config.ssh_pwauth, Some(true));
+        let users = d.cloud_config.users.as_ref().unwrap();
+        assert_eq!(users[0], UserSpec::Default);
+        match &users[1] {
+            UserSpec::User(u) => {
+                assert_eq!(u.name, "no");
+                assert_eq!(u.groups, ["adm", "sudo"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(d.cloud_config_json["ssh_pwauth"], serde_json::json!(true));
+        assert_eq!(
+            d.warnings,
+            ["user-data:8:1: 'apt' is not supported by ci-agent (ignored)"]
+        );
+        assert_eq!(d.files, ["meta-data", "user-data"]);
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        let d = parse_seed(&seed(&[])).unwrap();
+        assert_eq!(d.instance_id, "nocloud");
+        assert_eq!(d.hostname, None);
+        let mut s = seed(&[("meta-data", b"instance-id: i-1\nlocal-hostname: h1\n")]);
+        s.instance_id_override = Some("i-2".into());
+        s.hostname_override = Some("h2".into());
+        let d = parse_seed(&s).unwrap();
+        assert_eq!(d.instance_id, "i-2");
+        assert_eq!(d.hostname.as_deref(), Some("h2"));
+    }
+
+    use cloud_config::UserSpec;
 }

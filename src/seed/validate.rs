@@ -1,0 +1,410 @@
+//! Checking seed files with the agent's own parser, before a seed is written and in
+//! `ci-seed validate`.
+//!
+//! A seed the agent would reject at first boot is caught on the host instead: the same
+//! [`crate::userdata::parse_seed`] runs over the files, and a problem is reported as
+//! `file:line:column: message` with the user's own path in place of the seed file name.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::Path;
+
+use crate::userdata::{parse_seed, Seed, SeedError};
+
+/// What a file given to `ci-seed validate` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    UserData,
+    VendorData,
+    MetaData,
+    NetworkConfig,
+}
+
+impl Kind {
+    /// The name the file has on a seed.
+    pub fn seed_name(self) -> &'static str {
+        match self {
+            Kind::UserData => "user-data",
+            Kind::VendorData => "vendor-data",
+            Kind::MetaData => "meta-data",
+            Kind::NetworkConfig => "network-config",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "user-data" => Some(Kind::UserData),
+            "vendor-data" => Some(Kind::VendorData),
+            "meta-data" => Some(Kind::MetaData),
+            "network-config" => Some(Kind::NetworkConfig),
+            _ => None,
+        }
+    }
+}
+
+/// Decide what `path` holds: by its file name (`meta-data*`, `user-data*`, `vendor-data*`,
+/// `network-config*`), else by content (user-data starts with `#cloud-config`, `#!`,
+/// `#include`, a boothook, MIME headers or gzip; a JSON object or a first key such as
+/// `instance-id:` is meta-data; anything else is taken as user-data).
+pub fn detect(path: &Path, bytes: &[u8]) -> Kind {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    for (prefix, kind) in [
+        ("meta-data", Kind::MetaData),
+        ("meta_data", Kind::MetaData),
+        ("user-data", Kind::UserData),
+        ("user_data", Kind::UserData),
+        ("vendor-data", Kind::VendorData),
+        ("network-config", Kind::NetworkConfig),
+    ] {
+        if name.starts_with(prefix) {
+            return kind;
+        }
+    }
+    detect_content(bytes)
+}
+
+fn detect_content(bytes: &[u8]) -> Kind {
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        return Kind::UserData;
+    }
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(4096)]);
+    let text = text.trim_start_matches('\u{feff}');
+    let first = text.lines().next().unwrap_or("").trim_end();
+    let lower = first.to_ascii_lowercase();
+    let user_data_marks = [
+        "#cloud-config",
+        "#!",
+        "#include",
+        "#cloud-boothook",
+        "#part-handler",
+        "## template:",
+        "content-type:",
+        "mime-version:",
+    ];
+    if user_data_marks.iter().any(|m| lower.starts_with(m)) {
+        return Kind::UserData;
+    }
+    if text.trim_start().starts_with('{') {
+        return Kind::MetaData;
+    }
+    let meta_keys = [
+        "instance-id",
+        "local-hostname",
+        "hostname",
+        "public-keys",
+        "dsmode",
+        "network-interfaces",
+    ];
+    let first_key = text
+        .lines()
+        .map(str::trim_end)
+        .find(|l| !l.is_empty() && !l.starts_with('#') && l != &"---")
+        .and_then(|l| l.split_once(':'))
+        .map(|(k, _)| k.trim().trim_matches(|c| c == '"' || c == '\''));
+    match first_key {
+        Some(k) if meta_keys.contains(&k) => Kind::MetaData,
+        _ => Kind::UserData,
+    }
+}
+
+/// A problem found in a file, in the user's terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// How the user named the file (a path, or `<stdin>`).
+    pub file: String,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.file)?;
+        match (self.line, self.column) {
+            (Some(l), Some(c)) => write!(f, ":{l}:{c}")?,
+            (Some(l), None) => write!(f, ":{l}")?,
+            _ => {}
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Result of checking a set of seed files.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub problems: Vec<Problem>,
+    /// Non-fatal: unknown keys, unhandled parts.
+    pub warnings: Vec<String>,
+}
+
+/// Parse `files` (seed name → bytes) like the agent would. `display` maps a seed file name
+/// to what the user called it (`user-data` → `./my-user-data`).
+pub fn check_seed(files: &BTreeMap<String, Vec<u8>>, display: &dyn Fn(&str) -> String) -> Report {
+    let seed = Seed {
+        source: "ci-seed".into(),
+        files: files.clone(),
+        hostname_override: None,
+        instance_id_override: None,
+    };
+    let mut report = Report::default();
+    match parse_seed(&seed) {
+        Ok(data) => report.warnings = data.warnings,
+        Err(e) => report.problems.push(problem_from(&e, display)),
+    }
+    if let Some(bytes) = files.get("network-config") {
+        if let Some(p) = check_network_config(bytes, &display("network-config")) {
+            report.problems.push(p);
+        }
+    }
+    report
+}
+
+fn problem_from(e: &SeedError, display: &dyn Fn(&str) -> String) -> Problem {
+    // The parser names the seed file ("user-data"), sometimes with a part suffix
+    // ("user-data part 2"); map the leading seed name to the user's path.
+    let file = ["user-data", "meta-data", "vendor-data", "network-config"]
+        .iter()
+        .find_map(|name| {
+            e.file
+                .strip_prefix(name)
+                .map(|rest| format!("{}{rest}", display(name)))
+        })
+        .unwrap_or_else(|| e.file.clone());
+    Problem {
+        file,
+        line: e.line,
+        column: e.column,
+        message: e.message.clone(),
+    }
+}
+
+/// network-config is cloud-init's (v1/v2 netplan-like YAML); we only check it parses.
+fn check_network_config(bytes: &[u8], shown: &str) -> Option<Problem> {
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            return Some(Problem {
+                file: shown.to_string(),
+                line: None,
+                column: None,
+                message: format!("not UTF-8 text (byte {})", e.valid_up_to()),
+            })
+        }
+    };
+    crate::yaml::parse_value(text, "network-config")
+        .err()
+        .map(|e| Problem {
+            file: shown.to_string(),
+            line: e.line,
+            column: e.column,
+            message: e.message,
+        })
+}
+
+pub(super) const HELP: &str = "\
+Usage: ci-seed validate [--type KIND] [--strict] FILE...
+
+Check user-data, vendor-data, meta-data and network-config files with ci-agent's own
+parser, the one that reads them at first boot. Each problem is printed on standard
+output as FILE:LINE:COLUMN: MESSAGE (line/column left out when unknown).
+
+What a file is comes from its name (meta-data*, user-data*, vendor-data*,
+network-config*), else from its content (#cloud-config, #!, MIME headers, gzip →
+user-data; a JSON object or a first key such as instance-id: → meta-data).
+'-' reads standard input (as user-data unless --type says otherwise).
+
+Options:
+  -t, --type KIND   treat every FILE as KIND: user-data, vendor-data, meta-data,
+                    network-config
+      --strict      count warnings (unknown keys, unhandled parts) as problems
+  -h, --help        show this help
+
+Exit status: 0 no problem, 1 problems found (or a file could not be read),
+2 usage error.
+";
+
+/// `ci-seed validate FILE…`.
+pub fn cli(args: Vec<OsString>) -> u8 {
+    use lexopt::prelude::*;
+    let mut parser = lexopt::Parser::from_args(args);
+    let mut kind = None;
+    let mut strict = false;
+    let mut files: Vec<OsString> = Vec::new();
+    let usage = |msg: String| {
+        eprintln!("ci-seed validate: {msg}\nTry 'ci-seed validate --help'.");
+        crate::exit::USAGE
+    };
+    loop {
+        let arg = match parser.next() {
+            Ok(Some(a)) => a,
+            Ok(None) => break,
+            Err(e) => return usage(e.to_string()),
+        };
+        match arg {
+            Short('h') | Long("help") => {
+                print!("{HELP}");
+                return crate::exit::OK;
+            }
+            Short('t') | Long("type") => {
+                let v = match parser.value() {
+                    Ok(v) => v.to_string_lossy().into_owned(),
+                    Err(e) => return usage(e.to_string()),
+                };
+                match Kind::parse(&v) {
+                    Some(k) => kind = Some(k),
+                    None => {
+                        return usage(format!(
+                        "--type {v:?}: expected user-data, vendor-data, meta-data or network-config"
+                    ))
+                    }
+                }
+            }
+            Long("strict") => strict = true,
+            Value(v) => files.push(v),
+            other => return usage(other.unexpected().to_string()),
+        }
+    }
+    if files.is_empty() {
+        return usage("no FILE given".into());
+    }
+    if files.iter().filter(|f| f.as_os_str() == "-").count() > 1 {
+        return usage("'-' (standard input) given more than once".into());
+    }
+    let mut bad = false;
+    for f in &files {
+        let (shown, bytes) = if f.as_os_str() == "-" {
+            let mut buf = Vec::new();
+            if let Err(e) = std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut buf) {
+                println!("<stdin>: cannot read: {e}");
+                bad = true;
+                continue;
+            }
+            ("<stdin>".to_string(), buf)
+        } else {
+            let path = Path::new(f);
+            let shown = path.display().to_string();
+            match std::fs::read(path) {
+                Ok(b) => (shown, b),
+                Err(e) => {
+                    println!("{shown}: cannot read: {e}");
+                    bad = true;
+                    continue;
+                }
+            }
+        };
+        let k = kind.unwrap_or_else(|| {
+            if f.as_os_str() == "-" {
+                Kind::UserData
+            } else {
+                detect(Path::new(f), &bytes)
+            }
+        });
+        let mut one = BTreeMap::new();
+        one.insert(k.seed_name().to_string(), bytes);
+        let report = check_seed(&one, &|_| shown.clone());
+        for p in &report.problems {
+            println!("{p}");
+        }
+        for w in &report.warnings {
+            if strict {
+                println!("{shown}: {w}");
+            } else {
+                eprintln!("{shown}: warning: {w}");
+            }
+        }
+        bad |= !report.problems.is_empty() || (strict && !report.warnings.is_empty());
+    }
+    if bad {
+        crate::exit::FAILED
+    } else {
+        crate::exit::OK
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_by_name_then_content() {
+        assert_eq!(
+            detect(Path::new("x/meta-data.yaml"), b"#cloud-config\n"),
+            Kind::MetaData
+        );
+        assert_eq!(
+            detect(Path::new("user-data"), b"instance-id: x\n"),
+            Kind::UserData
+        );
+        assert_eq!(
+            detect(Path::new("seed/network-config"), b""),
+            Kind::NetworkConfig
+        );
+        assert_eq!(
+            detect(Path::new("a"), b"#cloud-config\nhostname: x\n"),
+            Kind::UserData
+        );
+        assert_eq!(detect(Path::new("a"), b"#!/bin/sh\necho\n"), Kind::UserData);
+        assert_eq!(
+            detect(Path::new("a"), b"Content-Type: multipart/mixed\n"),
+            Kind::UserData
+        );
+        assert_eq!(detect(Path::new("a"), b"\x1f\x8b\x08"), Kind::UserData);
+        assert_eq!(
+            detect(Path::new("a"), b"{\"instance-id\": \"i\"}"),
+            Kind::MetaData
+        );
+        assert_eq!(
+            detect(Path::new("a"), b"---\ninstance-id: i-1\n"),
+            Kind::MetaData
+        );
+        assert_eq!(
+            detect(Path::new("a"), b"local-hostname: h\n"),
+            Kind::MetaData
+        );
+        assert_eq!(detect(Path::new("a"), b"something else\n"), Kind::UserData);
+        assert_eq!(
+            detect(Path::new("a"), b"# generated\ninstance-id: x\n"),
+            Kind::MetaData
+        );
+    }
+
+    #[test]
+    fn problem_display() {
+        let p = Problem {
+            file: "a/ud".into(),
+            line: Some(3),
+            column: Some(7),
+            message: "bad".into(),
+        };
+        assert_eq!(p.to_string(), "a/ud:3:7: bad");
+        let p = Problem {
+            line: None,
+            column: None,
+            ..p
+        };
+        assert_eq!(p.to_string(), "a/ud: bad");
+    }
+
+    #[test]
+    fn seed_error_names_are_mapped() {
+        let e = SeedError {
+            file: "user-data part 2".into(),
+            line: Some(1),
+            column: Some(2),
+            message: "m".into(),
+        };
+        let p = problem_from(&e, &|n| format!("/home/u/{n}.txt"));
+        assert_eq!(p.to_string(), "/home/u/user-data.txt part 2:1:2: m");
+    }
+
+    #[test]
+    fn network_config_yaml_errors_have_a_position() {
+        let p = check_network_config(b"version: 2\nethernets: [a\n", "nc").expect("a problem");
+        assert_eq!(p.file, "nc");
+        assert!(p.line.is_some(), "{p}");
+        assert!(check_network_config(b"version: 2\n", "nc").is_none());
+    }
+}

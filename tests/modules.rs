@@ -1,0 +1,453 @@
+//! The whole module list against the recording fake, for Linux and for FreeBSD: the
+//! standard e2e seed (`/work/shared/e2e/anchor-seed`) built by hand as a `SeedData`, with
+//! assertions on files, modes, owners (numbers), the exact commands, idempotency, a new
+//! instance-id, and hostile values.
+
+use std::path::{Path, PathBuf};
+
+use ci_agent::config::Config;
+use ci_agent::modules::{self, fake_accounts, Context, Stage};
+use ci_agent::platform::fake::FakeSystem;
+use ci_agent::platform::{CmdOutput, OsKind, System};
+use ci_agent::userdata::cloud_config::{
+    Chpasswd, CommandSpec, ManageEtcHosts, User, UserSpec, WriteFile,
+};
+use ci_agent::userdata::{MetaData, SeedData};
+
+const KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEW5qwDTLFzoiwFYA6liGjXBToid7HjnK5ioO0CoUEC0 anchor@e2e";
+
+/// The anchor seed's user-data and meta-data, as the parser would type them.
+fn anchor_seed(iid: &str) -> SeedData {
+    let mut s = SeedData {
+        source: "iso9660:/dev/sr0".into(),
+        instance_id: iid.into(),
+        hostname: Some("anchor-vm".into()),
+        meta: MetaData {
+            instance_id: Some(iid.into()),
+            local_hostname: Some("anchor-vm".into()),
+            ..MetaData::default()
+        },
+        ..SeedData::default()
+    };
+    let cc = &mut s.cloud_config;
+    cc.hostname = Some("anchor-vm".into());
+    cc.ssh_authorized_keys = vec![KEY.into()];
+    cc.users = Some(vec![
+        UserSpec::Default,
+        UserSpec::User(Box::new(User {
+            name: "deploy".into(),
+            groups: vec!["sudo".into()],
+            shell: Some("/bin/bash".into()),
+            ssh_authorized_keys: vec![KEY.into()],
+            ..User::default()
+        })),
+    ]);
+    cc.password = Some("x1".into());
+    cc.chpasswd = Some(Chpasswd {
+        expire: Some(false),
+        users: vec![],
+    });
+    cc.ssh_pwauth = Some(true);
+    cc.write_files = vec![WriteFile {
+        path: "/etc/anchor/written.txt".into(),
+        content: b"written-by-cloud-init write_files\n".to_vec(),
+        permissions: Some(0o644),
+        ..WriteFile::default()
+    }];
+    cc.runcmd = vec![CommandSpec::Shell(
+        "echo runcmd-done > /var/tmp/anchor.txt".into(),
+    )];
+    s
+}
+
+struct Guest {
+    _dir: tempfile::TempDir,
+    sys: FakeSystem,
+    os: OsKind,
+    config: Config,
+}
+
+impl Guest {
+    fn new(os: OsKind) -> Guest {
+        let dir = tempfile::tempdir().unwrap();
+        let sys = FakeSystem::new(dir.path());
+        sys.put("/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n");
+        for k in [
+            "ssh_host_rsa_key",
+            "ssh_host_rsa_key.pub",
+            "ssh_host_ed25519_key",
+        ] {
+            sys.put(format!("/etc/ssh/{k}"), "template key");
+        }
+        match os {
+            OsKind::Linux => {
+                sys.put("/etc/group", "root:x:0:\nadm:x:4:\nsudo:x:27:\n");
+                sys.put(
+                    "/etc/ssh/sshd_config",
+                    "Include /etc/ssh/sshd_config.d/*.conf\n#PasswordAuthentication yes\nUsePAM yes\n",
+                );
+                sys.put("/etc/sudoers", "@includedir /etc/sudoers.d\n");
+                sys.put("/etc/machine-id", "00000000000000000000000000000001\n");
+                sys.put("/etc/hosts", "127.0.0.1\tlocalhost\n127.0.1.1\ttemplate\n");
+                sys.put("/usr/bin/apt-get", "");
+            }
+            OsKind::FreeBsd => {
+                sys.put("/etc/group", "wheel:x:0:root\noperator:x:5:root\n");
+                sys.put(
+                    "/etc/ssh/sshd_config",
+                    "#PasswordAuthentication no\nSubsystem sftp /usr/libexec/sftp-server\n",
+                );
+                sys.put(
+                    "/usr/local/etc/sudoers",
+                    "@includedir /usr/local/etc/sudoers.d\n",
+                );
+                sys.put("/etc/hostid", "00000000-0000-0000-0000-000000000001\n");
+                sys.put("/etc/rc.conf", "sshd_enable=\"YES\"\n");
+                // sshd is not running during the early stage
+                sys.on_command(
+                    &["service", "sshd", "onestatus"],
+                    CmdOutput {
+                        code: Some(1),
+                        ..CmdOutput::default()
+                    },
+                );
+            }
+        }
+        fake_accounts::install(&sys);
+        Guest {
+            _dir: dir,
+            sys,
+            os,
+            config: Config::defaults(os),
+        }
+    }
+
+    /// Run every wanted module in stage order; returns (name, error) of failures and the
+    /// warnings.
+    fn run_all(&self, seed: &SeedData) -> (Vec<(String, String)>, Vec<String>) {
+        let mut ctx = Context {
+            sys: &self.sys,
+            os: self.os,
+            config: &self.config,
+            seed,
+            seed_dir: PathBuf::from("/var/lib/ci-agent/seed"),
+            instance_dir: self
+                .config
+                .state_dir
+                .join("instances")
+                .join(&seed.instance_id),
+            warnings: Vec::new(),
+        };
+        let mut failed = Vec::new();
+        for stage in [Stage::Early, Stage::Late] {
+            for m in modules::all().iter().filter(|m| m.stage() == stage) {
+                if !m.wanted(&ctx) {
+                    continue;
+                }
+                if let Err(e) = m.run(&mut ctx) {
+                    failed.push((m.name().to_string(), format!("{e:#}")));
+                }
+            }
+        }
+        (failed, ctx.warnings)
+    }
+
+    fn read(&self, p: &str) -> String {
+        self.sys
+            .read_string(p)
+            .unwrap_or_else(|| panic!("{p} missing"))
+    }
+
+    fn mode(&self, p: &str) -> u32 {
+        self.sys.lstat(Path::new(p)).unwrap().unwrap().mode
+    }
+}
+
+fn assert_clean((failed, warnings): (Vec<(String, String)>, Vec<String>)) {
+    assert!(failed.is_empty(), "failed modules: {failed:?}");
+    assert!(warnings.is_empty(), "warnings: {warnings:?}");
+}
+
+#[test]
+fn linux_anchor_seed() {
+    let g = Guest::new(OsKind::Linux);
+    let seed = anchor_seed("anchor-0001");
+    assert_clean(g.run_all(&seed));
+
+    assert_eq!(
+        g.sys.command_lines(),
+        [
+            "ssh-keygen -A",
+            "useradd -G adm,sudo -s /bin/bash --user-group -m debian",
+            "passwd -l debian",
+            "useradd -G sudo -s /bin/bash --user-group -m deploy",
+            "passwd -l deploy",
+            "chpasswd (arguments withheld)",
+            "sh -c echo runcmd-done > /var/tmp/anchor.txt",
+        ]
+    );
+    let chpasswd = &g.sys.commands()[5];
+    assert_eq!(chpasswd.stdin.as_deref(), Some(&b"debian:x1\n"[..]));
+    assert!(g.sys.commands()[6]
+        .env
+        .contains(&("CI_AGENT_SEED_DIR".into(), "/var/lib/ci-agent/seed".into())));
+
+    assert_eq!(g.read("/etc/hostname"), "anchor-vm\n");
+    assert_eq!(g.sys.hostname().as_deref(), Some("anchor-vm"));
+    assert!(g.sys.read_string("/etc/ssh/ssh_host_rsa_key").is_none());
+    let mid = g.read("/etc/machine-id");
+    assert_ne!(mid, "00000000000000000000000000000001\n");
+    assert_eq!(g.mode("/etc/machine-id"), 0o444);
+
+    for (user, ids) in [("debian", (1000, 1000)), ("deploy", (1001, 1001))] {
+        let p = format!("/home/{user}/.ssh/authorized_keys");
+        assert_eq!(g.read(&p), format!("{KEY}\n"));
+        assert_eq!(g.mode(&p), 0o600);
+        assert_eq!(g.mode(&format!("/home/{user}/.ssh")), 0o700);
+        assert_eq!(g.sys.owner(&p), Some(ids));
+        assert_eq!(g.sys.owner(format!("/home/{user}/.ssh")), Some(ids));
+    }
+    let root_keys = g.read("/root/.ssh/authorized_keys");
+    assert!(root_keys.starts_with("no-port-forwarding,no-agent-forwarding,no-X11-forwarding,command=\"echo 'Please login as the user \\\"debian\\\""));
+    assert!(root_keys.ends_with(&format!("{KEY}\n")));
+
+    let sudoers = g.read("/etc/sudoers.d/90-ci-agent-users");
+    assert!(
+        sudoers.contains("debian ALL=(ALL) NOPASSWD:ALL\n"),
+        "{sudoers}"
+    );
+    assert!(
+        !sudoers.contains("deploy"),
+        "deploy has no sudo rule: {sudoers}"
+    );
+    assert_eq!(g.mode("/etc/sudoers.d/90-ci-agent-users"), 0o440);
+    assert_eq!(
+        g.read("/etc/ssh/sshd_config.d/50-ci-agent.conf"),
+        "# Written by ci-agent from the seed's ssh_pwauth.\nPasswordAuthentication yes\n"
+    );
+    assert!(g.read("/etc/ssh/sshd_config").starts_with("Include"));
+    assert_eq!(
+        g.read("/etc/anchor/written.txt"),
+        "written-by-cloud-init write_files\n"
+    );
+    assert_eq!(g.mode("/etc/anchor/written.txt"), 0o644);
+    // manage_etc_hosts not set: /etc/hosts untouched
+    assert_eq!(
+        g.read("/etc/hosts"),
+        "127.0.0.1\tlocalhost\n127.0.1.1\ttemplate\n"
+    );
+
+    // Same instance again (as if every semaphore were lost): nothing is created twice.
+    let before: Vec<String> = [
+        "/home/debian/.ssh/authorized_keys",
+        "/home/deploy/.ssh/authorized_keys",
+        "/root/.ssh/authorized_keys",
+        "/etc/sudoers.d/90-ci-agent-users",
+        "/etc/ssh/sshd_config.d/50-ci-agent.conf",
+        "/etc/passwd",
+        "/etc/group",
+        "/etc/hostname",
+    ]
+    .iter()
+    .map(|p| g.read(p))
+    .collect();
+    let n = g.sys.commands().len();
+    assert_clean(g.run_all(&seed));
+    let again: Vec<String> = g.sys.command_lines()[n..].to_vec();
+    assert!(
+        !again.iter().any(|l| l.starts_with("useradd")
+            || l.starts_with("groupadd")
+            || l.starts_with("usermod")),
+        "{again:?}"
+    );
+    let after: Vec<String> = [
+        "/home/debian/.ssh/authorized_keys",
+        "/home/deploy/.ssh/authorized_keys",
+        "/root/.ssh/authorized_keys",
+        "/etc/sudoers.d/90-ci-agent-users",
+        "/etc/ssh/sshd_config.d/50-ci-agent.conf",
+        "/etc/passwd",
+        "/etc/group",
+        "/etc/hostname",
+    ]
+    .iter()
+    .map(|p| g.read(p))
+    .collect();
+    assert_eq!(before, after);
+
+    // A clone with a new instance-id gets a new identity.
+    let clone = anchor_seed("clone-0002");
+    g.sys.put("/etc/ssh/ssh_host_ed25519_key", "template key");
+    assert_clean(g.run_all(&clone));
+    assert_ne!(g.read("/etc/machine-id"), mid);
+    assert!(g.sys.read_string("/etc/ssh/ssh_host_ed25519_key").is_none());
+}
+
+#[test]
+fn freebsd_anchor_seed() {
+    let g = Guest::new(OsKind::FreeBsd);
+    let seed = anchor_seed("anchor-0001");
+    assert_clean(g.run_all(&seed));
+    let lines = g.sys.command_lines();
+    let hostuuid = g.read("/etc/hostid");
+    assert_eq!(
+        lines,
+        [
+            "ssh-keygen -A".to_string(),
+            format!("sysctl kern.hostuuid={}", hostuuid.trim_end()),
+            "pw useradd -n freebsd -G wheel -s /bin/sh -m -h -".into(),
+            "pw usermod freebsd -w no".into(),
+            "pw groupadd sudo".into(),
+            "pw useradd -n deploy -G sudo -s /bin/bash -m -h -".into(),
+            "pw usermod deploy -w no".into(),
+            "pw (arguments withheld)".into(),
+            "service sshd onestatus".into(),
+            "sh -c echo runcmd-done > /var/tmp/anchor.txt".into(),
+            "sysctl -n kern.boottime".into(),
+        ]
+    );
+    assert_eq!(
+        g.sys.commands()[7].argv,
+        ["pw", "usermod", "freebsd", "-h", "0"]
+    );
+    assert_eq!(g.sys.commands()[7].stdin.as_deref(), Some(&b"x1\n"[..]));
+
+    assert_eq!(
+        g.read("/etc/rc.conf.d/hostname"),
+        "hostname=\"anchor-vm\"\n"
+    );
+    assert_eq!(g.read("/etc/rc.conf"), "sshd_enable=\"YES\"\n");
+    assert_ne!(hostuuid, "00000000-0000-0000-0000-000000000001\n");
+    assert_eq!(g.read("/var/db/machine-id"), hostuuid.replace('-', ""));
+    assert_eq!(
+        g.read("/etc/ssh/sshd_config"),
+        "#PasswordAuthentication no\nSubsystem sftp /usr/libexec/sftp-server\nPasswordAuthentication yes\n"
+    );
+    assert!(g
+        .sys
+        .read_string("/etc/ssh/sshd_config.d/50-ci-agent.conf")
+        .is_none());
+    let sudoers = g.read("/usr/local/etc/sudoers.d/90-ci-agent-users");
+    assert!(
+        sudoers.contains("freebsd ALL=(ALL) NOPASSWD:ALL\n"),
+        "{sudoers}"
+    );
+    assert_eq!(g.mode("/usr/local/etc/sudoers.d/90-ci-agent-users"), 0o440);
+    let p = "/home/freebsd/.ssh/authorized_keys";
+    assert_eq!(g.read(p), format!("{KEY}\n"));
+    assert_eq!(g.sys.owner(p), Some((1000, 1000)));
+    assert_eq!(
+        g.sys.owner("/home/deploy/.ssh/authorized_keys"),
+        // the fake's pw gave the new group `sudo` id 1001 first
+        Some((1002, 1002))
+    );
+
+    let n = lines.len();
+    assert_clean(g.run_all(&seed));
+    let again = &g.sys.command_lines()[n..];
+    assert!(
+        !again
+            .iter()
+            .any(|l| l.starts_with("pw useradd") || l.starts_with("pw groupadd")),
+        "{again:?}"
+    );
+    assert_eq!(g.read(p), format!("{KEY}\n"));
+    assert_eq!(
+        g.read("/etc/ssh/sshd_config")
+            .matches("PasswordAuthentication yes")
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn hostile_seed_fails_cleanly_and_writes_nothing_outside() {
+    let g = Guest::new(OsKind::Linux);
+    let root = g.sys.root().to_path_buf();
+    // ~/.ssh of an existing user points at /etc; a write_files target is a symlink.
+    g.sys.put(
+        "/etc/passwd",
+        "root:x:0:0:root:/root:/bin/sh\ndebian:x:1000:1000::/home/debian:/bin/bash\n",
+    );
+    std::fs::create_dir_all(root.join("home/debian")).unwrap();
+    std::os::unix::fs::symlink("/etc", root.join("home/debian/.ssh")).unwrap();
+    std::os::unix::fs::symlink("/etc/shadow", root.join("etc/target")).unwrap();
+
+    let mut seed = anchor_seed("evil");
+    seed.cloud_config.hostname = Some("x;reboot".into());
+    seed.cloud_config.users = Some(vec![
+        UserSpec::Default,
+        UserSpec::User(Box::new(User {
+            name: "../x".into(),
+            ..User::default()
+        })),
+    ]);
+    seed.cloud_config.write_files.push(WriteFile {
+        path: "/etc/target".into(),
+        content: b"pwned".to_vec(),
+        ..WriteFile::default()
+    });
+    seed.cloud_config.manage_etc_hosts = Some(ManageEtcHosts::Template);
+    seed.cloud_config.runcmd = (0..5000)
+        .map(|i| CommandSpec::Argv(vec!["true".into(), i.to_string()]))
+        .collect();
+    let (failed, _warnings) = g.run_all(&seed);
+    let names: Vec<&str> = failed.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        ["hostname", "users", "ssh_authorized_keys", "write_files"],
+        "{failed:?}"
+    );
+    assert!(failed[0]
+        .1
+        .contains("hostname: invalid hostname \"x;reboot\""));
+    assert!(failed[1].1.contains("users[1].name: invalid name \"../x\""));
+    assert!(failed[2]
+        .1
+        .contains("refusing to follow symlink /home/debian/.ssh"));
+    assert!(failed[3]
+        .1
+        .contains("write_files[1] (/etc/target): refusing to write through symlink"));
+    assert!(!root.join("etc/authorized_keys").exists());
+    assert!(!root.join("etc/shadow").exists());
+    assert!(g.sys.read_string("/etc/hostname").is_none());
+    assert!(g.sys.hostname().is_none());
+    assert_eq!(
+        g.read("/etc/hosts"),
+        "127.0.0.1\tlocalhost\n127.0.1.1\ttemplate\n"
+    );
+    assert!(!g
+        .sys
+        .command_lines()
+        .iter()
+        .any(|l| l.starts_with("useradd")));
+    // the other modules still ran, the huge runcmd list included
+    assert_eq!(
+        g.sys
+            .command_lines()
+            .iter()
+            .filter(|l| l.starts_with("true "))
+            .count(),
+        5000
+    );
+
+    let mut seed = anchor_seed("evil2");
+    seed.cloud_config.hostname = Some("a".repeat(1000));
+    seed.cloud_config.users = Some(vec![UserSpec::User(Box::new(User {
+        name: "root;rm".into(),
+        ..User::default()
+    }))]);
+    let (failed, _) = g.run_all(&seed);
+    assert!(failed[0].1.contains("longer than 253"), "{failed:?}");
+    assert!(
+        failed[0].1.len() < 300,
+        "the error does not echo 1000 chars"
+    );
+    assert!(
+        failed[1]
+            .1
+            .contains("users[0].name: invalid name \"root;rm\""),
+        "{failed:?}"
+    );
+}
