@@ -17,7 +17,7 @@ import sys
 log, path, label = sys.argv[1:4]
 line_re = re.compile(r'^(?:(\d+)\s+)?(\w+)\((.*)\)\s+=\s+(-?\d+|0x[0-9a-f]+)')
 fds = {}  # (pid, fd) -> offset
-reads = nbytes = seeks = mmaps = opens = 0
+reads = nbytes = seeks = mmaps = opens = sector_reads = 0
 sectors = set()
 for raw in open(log, errors="replace"):
     m = line_re.match(raw.strip())
@@ -59,6 +59,8 @@ for raw in open(log, errors="replace"):
             else:
                 start = fds[key]
                 fds[key] += r
-            sectors.update(range(start // 2048, (start + r - 1) // 2048 + 1))
+            span = range(start // 2048, (start + r - 1) // 2048 + 1)
+            sector_reads += len(span)
+            sectors.update(span)
 print(json.dumps({"group": "reads", "label": label, "opens": opens, "read_calls": reads,
-                  "bytes": nbytes, "seeks": seeks, "sectors_2k": len(sectors), "mmaps": mmaps}))
+                  "bytes": nbytes, "seeks": seeks, "sectors_2k": len(sectors), "sector_reads_2k": sector_reads, "mmaps": mmaps}))
