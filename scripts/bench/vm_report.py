@@ -98,6 +98,11 @@ def parse(path):
     ok.append("pwauth" if "passwordauthentication yes" in txt else "-")
     r["checks"] = ",".join(ok)
     r["failed"] = " ".join(re.findall(r"E2E: failed (\S+)", txt))
+    # ci-agent's own per-module times from its console log ("module X: ok (N ms)")
+    m = re.search(r"\[\s*([\d.]+)\] ci-agent\[\d+\]: ci-agent: seed ", txt)
+    if m and "ci-agent" in r["units"]:
+        r["seed_found"] = float(m.group(1)) - r["units"]["ci-agent"]["start"]
+    r["modules"] = {m: int(ms) / 1000 for m, ms in re.findall(r"ci-agent: module (\w+): \w+ \((\d+) ms\)", txt)}
     return r
 
 
@@ -159,6 +164,19 @@ for u in CI_UNITS:
     print(f"| {u}.service active s / CPU s / peak MiB | {f(umed(by['ci'], u, 'active'), 2)} / {f(umed(by['ci'], u, 'cpu'), 3)} / {f(umed(by['ci'], u, 'peak'))} | | | | |")
 for u in AG_UNITS:
     print(f"| {u}.service active s / CPU s / peak MiB | | {f(umed(by['agent'], u, 'active'), 2)} / {f(umed(by['agent'], u, 'cpu'), 3)} / {f(umed(by['agent'], u, 'peak'))} | | | |")
+if med(by["agent"], "seed_found") is not None:
+    v = [r["seed_found"] for r in by["agent"] if r.get("seed_found") is not None]
+    print(f"\nci-agent.service start → its `seed ...: instance-id` log line (process start, seed probe "
+          f"and read, parse): median {st.median(v):.2f} s ({min(v):.2f}–{max(v):.2f}; console timestamps).")
+mods = sorted({m for r in by["agent"] for m in r.get("modules", {})},
+              key=lambda m: -st.median([r["modules"][m] for r in by["agent"] if m in r.get("modules", {})]))
+if mods:
+    print("\n#### ci-agent modules (its log's `module X: ok (N ms)`), median of the agent boots\n")
+    print("| module | median s | min–max s |")
+    print("|---|---|---|")
+    for m in mods:
+        v = [r["modules"][m] for r in by["agent"] if m in r.get("modules", {})]
+        print(f"| {m} | {st.median(v):.2f} | {min(v):.2f}–{max(v):.2f} |")
 ci_cpu, ag_cpu = med(by["ci"], "ci_cpu"), med(by["agent"], "ag_cpu")
 ci_span, ag_span = med(by["ci"], "ci_span"), med(by["agent"], "ag_span")
 if ci_cpu and ag_cpu:
