@@ -31,6 +31,13 @@ W=$(mktemp -d /tmp/ci-prof.XXXXXX); trap 'rm -rf "$W"' EXIT
 SEED=$REPO/benches/fixtures/standard-seed
 cloud-localds "$W/seed.iso" "$SEED/user-data" "$SEED/meta-data"
 
+# the rows after the header, without the object file and with file names reduced to their
+# base name (`path/to/memcpy.s:memcpy` -> `memcpy.s:memcpy`)
+tidy() {
+    sed -n '/^Ir/,$p' | sed -n "3,$((TOP + 2))p" |
+        sed -E -e 's/ \[[^]]*\]$//' -e 's#  (\?\?\?|/[^ ]*/|[^ /]*/[^ ]*/)([^/ ]*):#  \2:#' | cut -c1-220
+}
+
 prof() {
     local name=$1; shift
     local out=$W/callgrind.$name
@@ -41,11 +48,9 @@ prof() {
     echo '```'
     grep -E '^==[0-9]+== (Collected|I\s+refs)' "$W/vg.$name" | sed 's/^==[0-9]*== //'
     echo "-- inclusive (function and what it calls) --"
-    callgrind_annotate --inclusive=yes --threshold=100 "$out" 2>/dev/null |
-        sed -n '/^Ir/,$p' | sed -n "3,$((TOP + 2))p" | sed -E 's/ \([^)]*\)$//' | cut -c1-200
+    callgrind_annotate --inclusive=yes --threshold=100 "$out" 2>/dev/null | tidy
     echo "-- self --"
-    callgrind_annotate --inclusive=no --threshold=100 "$out" 2>/dev/null |
-        sed -n '/^Ir/,$p' | sed -n "3,$((TOP + 2))p" | sed -E 's/ \([^)]*\)$//' | cut -c1-200
+    callgrind_annotate --inclusive=no --threshold=100 "$out" 2>/dev/null | tidy
     echo '```'
     echo
 }
