@@ -1235,6 +1235,7 @@ fn real_modules_apply_a_seed_and_keep_secrets_out_of_logs() {
     let sys = HostSystem::new(r.path());
     sys.set_command_log("/var/lib/ci-agent/commands.log".into());
     ci_agent::logging::init("ci-agent-test", false);
+    ci_agent::logging::set_stderr_level(log::LevelFilter::Off);
     ci_agent::logging::open_file(&sys, Path::new("/var/log/ci-agent.log")).unwrap();
     let cfg = Config::defaults(OsKind::Linux);
     let mut parts = Parts::real();
