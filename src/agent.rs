@@ -497,10 +497,12 @@ impl<'a> Runner<'a> {
         per_boot_only: bool,
     ) -> anyhow::Result<u8> {
         let iid = data.instance_id.clone();
+        let mut early_pass_ran = false;
         // Carry the early pass's results into the late pass's record.
         if self.opts.stage == StageSel::Late {
             if let Some(prev) = previous {
                 if prev.stage == "early" && prev.instance_id.as_deref() == Some(iid.as_str()) {
+                    early_pass_ran = true;
                     self.status.modules = prev
                         .modules
                         .iter()
@@ -532,14 +534,33 @@ impl<'a> Runner<'a> {
             warnings: Vec::new(),
         };
         let mut failed = false;
+        // A late pass for an instance whose early pass did not run (FreeBSD's early rc.d
+        // script is firstboot-only, so a clone with a new instance-id and no /firstboot
+        // gets only the late script; or the early unit was disabled) also runs the early
+        // per-instance and once modules. Their semaphores skip what is already done;
+        // per-boot early modules (bootcmd) belong to the early pass alone.
+        let catch_up = self.opts.stage == StageSel::Late && !per_boot_only && !early_pass_ran;
         for stage in [Stage::Early, Stage::Late] {
-            if !self.opts.stage.includes(stage) {
+            let catching_up = catch_up && stage == Stage::Early;
+            if !self.opts.stage.includes(stage) && !catching_up {
                 continue;
             }
             let parts = self.parts;
             for m in parts.modules.iter().filter(|m| m.stage() == stage) {
                 if per_boot_only && m.frequency() != Frequency::PerBoot {
                     continue;
+                }
+                if catching_up {
+                    if m.frequency() == Frequency::PerBoot {
+                        continue;
+                    }
+                    let done = self
+                        .state
+                        .semaphore(m.frequency(), &iid, m.name())
+                        .is_some_and(|sem| self.state.has_semaphore(&sem));
+                    if done {
+                        continue;
+                    }
                 }
                 if let Some(r) = self.run_module(m.as_ref(), &mut ctx, &iid) {
                     failed |= r.result == ModuleOutcome::Failed;

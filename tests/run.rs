@@ -591,6 +591,40 @@ fn two_stages_agree_and_the_late_pass_completes_the_instance() {
 }
 
 #[test]
+fn late_pass_alone_catches_up_on_early_modules_of_a_new_instance() {
+    // FreeBSD: the early rc.d script runs only with /firstboot. A clone with a new
+    // instance-id and no sentinel gets only the late pass, which must still apply the
+    // early per-instance modules (hostname, users), but not per-boot bootcmd, and not a
+    // once module already done by the template.
+    let h = Harness::new(OsKind::FreeBsd);
+    h.sys.put("/firstboot", "");
+    h.set_seed(Some(seed("iid-template", ALL_KEYS)));
+    assert_eq!(h.run(StageSel::All).exit, 0);
+    h.sys.remove_file(Path::new("/firstboot")).unwrap();
+    let before = h.clear_commands_marker();
+
+    h.set_seed(Some(seed("iid-clone", ALL_KEYS)));
+    assert_eq!(h.run(StageSel::Late).exit, 0);
+    assert_eq!(
+        h.mod_commands()[before..],
+        [
+            "hostname",
+            "users",
+            "packages",
+            "runcmd",
+            "scripts_per_boot"
+        ]
+    );
+    assert_eq!(h.status_json()["status"], "done");
+    assert_eq!(h.state().applied_instance().as_deref(), Some("iid-clone"));
+
+    // The next boot's late pass has nothing per-instance left to do.
+    let before = h.clear_commands_marker();
+    h.run(StageSel::Late);
+    assert_eq!(h.mod_commands()[before..], ["scripts_per_boot"]);
+}
+
+#[test]
 fn late_pass_continues_an_instance_the_early_pass_started_with_once() {
     // rerun_on_new_instance_id off, no sentinel: only --once starts it; the late pass
     // continues the in-progress instance.
