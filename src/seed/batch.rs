@@ -643,6 +643,18 @@ fn plan(a: &BatchArgs, rows: Vec<Row>, manifest_shown: &str) -> Result<Vec<Job>,
                 }
             }
         }
+        if errors.len() == before {
+            // Caught now rather than at the final rename, which must not fail halfway.
+            let target = a
+                .out
+                .join(format!("{}.{}", row.name, a.filesystem.extension()));
+            if target.is_dir() {
+                errors.push(err(
+                    row.line,
+                    &format!("{} exists and is a directory", target.display()),
+                ));
+            }
+        }
         if errors.len() > before {
             continue;
         }
