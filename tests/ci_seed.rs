@@ -975,6 +975,13 @@ fn help_texts() {
     ] {
         assert!(h.contains(needle), "--help lacks {needle}");
     }
+    let out = run({
+        let mut c = ci_seed();
+        c.arg("--version");
+        c
+    });
+    ok(&out);
+    assert!(stdout(&out).starts_with("ci-seed "));
     for sub in ["batch", "validate"] {
         let out = run({
             let mut c = ci_seed();

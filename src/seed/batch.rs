@@ -56,7 +56,8 @@ Options:
   -N, --network-config F   network-config for every seed
   -V, --vendor-data F      vendor-data for every seed
   -m, --dsmode M           dsmode (local or net) in every meta-data
-      --no-validate        skip checking user-data with ci-agent's parser
+      --no-validate        skip checking user-data with ci-agent's parser, and
+                           hostnames against RFC 1123
       --no-sync            skip the per-image fdatasync before the images are
                            renamed into place (scratch directories; after a
                            crash an image may then be empty)
@@ -601,7 +602,7 @@ fn plan(a: &BatchArgs, rows: Vec<Row>, manifest_shown: &str) -> Result<Vec<Job>,
                 &format!("duplicate name {:?} (also on line {prev})", row.name),
             ));
         }
-        if let Some(h) = &row.hostname {
+        if let Some(h) = row.hostname.as_ref().filter(|_| a.validate) {
             if let Err(m) = check_hostname(h) {
                 errors.push(err(row.line, &format!("hostname {h:?}: {m}")));
             }
