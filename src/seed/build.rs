@@ -65,6 +65,7 @@ pub struct BuildArgs {
 #[derive(Debug)]
 pub enum Parsed {
     Help,
+    Version,
     Build(Box<BuildArgs>),
 }
 
@@ -106,6 +107,7 @@ pub fn parse_args(args: Vec<OsString>) -> Result<Parsed, CliError> {
     while let Some(arg) = parser.next().map_err(|e| CliError::Usage(e.to_string()))? {
         match arg {
             Short('h') | Long("help") => return Ok(Parsed::Help),
+            Long("version") => return Ok(Parsed::Version),
             Short('f') | Long("filesystem") => {
                 let v = string(&mut parser, "--filesystem")?;
                 filesystem = Filesystem::parse(&v).ok_or_else(|| {
@@ -481,7 +483,7 @@ mod tests {
     fn parse(v: &[&str]) -> Result<BuildArgs, CliError> {
         match parse_args(args(v))? {
             Parsed::Build(b) => Ok(*b),
-            Parsed::Help => panic!("help"),
+            other => panic!("{other:?}"),
         }
     }
 

@@ -88,6 +88,7 @@ Options:
                           vendor-data or meta-data (and allow any -H value)
   -v, --verbose           say what was written
   -h, --help              show this help
+      --version           show the version
 
 -H, -I, -i and -m write meta-data, so they cannot be combined with META-DATA.
 Before writing, user-data, vendor-data, meta-data and network-config are checked
@@ -129,6 +130,10 @@ pub fn cli_build(args: Vec<OsString>) -> u8 {
     match parsed {
         build::Parsed::Help => {
             print!("{HELP}");
+            crate::exit::OK
+        }
+        build::Parsed::Version => {
+            println!("ci-seed {}", env!("CARGO_PKG_VERSION"));
             crate::exit::OK
         }
         build::Parsed::Build(a) => match build::run(&a) {
