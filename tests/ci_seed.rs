@@ -309,7 +309,7 @@ fn vfat_seed_reads_back_everywhere() {
     let t = tempfile::tempdir().unwrap();
     let img = t.path().join("seed.img");
     let mut c = ci_seed();
-    c.args(["-f", "vfat", "-I", "iid-vfat-1", "-H", "vfat-host"])
+    c.args(["-f", "vfat", "-i", "iid-vfat-1", "-H", "vfat-host"])
         .args(["--network-config", p(&fixture("network-config"))])
         .arg(&img)
         .arg(fixture("user-data"));
@@ -345,7 +345,8 @@ fn drop_in_for_cloud_localds() {
         vec![],
         vec!["-H".into(), "vm1".into()],
         vec!["-H".into(), "vm1".into(), "-m".into(), "net".into()],
-        vec!["-i".into(), p(&fixture("interfaces")).into()],
+        // cloud-localds spells it -i; ours is --interfaces (-i is --instance-id).
+        vec!["--interfaces".into(), p(&fixture("interfaces")).into()],
         vec![
             "-N".into(),
             p(&fixture("network-config")).into(),
@@ -360,7 +361,7 @@ fn drop_in_for_cloud_localds() {
             if with_md
                 && args
                     .iter()
-                    .any(|a| a == "-H" || a == "-i" || a.contains("dsmode") || a == "-m")
+                    .any(|a| a == "-H" || a == "--interfaces" || a.contains("dsmode") || a == "-m")
             {
                 continue;
             }
@@ -544,8 +545,9 @@ fn usage_errors_exit_2_and_write_nothing() {
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["-H", "h"], "--hostname"),
         (vec!["-m", "local"], "--dsmode"),
+        (vec!["-i", "iid-1"], "--instance-id"),
         (vec!["-I", "iid-1"], "--instance-id"),
-        (vec!["-i", p(&ifaces)], "--interfaces"),
+        (vec!["--interfaces", p(&ifaces)], "--interfaces"),
     ];
     for (opts, named) in cases {
         let mut c = ci_seed();

@@ -119,12 +119,10 @@ pub fn parse_args(args: Vec<OsString>) -> Result<Parsed, CliError> {
                 disk_format = DiskFormat::parse(&v).map_err(CliError::Usage)?;
             }
             Short('H') | Long("hostname") => a.hostname = Some(string(&mut parser, "--hostname")?),
-            Short('I') | Long("instance-id") => {
+            Short('i') | Short('I') | Long("instance-id") => {
                 a.instance_id = Some(string(&mut parser, "--instance-id")?)
             }
-            Short('i') | Long("interfaces") => {
-                a.interfaces = Some(value(&mut parser, "--interfaces")?.into())
-            }
+            Long("interfaces") => a.interfaces = Some(value(&mut parser, "--interfaces")?.into()),
             Short('m') | Long("dsmode") => {
                 let v = string(&mut parser, "--dsmode")?;
                 if v != "local" && v != "net" {
@@ -525,8 +523,9 @@ mod tests {
             m.contains("incompatible") && m.contains("--hostname") && m.contains("--dsmode"),
             "{m}"
         );
+        assert!(usage(&["-i", "i-1", "o", "u", "md"]).contains("--instance-id"));
         assert!(usage(&["-I", "i-1", "o", "u", "md"]).contains("--instance-id"));
-        assert!(usage(&["-i", "ifaces", "o", "u", "md"]).contains("--interfaces"));
+        assert!(usage(&["--interfaces", "ifaces", "o", "u", "md"]).contains("--interfaces"));
         assert!(usage(&["-f", "ext4", "o", "u"]).contains("ext4"));
         assert!(usage(&["-m", "remote", "o", "u"]).contains("local or net"));
         assert!(usage(&["-d", "tar", "o", "u"]).contains("tar"));
