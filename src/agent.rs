@@ -98,6 +98,7 @@ type FindSeed = dyn Fn(&dyn System, &Config, Option<&Path>) -> anyhow::Result<Op
 type ParseSeed = dyn Fn(&Seed) -> Result<SeedData, SeedError>;
 type RunBootstrap = dyn Fn(&dyn System, &BootstrapConfig) -> anyhow::Result<Outcome>;
 type StatBootstrap = dyn Fn(&dyn System, &BootstrapConfig) -> anyhow::Result<BootstrapStatus>;
+type Include = dyn Fn(&Config, &Seed, SeedData) -> SeedData;
 
 /// The pieces of a run that live elsewhere in the crate; tests substitute their own.
 pub struct Parts {
@@ -106,6 +107,8 @@ pub struct Parts {
     pub parse_seed: Box<ParseSeed>,
     pub bootstrap: Box<RunBootstrap>,
     pub bootstrap_status: Box<StatBootstrap>,
+    /// Fetch `#include` URLs and re-parse (only after the network is up).
+    pub include: Box<Include>,
 }
 
 impl Parts {
@@ -117,6 +120,7 @@ impl Parts {
             parse_seed: Box::new(crate::userdata::parse_seed),
             bootstrap: Box::new(|sys, cfg| bootstrap::run(sys, cfg)),
             bootstrap_status: Box::new(|sys, cfg| bootstrap::status(sys, cfg)),
+            include: Box::new(crate::datasource::resolve_includes),
         }
     }
 }
@@ -318,7 +322,12 @@ impl<'a> Runner<'a> {
                     .map_err(anyhow::Error::new)
                     .with_context(|| format!("malformed seed ({})", seed.source))?;
                 log::info!("seed {}: instance-id {}", data.source, data.instance_id);
-                Some(data)
+                if !data.includes.is_empty() && self.opts.stage != StageSel::Early {
+                    log::info!("fetching {} #include URL(s)", data.includes.len());
+                    Some((self.parts.include)(self.config, seed, data))
+                } else {
+                    Some(data)
+                }
             }
             None => None,
         };
@@ -345,6 +354,18 @@ impl<'a> Runner<'a> {
         let mut exit = crate::exit::OK;
         let mut acted = false;
         match (&decision, &data, &seed) {
+            (Decision::Apply(_), Some(data), Some(_))
+                if self.opts.stage == StageSel::Early && !data.includes.is_empty() =>
+            {
+                // The included parts can only be fetched once the network is up, and they
+                // may hold keys for early modules: the late pass applies the whole
+                // instance (its catch-up runs the early modules).
+                self.status.action = "deferred".into();
+                self.status.detail = format!(
+                    "user-data of instance {} has #include URLs: applied by the late pass",
+                    data.instance_id
+                );
+            }
             (Decision::Apply(why), Some(data), Some(seed)) => {
                 log::info!(
                     "{} pass: applying instance {} ({why})",
@@ -501,7 +522,10 @@ impl<'a> Runner<'a> {
         // Carry the early pass's results into the late pass's record.
         if self.opts.stage == StageSel::Late {
             if let Some(prev) = previous {
-                if prev.stage == "early" && prev.instance_id.as_deref() == Some(iid.as_str()) {
+                if prev.stage == "early"
+                    && prev.action == "apply"
+                    && prev.instance_id.as_deref() == Some(iid.as_str())
+                {
                     early_pass_ran = true;
                     self.status.modules = prev
                         .modules
