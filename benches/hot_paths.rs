@@ -171,6 +171,21 @@ fn main() {
         },
     );
 
+    // For scale: what the YAML wrapper's own parser thread costs per spawn (src/yaml.rs runs
+    // every parse on a scoped thread with a 64 MiB stack; empty body here).
+    h.bench(
+        "thread spawn+join, 64 MiB stack (reference)",
+        || {
+            std::thread::scope(|s| {
+                std::thread::Builder::new()
+                    .stack_size(64 << 20)
+                    .spawn_scoped(s, || 1u32)
+                    .map(|t| t.join().unwrap_or(0))
+            })
+        },
+        |r| assert_eq!(r.as_ref().ok(), Some(&1)),
+    );
+
     let opts = iso9660::write::WriteOptions::default();
     let mut out = Vec::with_capacity(1 << 20);
     h.bench(

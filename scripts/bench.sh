@@ -125,7 +125,8 @@ EOF
             "${RUNSTAT[@]}" --runs "$runs" --warmup 0 --meta group=batch --meta "seeds=$n" --meta "fs=$kind" \
                 --label "ci-seed batch ($n seeds, $kind)" --setup "rm -rf '$where'" \
                 -- "$CISEED" batch "$W/manifest-$n.jsonl" --out "$where" --user-data "$SEED/user-data" >> "$RES"
-            record group=batchsize seeds="$n" fs="$kind" bytes="$(du -sb "$where" | cut -f1)" files="$(find "$where" -type f | wc -l)"
+            record group=batchsize seeds="$n" fs="$kind" bytes="$(du -sb "$where" | cut -f1)" \
+                allocated="$(du -s --block-size=1 "$where" | cut -f1)" files="$(find "$where" -type f | wc -l)"
             rm -rf "$where"
         done
     done

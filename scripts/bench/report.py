@@ -125,7 +125,8 @@ if batch:
     for r in batch:
         n = int(r["seeds"])
         sz = sizes.get((r["seeds"], r["fs"]))
-        written = f"{int(sz['files'])} files, {int(sz['bytes']) / 2**20:.0f} MiB" if sz else "-"
+        written = (f"{int(sz['files'])} files, {int(sz['bytes']) / 2**20:.0f} MiB"
+                   + (f" ({int(sz['allocated']) / 2**20:.0f} MiB allocated: sparse)" if sz.get("allocated") else "")) if sz else "-"
         p(f"| {n} | {r['fs']} | {r['runs']} | {r['wall_ms'] / 1000:.2f}{rng({'x_range': [v / 1000 for v in r['wall_ms_range']]}, 'x')} | "
           f"{n / (r['wall_ms'] / 1000):.0f} | {r['cpu_ms'] / 1000:.2f} | {mib(r['peak_rss_kib'])} | {written} |")
     p("")
