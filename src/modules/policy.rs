@@ -97,6 +97,9 @@ pub trait OsPolicy: Sync {
     fn sudoers_file(&self) -> PathBuf;
     /// The main sudoers file (checked for an include of the drop-in directory).
     fn sudoers_main(&self) -> PathBuf;
+    /// visudo(8), which checks the drop-in before it is installed (a sudoers file that
+    /// does not parse makes sudo refuse to run); absent when sudo is not installed.
+    fn visudo(&self) -> PathBuf;
 
     fn sshd_config(&self) -> PathBuf {
         "/etc/ssh/sshd_config".into()

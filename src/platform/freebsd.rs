@@ -158,6 +158,9 @@ impl OsPolicy for FreeBsd {
     fn sudoers_main(&self) -> PathBuf {
         "/usr/local/etc/sudoers".into()
     }
+    fn visudo(&self) -> PathBuf {
+        "/usr/local/sbin/visudo".into()
+    }
 
     fn sshd_reload(&self) -> SshdReload {
         // onestatus/onereload work whether or not sshd_enable is set; in the early

@@ -242,6 +242,9 @@ impl OsPolicy for Linux {
     fn sudoers_main(&self) -> PathBuf {
         "/etc/sudoers".into()
     }
+    fn visudo(&self) -> PathBuf {
+        "/usr/sbin/visudo".into()
+    }
 
     fn sshd_reload(&self) -> SshdReload {
         // Debian names the unit ssh.service (sshd.service an alias), Fedora/SUSE
