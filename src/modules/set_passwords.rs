@@ -11,7 +11,8 @@
 //!   `<instance_dir>/random-passwords` (0600, in the root-only state dir) and a warning
 //!   names that file.
 //! - `chpasswd.expire` (default true) forces a change at the next login for text and
-//!   random passwords (not hashes, as cloud-init): `passwd --expire` / `pw usermod -p`.
+//!   random passwords: `passwd --expire` / `pw usermod -p`. Hashes are not expired, as
+//!   in cloud-init before 22.3 (22.3 and later expire them too).
 //! - `ssh_pwauth: true|false` sets `PasswordAuthentication yes|no`: in the drop-in
 //!   `/etc/ssh/sshd_config.d/50-ci-agent.conf` when `sshd_config` includes that directory
 //!   before any `PasswordAuthentication` of its own (sshd keeps the first value it reads),
