@@ -209,7 +209,13 @@ impl OsPolicy for FreeBsd {
             PowerMode::Reboot => "-r",
             PowerMode::Halt => "-h",
         };
-        let mut argv = vec!["shutdown".to_string(), flag.into(), delay.into()];
+        let mut argv = vec!["shutdown".to_string(), flag.into()];
+        if message.is_some_and(|m| m.starts_with('-')) {
+            // The message would be read as an option (`-c` cancels a shutdown; GNU
+            // getopt looks past the delay): end the options first.
+            argv.push("--".into());
+        }
+        argv.push(delay.into());
         if let Some(m) = message {
             argv.push(m.into());
         }
@@ -365,6 +371,12 @@ mod tests {
             ["shutdown", "-p", "+1", "m"]
         );
         assert_eq!(FreeBsd.shutdown(PowerMode::Halt, "now", None).argv[1], "-h");
+        assert_eq!(
+            FreeBsd
+                .shutdown(PowerMode::Poweroff, "now", Some("--- bye ---"))
+                .argv,
+            ["shutdown", "-p", "--", "now", "--- bye ---"]
+        );
         assert_eq!(
             FreeBsd.shutdown(PowerMode::Reboot, "now", None).argv[1],
             "-r"

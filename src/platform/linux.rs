@@ -293,7 +293,13 @@ impl OsPolicy for Linux {
             PowerMode::Reboot => "-r",
             PowerMode::Halt => "-H",
         };
-        let mut argv = vec!["shutdown".to_string(), flag.into(), delay.into()];
+        let mut argv = vec!["shutdown".to_string(), flag.into()];
+        if message.is_some_and(|m| m.starts_with('-')) {
+            // The message would be read as an option (`-c` cancels a shutdown; GNU
+            // getopt looks past the delay): end the options first.
+            argv.push("--".into());
+        }
+        argv.push(delay.into());
         if let Some(m) = message {
             argv.push(m.into());
         }
@@ -482,6 +488,10 @@ mod tests {
             ["shutdown", "-P", "now"]
         );
         assert_eq!(Linux.shutdown(PowerMode::Halt, "now", None).argv[1], "-H");
+        assert_eq!(
+            Linux.shutdown(PowerMode::Reboot, "+1", Some("-c")).argv,
+            ["shutdown", "-r", "--", "+1", "-c"]
+        );
         let r = Linux.sshd_reload();
         assert_eq!(r.reload.argv[1], "try-reload-or-restart");
         assert!(r.check.is_none());
