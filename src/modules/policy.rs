@@ -65,6 +65,8 @@ pub enum PowerMode {
 pub trait OsPolicy: Sync {
     /// The persistent hostname file and its content for `name`.
     fn hostname_file(&self, name: &str) -> (PathBuf, String);
+    /// The longest name sethostname(2) takes (Linux 64, FreeBSD 255).
+    fn hostname_max(&self) -> usize;
     /// Whether the persistent hostname is the FQDN when both are known (cloud-init's
     /// per-distro `prefer_fqdn`; `prefer_fqdn_over_hostname` overrides it).
     fn prefer_fqdn(&self) -> bool;

@@ -38,6 +38,9 @@ impl OsPolicy for FreeBsd {
             format!("hostname=\"{name}\"\n"),
         )
     }
+    fn hostname_max(&self) -> usize {
+        255
+    }
     fn prefer_fqdn(&self) -> bool {
         // rc.conf(5): hostname is the fully-qualified name.
         true

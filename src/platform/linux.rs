@@ -136,6 +136,9 @@ impl OsPolicy for Linux {
     fn hostname_file(&self, name: &str) -> (PathBuf, String) {
         ("/etc/hostname".into(), format!("{name}\n"))
     }
+    fn hostname_max(&self) -> usize {
+        64
+    }
     fn prefer_fqdn(&self) -> bool {
         false
     }
