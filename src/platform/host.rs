@@ -358,10 +358,11 @@ impl System for HostSystem {
             f.write_all(data)?;
             f.sync_all()?;
             if existing.is_none() {
-                f.set_permissions(fs::Permissions::from_mode(opts.mode))?;
+                // chown before chmod: chown clears set-id bits, even for root.
                 if let Some((u, g)) = opts.owner {
                     self.chown_host(path, &host, u, g)?;
                 }
+                f.set_permissions(fs::Permissions::from_mode(opts.mode))?;
             }
             return Ok(());
         }
@@ -376,12 +377,13 @@ impl System for HostSystem {
                 .mode(0o600)
                 .open(&tmp)?;
             f.write_all(data)?;
-            f.set_permissions(fs::Permissions::from_mode(opts.mode))?;
+            // chown before chmod: chown clears set-id bits, even for root.
             if let Some((u, g)) = opts.owner {
                 if self.live {
                     lchown(&tmp, u, g)?;
                 }
             }
+            f.set_permissions(fs::Permissions::from_mode(opts.mode))?;
             f.sync_all()?;
             fs::rename(&tmp, &host)?;
             fsync_dir(&parent)
@@ -713,6 +715,28 @@ mod tests {
         assert!(s
             .write_file(Path::new("/link"), b"x", WriteOpts::mode(0o644))
             .is_err());
+    }
+
+    #[test]
+    fn live_writes_keep_set_id_bits_of_owned_files() {
+        // Live mode chowns for real; only root may chown to another user.
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root to chown");
+            return;
+        }
+        let (_d, mut s) = sys();
+        s.live = true;
+        for (name, opts) in [
+            ("/atomic", WriteOpts::mode(0o4755).owner(1000, 1000)),
+            (
+                "/appended",
+                WriteOpts::mode(0o2755).owner(1000, 1000).append(),
+            ),
+        ] {
+            s.write_file(Path::new(name), b"#!/bin/sh\n", opts).unwrap();
+            let st = s.lstat(Path::new(name)).unwrap().unwrap();
+            assert_eq!((st.mode, st.uid, st.gid), (opts.mode, 1000, 1000), "{name}");
+        }
     }
 
     #[test]
