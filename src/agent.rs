@@ -228,6 +228,8 @@ struct Runner<'a> {
     parts: &'a Parts,
     state: State<'a>,
     status: StatusFile,
+    /// The instance whose local seed copy is this pass's seed (the seed itself is gone).
+    seed_from_copy: Option<String>,
 }
 
 impl<'a> Runner<'a> {
@@ -267,6 +269,7 @@ impl<'a> Runner<'a> {
             parts,
             state,
             status,
+            seed_from_copy: None,
         }
     }
 
@@ -311,6 +314,7 @@ impl<'a> Runner<'a> {
                     });
                 if copy.is_some() {
                     log::info!("no seed found; continuing instance {iid} from its local copy");
+                    self.seed_from_copy = Some(iid);
                 }
                 copy
             }
@@ -543,7 +547,13 @@ impl<'a> Runner<'a> {
         if !per_boot_only {
             self.state.set_in_progress(&iid)?;
         }
-        let seed_dir = self.state.copy_seed(&iid, seed)?;
+        // The local copy is the only seed left when the seed has gone: it is used where it
+        // is, never removed and rewritten (a power cut in between would lose it).
+        let seed_dir = if self.seed_from_copy.as_deref() == Some(iid.as_str()) {
+            self.state.seed_dir(&iid)
+        } else {
+            self.state.copy_seed(&iid, seed)?
+        };
         self.status.seed_dir = Some(seed_dir.display().to_string());
         self.status.status = RunStatus::Running;
         self.state.write_status(&self.status)?;

@@ -709,6 +709,38 @@ fn late_pass_uses_the_local_copy_when_the_seed_has_gone() {
 }
 
 #[test]
+fn a_pass_from_the_local_copy_never_rewrites_it() {
+    // The seed has gone and the instance is not complete: the local copy is the only
+    // seed left. A pass that applies from it must not delete and rewrite it, or a power
+    // cut in between loses the instance for good (and each pass nested its source).
+    let h = Harness::new(OsKind::Linux);
+    h.sys.put("/firstboot", "");
+    h.set_seed(Some(seed("iid-1", ALL_KEYS)));
+    h.fail("users", true);
+    assert_eq!(h.run(StageSel::All).exit, 1);
+    h.set_seed(None);
+    // A second boot from the copy, users still failing.
+    assert_eq!(h.run(StageSel::All).exit, 1);
+    // Third boot: the power goes when the run touches the copy.
+    h.sys.set_fault(|e: &Effect| match e {
+        Effect::Remove(p) | Effect::Write(p) | Effect::Mkdir(p)
+            if p.starts_with("/var/lib/ci-agent/instances/iid-1/seed") =>
+        {
+            Err(io::Error::other("power cut"))
+        }
+        _ => Ok(()),
+    });
+    h.fail("users", false);
+    let r = h.run(StageSel::All);
+    h.sys.clear_fault();
+    assert_eq!(r.exit, 0, "{:?}", r.status);
+    assert_eq!(h.state().applied_instance().as_deref(), Some("iid-1"));
+    let ds = h.status_json()["datasource"].as_str().unwrap().to_string();
+    assert_eq!(ds.matches("(local copy").count(), 1, "{ds}");
+    assert_eq!(h.ok_count("users"), 1);
+}
+
+#[test]
 fn early_failure_makes_the_late_record_an_error() {
     let h = Harness::new(OsKind::Linux);
     h.sys.put("/firstboot", "");
