@@ -457,6 +457,11 @@ impl<'a> Runner<'a> {
             }
             self.status.status = st;
             self.state.write_status(&self.status)?;
+        } else if self.status.action == "deferred" {
+            // The late pass applies this instance: until then it is running, and this
+            // record (not the last instance's) is what `status --wait` waits on.
+            self.status.status = RunStatus::Running;
+            self.state.write_status(&self.status)?;
         } else {
             self.status.status = if self.status.action == "disabled" {
                 RunStatus::Disabled

@@ -661,6 +661,28 @@ fn include_urls_defer_the_instance_to_the_late_pass() {
 }
 
 #[test]
+fn a_deferred_instance_is_running_until_the_late_pass() {
+    // `ci-agent status --wait` between the passes must wait for the late pass that will
+    // apply the instance, not report the previous instance's record as done.
+    let h = Harness::new(OsKind::Linux);
+    h.set_seed(Some(seed("iid-1", &["hostname"])));
+    assert_eq!(h.run(StageSel::All).exit, 0);
+    assert_eq!(h.status_json()["status"], "done");
+    h.set_seed(Some(seed(
+        "iid-2",
+        &["packages", "include http://10.0.2.2/hostname"],
+    )));
+    assert_eq!(h.run(StageSel::Early).exit, 0);
+    let st = h.status_json();
+    assert_eq!(st["status"], "running", "{st}");
+    assert_eq!(st["action"], "deferred");
+    assert_eq!(st["instance_id"], "iid-2");
+    assert_eq!(h.run(StageSel::Late).exit, 0);
+    assert_eq!(h.status_json()["status"], "done");
+    assert_eq!(h.state().applied_instance().as_deref(), Some("iid-2"));
+}
+
+#[test]
 fn late_pass_continues_an_instance_the_early_pass_started_with_once() {
     // rerun_on_new_instance_id off, no sentinel: only --once starts it; the late pass
     // continues the in-progress instance.
