@@ -849,9 +849,23 @@ fn parse_run_args(args: Vec<OsString>) -> Result<Option<RunArgs>, lexopt::Error>
     Ok(Some(a))
 }
 
-/// A path made absolute against the current directory (no symlink resolution).
+/// A command-line path made absolute against the current directory. Guest paths never
+/// hold `..` (`System` refuses them), so the part up to the last `..` is resolved as the
+/// kernel would (`canonicalize`); the rest is kept as given, so symlinks there are still
+/// resolved inside a `--root` by `System`.
 pub fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
-    std::path::absolute(p).with_context(|| format!("cannot resolve {}", p.display()))
+    use std::path::Component;
+    let abs = std::path::absolute(p).with_context(|| format!("cannot resolve {}", p.display()))?;
+    let comps: Vec<Component> = abs.components().collect();
+    let Some(last) = comps.iter().rposition(|c| *c == Component::ParentDir) else {
+        return Ok(abs);
+    };
+    let (head, rest) = comps.split_at(last + 1);
+    let head: PathBuf = head.iter().collect();
+    let mut out =
+        std::fs::canonicalize(&head).with_context(|| format!("cannot resolve {}", p.display()))?;
+    out.extend(rest);
+    Ok(out)
 }
 
 /// Load the agent config for a system rooted at `root`. `--config FILE` is a path on the
