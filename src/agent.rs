@@ -717,6 +717,17 @@ impl<'a> Runner<'a> {
             );
             return false;
         }
+        // An attempt may retry for many minutes: record the pass as running first, so
+        // `ci-agent status --wait` waits for it (go() writes the final record).
+        if let Ok(b) = (self.parts.bootstrap_status)(self.sys, cfg) {
+            if b.enabled && !b.done && !b.limit_reached {
+                self.status.status = RunStatus::Running;
+                self.status.bootstrap = serde_json::to_value(b).ok();
+                if let Err(e) = self.state.write_status(&self.status) {
+                    log::warn!("{e:#}");
+                }
+            }
+        }
         let t = Instant::now();
         let outcome = (self.parts.bootstrap)(self.sys, cfg);
         let duration_ms = u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX);

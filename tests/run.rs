@@ -889,6 +889,56 @@ fn no_seed_is_nothing_to_do_but_the_bootstrap_still_runs() {
 }
 
 #[test]
+fn a_pending_bootstrap_is_recorded_as_running_while_it_runs() {
+    // The bootstrap may retry for many minutes: `ci-agent status --wait` must wait for
+    // it, also on a boot with no seed (vm-bootstrap alone) or nothing else due.
+    let h = Harness::new(OsKind::Linux);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let run_late = |enabled: bool| {
+        let mut parts = h.parts();
+        let s = seen.clone();
+        parts.bootstrap = Box::new(move |sys, _| {
+            let st =
+                ci_agent::state::read_status_at(sys, Path::new("/var/lib/ci-agent/status.json"))
+                    .unwrap();
+            s.lock()
+                .unwrap()
+                .push(st.map(|st| st.status.as_str().to_string()));
+            Ok(Outcome::Succeeded { attempt: 1 })
+        });
+        parts.bootstrap_status = Box::new(move |_, _| {
+            Ok(BootstrapStatus {
+                enabled,
+                ..BootstrapStatus::default()
+            })
+        });
+        agent::run(
+            &h.sys,
+            &h.cfg,
+            &RunOptions {
+                stage: StageSel::Late,
+                ..RunOptions::default()
+            },
+            &parts,
+        )
+    };
+    assert_eq!(run_late(true).exit, 0);
+    assert_eq!(*seen.lock().unwrap(), [Some("running".to_string())]);
+    assert_eq!(h.status_json()["status"], "done");
+    // Applied instance, nothing per-boot due: the same.
+    h.set_seed(Some(seed("iid-1", &["hostname"])));
+    h.run(StageSel::All);
+    seen.lock().unwrap().clear();
+    assert_eq!(run_late(true).exit, 0);
+    assert_eq!(*seen.lock().unwrap(), [Some("running".to_string())]);
+    assert_eq!(h.status_json()["status"], "done");
+    // A disabled (or finished) bootstrap does not touch the record first.
+    seen.lock().unwrap().clear();
+    assert_eq!(run_late(false).exit, 0);
+    assert_eq!(*seen.lock().unwrap(), [Some("done".to_string())]);
+}
+
+#[test]
 fn bootstrap_not_configured_is_not_called() {
     let mut h = Harness::new(OsKind::Linux);
     h.cfg.datasources = vec![DatasourceKind::Nocloud];
