@@ -326,12 +326,7 @@ impl<'a> Runner<'a> {
                     .map_err(anyhow::Error::new)
                     .with_context(|| format!("malformed seed ({})", seed.source))?;
                 log::info!("seed {}: instance-id {}", data.source, data.instance_id);
-                if !data.includes.is_empty() && self.opts.stage != StageSel::Early {
-                    log::info!("fetching {} #include URL(s)", data.includes.len());
-                    Some((self.parts.include)(self.config, seed, data))
-                } else {
-                    Some(data)
-                }
+                Some(data)
             }
             None => None,
         };
@@ -349,6 +344,19 @@ impl<'a> Runner<'a> {
                     once: self.opts.once,
                 },
             ),
+        };
+        // #include URLs, once the network is up, and only for a seed this pass applies
+        // (the decision rests on meta-data, which includes cannot change).
+        let data = match (data, &seed) {
+            (Some(d), Some(seed))
+                if !d.includes.is_empty()
+                    && self.opts.stage != StageSel::Early
+                    && matches!(decision, Decision::Apply(_) | Decision::PerBoot) =>
+            {
+                log::info!("fetching {} #include URL(s)", d.includes.len());
+                Some((self.parts.include)(self.config, seed, d))
+            }
+            (data, _) => data,
         };
         if let Some(d) = &data {
             self.status.instance_id = Some(d.instance_id.clone());

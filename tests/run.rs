@@ -683,6 +683,44 @@ fn a_deferred_instance_is_running_until_the_late_pass() {
 }
 
 #[test]
+fn include_urls_are_fetched_only_when_the_seed_is_applied() {
+    // A pass that applies nothing from the seed must not spend the boot on #include
+    // downloads (each one up to bootstrap.timeout_secs when the host is down).
+    let mut h = Harness::new(OsKind::Linux);
+    h.cfg.require_firstboot = true;
+    h.set_seed(Some(seed(
+        "iid-inc",
+        &["packages", "include http://10.0.2.2/hostname"],
+    )));
+    let fetched = Arc::new(Mutex::new(0u32));
+    let run_late = || {
+        let mut parts = h.parts();
+        let f = fetched.clone();
+        let inner = std::mem::replace(&mut parts.include, Box::new(|_, _, d| d));
+        parts.include = Box::new(move |c, s, d| {
+            *f.lock().unwrap() += 1;
+            inner(c, s, d)
+        });
+        agent::run(
+            &h.sys,
+            &h.cfg,
+            &RunOptions {
+                stage: StageSel::Late,
+                ..RunOptions::default()
+            },
+            &parts,
+        )
+    };
+    assert_eq!(run_late().exit, 0);
+    assert_eq!(h.status_json()["status"], "disabled");
+    assert_eq!(*fetched.lock().unwrap(), 0, "disabled: nothing fetched");
+    h.sys.put("/firstboot", "");
+    assert_eq!(run_late().exit, 0);
+    assert_eq!(*fetched.lock().unwrap(), 1);
+    assert_eq!(h.mod_commands(), ["hostname", "packages"]);
+}
+
+#[test]
 fn late_pass_continues_an_instance_the_early_pass_started_with_once() {
     // rerun_on_new_instance_id off, no sentinel: only --once starts it; the late pass
     // continues the in-progress instance.
