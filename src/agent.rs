@@ -74,7 +74,8 @@ impl StageSel {
 /// Options of one invocation.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// Run one pass now whatever the sentinel says; never wait or retry.
+    /// Run one pass now whatever the sentinel says; never wait for a seed device (a
+    /// failing bootstrap still retries as configured).
     pub once: bool,
     pub stage: StageSel,
     /// `--seed PATH`, passed to seed discovery as given.
@@ -802,7 +803,8 @@ Apply the first-boot seed: at boot when the first-boot sentinel exists or the se
 instance-id is new (see the config keys require_firstboot, rerun_on_new_instance_id).
 
   --once           run one pass now whatever the sentinel and instance-id say (state is
-                   still recorded; never waits for a seed device or retries)
+                   still recorded; never waits for a seed device; a failing bootstrap
+                   still retries every bootstrap.interval_secs up to its limit)
   --stage STAGE    early (before networking), late (after network-online; also runs the
                    vm-bootstrap datasource) or all (default)
   --root DIR       act on the system under DIR: every file effect stays under DIR and
