@@ -155,6 +155,12 @@ pub fn decide(cfg: &Config, f: &Facts) -> Decision {
     if f.once {
         return Decision::Apply("--once".into());
     }
+    // An instance a pass already started (with the sentinel, or --once) is finished even
+    // without it: on FreeBSD /etc/rc may delete /firstboot before the backgrounded late
+    // script decides, and the late pass must still run packages and runcmd.
+    if f.in_progress.as_deref() == Some(iid.as_str()) {
+        return Decision::Apply(format!("continuing instance {iid}"));
+    }
     if cfg.require_firstboot {
         return if f.sentinel {
             Decision::Apply(format!(
@@ -170,9 +176,6 @@ pub fn decide(cfg: &Config, f: &Facts) -> Decision {
             "first boot ({} exists)",
             cfg.firstboot_sentinel.display()
         ));
-    }
-    if f.in_progress.as_deref() == Some(iid.as_str()) {
-        return Decision::Apply(format!("continuing instance {iid}"));
     }
     if f.applied.as_deref() == Some(iid.as_str()) {
         return Decision::PerBoot;

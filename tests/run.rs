@@ -339,7 +339,10 @@ fn decision_table() {
         // require_firstboot: only the sentinel (or --once)
         (&require, true, Some("iid-new"), None, false, "apply"),
         (&require, false, Some("iid-old"), None, false, "disabled"),
-        (&require, false, None, Some("iid-new"), false, "disabled"),
+        // ... except that an instance already in progress is finished (FreeBSD's /etc/rc
+        // may remove /firstboot before the backgrounded late pass decides).
+        (&require, false, None, Some("iid-new"), false, "apply"),
+        (&require, false, None, Some("iid-other"), false, "disabled"),
         (&require, false, None, None, true, "apply"),
         // rerun_on_new_instance_id: false: a new id alone does nothing
         (&no_rerun, false, Some("iid-old"), None, false, "nothing"),
