@@ -62,7 +62,8 @@ if agent:
         r["sys_ms"] = r["cpu_ms"] * r["sys_ms"] / tot if tot else None
         ratio_cpu = ratio_rss = "-"
         if base and r is not base and base.get("cpu_ms") and r.get("cpu_ms") is not None:
-            ratio_cpu = f"{r['cpu_ms'] / base['cpu_ms']:.0f}×" if r["cpu_ms"] >= base["cpu_ms"] else f"{r['cpu_ms'] / base['cpu_ms']:.2f}×"
+            x = r["cpu_ms"] / base["cpu_ms"]
+            ratio_cpu = f"{x:.0f}×" if x >= 10 else f"{x:.2f}×"
         if base and r is not base and base.get("peak_rss_kib") and r.get("peak_rss_kib"):
             ratio_rss = f"{r['peak_rss_kib'] / base['peak_rss_kib']:.1f}×"
         p(f"| `{r['label']}` | {ms(r['wall_ms'])}{rng(r, 'wall_ms')} | {ms(r['cpu_ms'])}{rng(r, 'cpu_ms')} | "

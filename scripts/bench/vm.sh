@@ -68,6 +68,7 @@ do_image() {
         chroot "$DIR" dpkg -i /tmp/ci-agent.deb > "$WORK/dpkg.log" 2>&1 || { cat "$WORK/dpkg.log" >&2; die "dpkg -i failed"; }
         rm -f "$DIR/tmp/ci-agent.deb"
         dpkg-deb -f "$deb" Version > "$WORK/deb-version"
+        git -C "$REPO" rev-parse --short HEAD > "$WORK/commit" 2>/dev/null || echo "?" > "$WORK/commit"
     else
         echo none > "$WORK/deb-version"
     fi

@@ -129,7 +129,7 @@ def umed(rs, u, k):
 
 
 ver = lambda n: open(os.path.join(work, n)).read().strip() if os.path.exists(os.path.join(work, n)) else "?"
-print(f"ci-agent {ver('deb-version')} (our .deb) vs cloud-init {ver('cloud-init-version')}, one image, "
+print(f"ci-agent {ver('deb-version')} (our .deb, built at commit {ver('commit')}) vs cloud-init {ver('cloud-init-version')}, one image, "
       f"variant by kernel command line.\n")
 if bad:
     print(f"Boots without a report (timeout or failure, left out): {', '.join(bad)}\n")
@@ -180,6 +180,6 @@ if mods:
 ci_cpu, ag_cpu = med(by["ci"], "ci_cpu"), med(by["agent"], "ag_cpu")
 ci_span, ag_span = med(by["ci"], "ci_span"), med(by["agent"], "ag_span")
 if ci_cpu and ag_cpu:
-    print(f"\nRatios of the medians: unit CPU cloud-init / ci-agent = **{ci_cpu / ag_cpu:.0f}×**"
-          + (f"; provisioning span {ci_span / ag_span:.0f}×" if ci_span and ag_span else "")
+    print(f"\nRatios of the medians: unit CPU cloud-init / ci-agent = **{ci_cpu / ag_cpu:.1f}×**"
+          + (f"; provisioning span {ci_span / ag_span:.1f}×" if ci_span and ag_span else "")
           + (f"; peak {med(by['ci'], 'ci_peak') / med(by['agent'], 'ag_peak'):.1f}×" if med(by['agent'], 'ag_peak') else "") + ".")
