@@ -468,6 +468,42 @@ impl System for HostSystem {
         Ok(())
     }
 
+    fn truncate(&self, path: &Path) -> io::Result<()> {
+        let host = self.host_path(path)?;
+        let open = || {
+            OpenOptions::new()
+                .write(true)
+                .custom_flags(
+                    (nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK).bits(),
+                )
+                .open(&host)
+        };
+        let f = match open() {
+            // A read-only file we own (0444 machine-id, when not running as root): lend
+            // ourselves write permission for the open, then put the mode back.
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                let m = fs::symlink_metadata(&host)?;
+                if !m.is_file() {
+                    return Err(e);
+                }
+                let mode = m.permissions().mode();
+                fs::set_permissions(&host, fs::Permissions::from_mode(mode | 0o200))?;
+                let f = open();
+                fs::set_permissions(&host, fs::Permissions::from_mode(mode))?;
+                f?
+            }
+            r => r?,
+        };
+        if !f.metadata()?.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} is not a regular file", path.display()),
+            ));
+        }
+        f.set_len(0)?;
+        f.sync_all()
+    }
+
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         match fs::remove_file(self.host_path(path)?) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -759,6 +795,36 @@ mod tests {
             let st = s.lstat(Path::new(name)).unwrap().unwrap();
             assert_eq!((st.mode, st.uid, st.gid), (opts.mode, 1000, 1000), "{name}");
         }
+    }
+
+    #[test]
+    fn truncate_keeps_the_file_and_refuses_links_and_fifos() {
+        let (d, s) = sys();
+        let p = Path::new("/var/log/syslog");
+        s.create_dir_all(Path::new("/var/log"), 0o755, None)
+            .unwrap();
+        s.write_file(p, b"old lines\n", WriteOpts::mode(0o640))
+            .unwrap();
+        let ino = |p: &Path| {
+            std::os::unix::fs::MetadataExt::ino(
+                &fs::metadata(d.path().join(p.strip_prefix("/").unwrap())).unwrap(),
+            )
+        };
+        let before = ino(p);
+        s.truncate(p).unwrap();
+        assert_eq!(s.read_file(p, 100).unwrap(), b"");
+        assert_eq!(ino(p), before, "same file, not a replacement");
+        assert_eq!(s.lstat(p).unwrap().unwrap().mode, 0o640);
+        std::os::unix::fs::symlink("/etc/passwd", d.path().join("var/log/link")).unwrap();
+        assert!(s.truncate(Path::new("/var/log/link")).is_err());
+        nix::unistd::mkfifo(
+            &d.path().join("var/log/fifo"),
+            nix::sys::stat::Mode::S_IRWXU,
+        )
+        .unwrap();
+        assert!(s.truncate(Path::new("/var/log/fifo")).is_err());
+        assert!(s.truncate(Path::new("/var/log/missing")).is_err());
+        assert!(!s.exists(Path::new("/var/log/missing")));
     }
 
     #[test]
