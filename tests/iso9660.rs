@@ -929,3 +929,25 @@ fn genisoimage_image_corruptions_are_typed_errors() {
         Err(IsoError::BadSusp { .. })
     ));
 }
+
+#[test]
+fn names_up_to_255_bytes_round_trip() {
+    // One NM entry holds at most 250 name bytes (its length is one byte): longer names
+    // must be split over NM entries joined by the CONTINUE flag.
+    let files: Files = (248..=255)
+        .map(|n| (format!("{}.cfg", "n".repeat(n - 4)), bytes(n as u64, n)))
+        .collect();
+    let img = image_bytes(&files, &WriteOptions::default()).unwrap();
+    let mut iso = IsoImage::open(Cursor::new(&img)).unwrap();
+    assert_same(iso.read_all_files(MAX).unwrap(), &files);
+    if have("xorriso") {
+        let (t, p) = write_tmp(&files, &WriteOptions::default());
+        let out = t.path().join("x");
+        run(Command::new("xorriso")
+            .args(["-abort_on", "WARNING", "-osirrox", "on", "-indev"])
+            .arg(&p)
+            .args(["-extract", "/"])
+            .arg(&out));
+        assert_same(read_tree(&out), &files);
+    }
+}

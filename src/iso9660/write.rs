@@ -457,10 +457,23 @@ fn tf_entry(date: &[u8; 7]) -> Vec<u8> {
     susp(b"TF", &d)
 }
 
-fn nm_entry(name: &str) -> Vec<u8> {
-    let mut d = vec![0u8];
-    d.extend_from_slice(name.as_bytes());
-    susp(b"NM", &d)
+/// Name bytes one `NM` entry can hold (its length byte counts the 5-byte header).
+const NM_CHUNK: usize = 255 - 5;
+
+/// `NM` entries for `name`: one per [`NM_CHUNK`] bytes, all but the last flagged
+/// CONTINUE (RRIP 4.1.4), so names up to [`MAX_NAME_BYTES`] fit.
+fn nm_entries(name: &str) -> Vec<Vec<u8>> {
+    let chunks: Vec<&[u8]> = name.as_bytes().chunks(NM_CHUNK).collect();
+    let last = chunks.len().saturating_sub(1);
+    chunks
+        .iter()
+        .enumerate()
+        .map(|(i, part)| {
+            let mut d = vec![u8::from(i < last)];
+            d.extend_from_slice(part);
+            susp(b"NM", &d)
+        })
+        .collect()
 }
 
 fn er_entry() -> Vec<u8> {
@@ -699,12 +712,9 @@ impl Image {
                     Child::File(f) => (Target::File(f), false, 0o100_444, 1),
                 };
                 let su = if rr {
-                    vec![
-                        rr_entry(true),
-                        px_entry(mode, links),
-                        tf_entry(&d7),
-                        nm_entry(tree.child_name(child)),
-                    ]
+                    let mut e = vec![rr_entry(true), px_entry(mode, links), tf_entry(&d7)];
+                    e.extend(nm_entries(tree.child_name(child)));
+                    e
                 } else {
                     Vec::new()
                 };
