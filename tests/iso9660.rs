@@ -951,3 +951,28 @@ fn names_up_to_255_bytes_round_trip() {
         assert_same(read_tree(&out), &files);
     }
 }
+
+#[test]
+fn mtime_range_is_the_directory_dates_range() {
+    // The 7-byte directory date stores years 1900..=2155 (one byte after 1900).
+    let files: Files = vec![("user-data".into(), b"x".to_vec())];
+    let at = |mtime: i64| {
+        image_bytes(
+            &files,
+            &WriteOptions {
+                mtime,
+                ..WriteOptions::default()
+            },
+        )
+    };
+    let last = 5_869_583_999; // 2155-12-31 23:59:59
+    let img = at(last).unwrap();
+    // Root record in the PVD: the date's year byte is at 156 + 18.
+    assert_eq!(img[16 * 2048 + 156 + 18], 255);
+    assert!(matches!(at(last + 1), Err(IsoError::InvalidInput(_))));
+    assert!(matches!(
+        at(-2_208_988_800 - 1),
+        Err(IsoError::InvalidInput(_))
+    ));
+    assert_eq!(at(-2_208_988_800).unwrap()[16 * 2048 + 156 + 18], 0);
+}

@@ -637,7 +637,7 @@ impl Image {
                 opts.volume_id
             )));
         }
-        if !(-2_208_988_800..=5_901_695_999).contains(&opts.mtime) {
+        if !(-2_208_988_800..=5_869_583_999).contains(&opts.mtime) {
             return Err(invalid(format!(
                 "mtime {} is outside 1900-2155, which ISO9660 dates can hold",
                 opts.mtime
