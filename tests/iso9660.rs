@@ -976,3 +976,18 @@ fn mtime_range_is_the_directory_dates_range() {
     ));
     assert_eq!(at(-2_208_988_800).unwrap()[16 * 2048 + 156 + 18], 0);
 }
+
+#[test]
+fn many_lookups_on_one_image_stay_within_budget() {
+    // The directory budget bounds one walk; a long-lived image answering many lookups
+    // (each re-reading the root) must not run out of it.
+    let (img, _) = ours();
+    let mut iso = IsoImage::open(Cursor::new(&img)).unwrap();
+    let reads = img.len() / 2048 + 10;
+    for _ in 0..reads {
+        assert_eq!(iso.read_file("user-data", MAX).unwrap(), b"#cloud-config\n");
+    }
+    for _ in 0..reads {
+        assert_eq!(iso.read_all_files(MAX).unwrap().len(), small_files().len());
+    }
+}
