@@ -991,3 +991,36 @@ fn many_lookups_on_one_image_stay_within_budget() {
         assert_eq!(iso.read_all_files(MAX).unwrap().len(), small_files().len());
     }
 }
+
+#[test]
+fn primary_records_are_in_ecma_119_order() {
+    // ECMA-119 9.3: by file name, then extension, the shorter padded with spaces; so
+    // `A.B;1` comes before `A.B1;1` although `;` sorts after `1` byte-wise. genisoimage
+    // writes this order for these names.
+    let files: Files = ["a.b1", "a_b.txt", "ab", "a", "a.b", "a1", "a2/x"]
+        .iter()
+        .map(|n| (n.to_string(), b"x".to_vec()))
+        .collect();
+    let img = image_bytes(&files, &WriteOptions::default()).unwrap();
+    let mut iso = IsoImage::open(Cursor::new(&img)).unwrap();
+    let root = iso.lookup("").unwrap().sector() as usize * 2048;
+    let mut ids = Vec::new();
+    let mut pos = root;
+    while img[pos] != 0 {
+        let n = img[pos + 32] as usize;
+        ids.push(String::from_utf8_lossy(&img[pos + 33..pos + 33 + n]).into_owned());
+        pos += img[pos] as usize;
+    }
+    assert_eq!(
+        ids[2..],
+        [
+            "A.;1",
+            "A.B;1",
+            "A.B1;1",
+            "A1.;1",
+            "A2",
+            "AB.;1",
+            "A_B.TXT;1"
+        ]
+    );
+}

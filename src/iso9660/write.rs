@@ -277,8 +277,8 @@ impl<'a> Tree<'a> {
         }
     }
 
-    /// Children of `d` sorted by the tree's identifiers (ECMA-119 9.3; for our d-character
-    /// names a byte-wise sort is the same order; Joliet sorts the UCS-2 bytes).
+    /// Children of `d` sorted by the tree's identifiers: the primary tree in ECMA-119 9.3
+    /// order ([`ecma_order`]); Joliet by the UCS-2 bytes.
     fn sorted_children(&self, d: usize, joliet: bool) -> Vec<Child> {
         let mut v: Vec<Child> = self.dirs[d]
             .subdirs
@@ -286,7 +286,11 @@ impl<'a> Tree<'a> {
             .map(|&i| Child::Dir(i))
             .chain(self.dirs[d].files.iter().map(|&i| Child::File(i)))
             .collect();
-        v.sort_by(|a, b| self.child_id(*a, joliet).cmp(self.child_id(*b, joliet)));
+        if joliet {
+            v.sort_by(|a, b| self.child_id(*a, true).cmp(self.child_id(*b, true)));
+        } else {
+            v.sort_by(|a, b| ecma_order(self.child_id(*a, false), self.child_id(*b, false)));
+        }
         v
     }
 
@@ -306,6 +310,30 @@ impl<'a> Tree<'a> {
         }
         order
     }
+}
+
+/// ECMA-119 9.3 order of two primary identifiers (`NAME.EXT;1` or a directory's `NAME`):
+/// by name, then by extension, the shorter of each padded with spaces. A byte-wise
+/// compare differs when one extension extends the other with a digit (`A.B;1` must come
+/// before `A.B1;1`, but `;` sorts after `1`). Ties (a directory `A` and a file `A.;1`) fall
+/// back to the bytes, so the order is total.
+fn ecma_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    fn parts(id: &[u8]) -> (&[u8], &[u8]) {
+        let id = id.split(|&c| c == b';').next().unwrap_or(id);
+        match id.iter().position(|&c| c == b'.') {
+            Some(i) => (&id[..i], &id[i + 1..]),
+            None => (id, &[]),
+        }
+    }
+    fn padded(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+        let n = a.len().max(b.len());
+        let pad = |s: &[u8], i: usize| s.get(i).copied().unwrap_or(b' ');
+        (0..n).map(|i| pad(a, i)).cmp((0..n).map(|i| pad(b, i)))
+    }
+    let ((an, ae), (bn, be)) = (parts(a), parts(b));
+    padded(an, bn)
+        .then_with(|| padded(ae, be))
+        .then_with(|| a.cmp(b))
 }
 
 fn d_char(c: char) -> u8 {
