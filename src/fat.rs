@@ -843,7 +843,12 @@ fn check_case_clashes(sorted: &[&(String, Vec<u8>)]) -> Result<(), FatError> {
 }
 
 fn too_large() -> io::Error {
-    FatError::InvalidInput("content too large for a FAT12 seed image (about 128 MiB)".into()).into()
+    FatError::InvalidInput(
+        "content too large for a FAT12 seed image: about 4000 clusters, so at most about \
+         128 MiB of data and fewer than 4000 non-empty files or directories"
+            .into(),
+    )
+    .into()
 }
 
 fn build_fat12(

@@ -542,3 +542,18 @@ fn writer_refuses_names_equal_but_for_case() {
         &ok,
     );
 }
+
+#[test]
+fn too_many_files_says_so() {
+    // Every non-empty file takes a cluster and FAT12 has about 4000: 4100 one-byte files
+    // do not fit although they are tiny. The message must not blame the size alone.
+    let files: Files = (0..4100)
+        .map(|i| (format!("d{}/f{i}", i / 500), vec![1u8]))
+        .collect();
+    let err = fat::write_image(&files, "cidata").unwrap_err();
+    assert!(
+        matches!(kind(&err), Some(FatError::InvalidInput(_))),
+        "{err}"
+    );
+    assert!(err.to_string().contains("files"), "{err}");
+}
