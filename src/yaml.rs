@@ -47,6 +47,7 @@
 //! - Tags (`!!str`, `!!binary`, custom `!foo`) are not interpreted beyond what serde-saphyr
 //!   does; a tag on a plain scalar does not stop [`Node`] from treating it as plain.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use serde::de::{self, DeserializeOwned, IntoDeserializer, Visitor};
@@ -444,6 +445,9 @@ impl Builder<'_> {
             ),
             Raw::Map(entries) => {
                 let mut out: Vec<(Key, Node)> = Vec::with_capacity(entries.len());
+                // Where each name is in `out`: a linear search per key made a flat
+                // mapping of n keys cost n²/2 comparisons (minutes for a 1 MB document).
+                let mut index: HashMap<String, usize> = HashMap::with_capacity(entries.len());
                 for (k, v) in entries {
                     let kpos = Self::pos(&k);
                     let knode = self.node(k);
@@ -457,10 +461,12 @@ impl Builder<'_> {
                     };
                     let vnode = self.node(v);
                     // Duplicate keys: last wins, first position kept (PyYAML's dict).
-                    if let Some(slot) = out.iter_mut().find(|(k, _)| k.name == name) {
-                        slot.1 = vnode;
-                    } else {
-                        out.push((Key { name, pos: kpos }, vnode));
+                    match index.get(&name).and_then(|&i| out.get_mut(i)) {
+                        Some(slot) => slot.1 = vnode,
+                        None => {
+                            index.insert(name.clone(), out.len());
+                            out.push((Key { name, pos: kpos }, vnode));
+                        }
                     }
                 }
                 (NodeValue::Map(out), false)

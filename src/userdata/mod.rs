@@ -42,7 +42,7 @@ pub mod cloud_config;
 pub mod metadata;
 pub mod mime;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::yaml::{self, Node, NodeValue};
 
@@ -293,10 +293,20 @@ fn warning(file: &str, msg: impl Into<String>) -> SeedError {
 pub fn merge(base: &mut Node, next: &Node) {
     match (&mut base.value, &next.value) {
         (NodeValue::Map(b), NodeValue::Map(n)) => {
+            // Where each key of `base` is: a linear search per key made merging two
+            // mappings cost |base|·|next| comparisons (minutes for a 1 MB cloud-config).
+            let mut index: HashMap<String, usize> = b
+                .iter()
+                .enumerate()
+                .map(|(i, (k, _))| (k.name.clone(), i))
+                .collect();
             for (k, v) in n {
-                match b.iter_mut().find(|(bk, _)| bk.name == k.name) {
+                match index.get(&k.name).and_then(|&i| b.get_mut(i)) {
                     Some((_, bv)) => merge(bv, v),
-                    None => b.push((k.clone(), v.clone())),
+                    None => {
+                        index.insert(k.name.clone(), b.len());
+                        b.push((k.clone(), v.clone()));
+                    }
                 }
             }
         }
