@@ -737,6 +737,34 @@ fn users_mapping_form_and_nameless_users() {
     assert_eq!(ud(b"#cloud-config\nhostname: x\n").cloud_config.users, None);
 }
 
+/// cloud-init left-strips user-data before looking at its first line: a templated seed
+/// that starts with a blank line is still cloud-config (or a script, a boothook).
+#[test]
+fn leading_whitespace_does_not_hide_the_format() {
+    let d = ud(b"\n\n  #cloud-config\nhostname: after-blank\n");
+    assert_eq!(d.cloud_config.hostname.as_deref(), Some("after-blank"));
+    assert!(d.warnings.is_empty(), "{:?}", d.warnings);
+    let d = ud(b"\r\n\t#!/bin/bash\necho hi\n");
+    assert_eq!(d.scripts.len(), 1);
+    assert_eq!(d.scripts[0].interpreter, "/bin/bash");
+    assert_eq!(d.scripts[0].body, b"#!/bin/bash\necho hi\n");
+    let d = ud(b"\n#cloud-boothook\n#!/bin/sh\necho early\n");
+    assert_eq!(d.boothooks.len(), 1);
+    assert_eq!(d.boothooks[0].body, b"#!/bin/sh\necho early\n");
+    let d = ud(b"\n#include\nhttp://127.0.0.1/a\n");
+    assert_eq!(d.includes, ["http://127.0.0.1/a"]);
+    // A YAML error in such a document still names the right line.
+    let e = ud_err(b"\n#cloud-config\nusers: [\n");
+    assert!(e.starts_with("user-data:"), "{e}");
+    // Inside a text/plain MIME part too.
+    let d = ud(
+        b"Content-Type: multipart/mixed; boundary=B\nMIME-Version: 1.0\n\n--B\n\
+Content-Type: text/plain\n\n\n#!/bin/sh\necho p\n--B--\n",
+    );
+    assert_eq!(d.scripts.len(), 1, "{:?}", d.warnings);
+    assert_eq!(d.scripts[0].interpreter, "/bin/sh");
+}
+
 /// A flat mapping of many keys (with a duplicate) and a merge of two such parts keep the
 /// semantics: last value wins, first position kept, later part wins. (These used to be
 /// quadratic: a ~1 MB cloud-config of 90,000 keys took two minutes.)

@@ -1,7 +1,7 @@
 //! User-data and meta-data: from the raw files of a seed to what the modules apply.
 //!
 //! `user-data` is classified by its first bytes like cloud-init does (the prefixes are
-//! compared case-insensitively, longest first):
+//! compared case-insensitively, longest first, after leading whitespace):
 //!
 //! | starts with                     | becomes                                              |
 //! |---------------------------------|------------------------------------------------------|
@@ -345,8 +345,12 @@ fn classify(data: &[u8]) -> Kind {
     if data.iter().all(u8::is_ascii_whitespace) {
         return Kind::Empty;
     }
+    // cloud-init (`type_from_starts_with`) lower-cases and left-strips the payload before
+    // comparing: user-data that starts with a blank line (a templated heredoc) is still
+    // `#cloud-config`.
+    let text = data.trim_ascii_start();
     let starts = |p: &str| {
-        data.get(..p.len())
+        text.get(..p.len())
             .is_some_and(|h| h.eq_ignore_ascii_case(p.as_bytes()))
     };
     // Longest prefixes first (cloud-init's INCLUSION_TYPES_MAP order).
@@ -490,12 +494,12 @@ impl<'l> Collector<'l> {
             }
             Kind::Boothook => {
                 self.parts += 1;
-                self.boothook(data, None, label);
+                self.boothook(data.trim_ascii_start(), None, label);
                 Ok(())
             }
             Kind::Script => {
                 self.parts += 1;
-                self.script(data, None, Frequency::PerInstance, label);
+                self.script(data.trim_ascii_start(), None, Frequency::PerInstance, label);
                 Ok(())
             }
             Kind::Mime => self.mime(data, label, depth),
@@ -677,10 +681,13 @@ impl<'l> Collector<'l> {
             match ctype {
                 "" | "text/plain" | "text/x-not-multipart" => match classify(&body) {
                     // Classified by content, keeping the part's file name.
-                    Kind::Script => {
-                        self.script(&body, filename, Frequency::PerInstance, &part_label)
-                    }
-                    Kind::Boothook => self.boothook(&body, filename, &part_label),
+                    Kind::Script => self.script(
+                        body.trim_ascii_start(),
+                        filename,
+                        Frequency::PerInstance,
+                        &part_label,
+                    ),
+                    Kind::Boothook => self.boothook(body.trim_ascii_start(), filename, &part_label),
                     _ => self.bytes(&body, &part_label, depth + 1)?,
                 },
                 "text/cloud-config" => self.cloud_config(&body, &part_label)?,
