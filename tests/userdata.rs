@@ -799,3 +799,42 @@ Content-Type: text/cloud-config\n\n{a}--B\nContent-Type: text/cloud-config\n\n{b
     assert_eq!(d.cloud_config.hostname.as_deref(), Some("again"));
     assert_eq!(d.cloud_config.fqdn.as_deref(), Some("from-b.example"));
 }
+
+/// An `#include` listed by vendor-data brings vendor data: it stays below user-data and
+/// its scripts are vendor scripts. One listed by user-data is user data.
+#[test]
+fn vendor_includes_stay_vendor_data() {
+    let s = seed(&[
+        (
+            "vendor-data",
+            b"#include\nhttp://127.0.0.1:9/vendor.yaml\nhttp://127.0.0.1:9/vendor.sh\n",
+        ),
+        (
+            "user-data",
+            b"Content-Type: multipart/mixed; boundary=B\nMIME-Version: 1.0\n\n--B\n\
+Content-Type: text/cloud-config\n\n#cloud-config\nhostname: user\n--B\n\
+Content-Type: text/x-include-url\n\nhttp://127.0.0.1:9/user.yaml\n--B--\n",
+        ),
+    ]);
+    let limits = userdata::Limits::default();
+    let included = vec![
+        (
+            "http://127.0.0.1:9/vendor.yaml".to_string(),
+            b"#cloud-config\nhostname: vendor\nfqdn: v.example\n".to_vec(),
+        ),
+        (
+            "http://127.0.0.1:9/vendor.sh".to_string(),
+            b"#!/bin/sh\necho vendor\n".to_vec(),
+        ),
+        (
+            "http://127.0.0.1:9/user.yaml".to_string(),
+            b"#cloud-config\npackages: [jq]\n".to_vec(),
+        ),
+    ];
+    let d = userdata::parse_seed_including(&s, &limits, &included).unwrap();
+    assert_eq!(d.cloud_config.hostname.as_deref(), Some("user"));
+    assert_eq!(d.cloud_config.fqdn.as_deref(), Some("v.example"));
+    assert_eq!(d.cloud_config.packages.len(), 1);
+    let names: Vec<_> = d.scripts.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["vendor-part-001"]);
+}

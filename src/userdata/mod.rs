@@ -154,8 +154,9 @@ pub fn parse_seed_with(seed: &Seed, limits: &Limits) -> Result<SeedData, SeedErr
 
 /// [`parse_seed_with`], with the bodies fetched for its `#include` URLs (`(url, body)`),
 /// which are processed after `user-data` as if they were parts of it (each is classified
-/// on its own: cloud-config, script, multipart, gzip). One level: `#include` URLs inside
-/// included bodies are recorded in [`SeedData::includes`] but not fetched.
+/// on its own: cloud-config, script, multipart, gzip). A body whose URL only `vendor-data`
+/// listed is processed after `vendor-data` instead, as vendor data. One level: `#include`
+/// URLs inside included bodies are recorded in [`SeedData::includes`] but not fetched.
 pub fn parse_seed_including(
     seed: &Seed,
     limits: &Limits,
@@ -184,7 +185,13 @@ pub fn parse_seed_including(
     if let Some(ud) = seed.files.get("user-data") {
         user.bytes(ud, "user-data", 0)?;
     }
-    for (url, body) in included {
+    // An included body belongs to whoever listed its URL: user-data first; bodies only
+    // vendor-data listed are vendor parts (below user-data, scripts named vendor-…).
+    let user_urls = user.includes.clone();
+    let (for_user, rest): (Vec<_>, Vec<_>) = included
+        .iter()
+        .partition(|(url, _)| user_urls.contains(url));
+    for (url, body) in for_user {
         user.bytes(body, &format!("user-data #include {url}"), 1)?;
     }
     let user_merged = merge_all(user.configs.iter().map(|(_, n)| n));
@@ -202,6 +209,14 @@ pub fn parse_seed_including(
                 "vendor-data",
                 "ignored: user-data sets vendor_data.enabled to false",
             ));
+        }
+    }
+    let vendor_urls = vendor.includes.clone();
+    for (url, body) in rest {
+        if vendor_urls.contains(url) {
+            vendor.bytes(body, &format!("vendor-data #include {url}"), 1)?;
+        } else {
+            user.bytes(body, &format!("user-data #include {url}"), 1)?;
         }
     }
     let merged = merge_all(
