@@ -838,3 +838,37 @@ Content-Type: text/x-include-url\n\nhttp://127.0.0.1:9/user.yaml\n--B--\n",
     let names: Vec<_> = d.scripts.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["vendor-part-001"]);
 }
+
+/// The gunzip budget is for a whole file: many gzip parts, each under the limit, cannot
+/// together hold more than it (their script bodies are all kept).
+#[test]
+fn gzip_budget_is_shared_by_all_parts() {
+    use base64::Engine;
+    let limits = userdata::Limits {
+        max_gunzip_bytes: 1 << 20,
+        ..userdata::Limits::default()
+    };
+    let mut body = b"#!/bin/sh\n".to_vec();
+    body.resize(400 << 10, b'#');
+    let part = base64::engine::general_purpose::STANDARD.encode(gzip(&body));
+    let mime = |n: usize| {
+        let mut m =
+            String::from("Content-Type: multipart/mixed; boundary=B\nMIME-Version: 1.0\n\n");
+        for _ in 0..n {
+            m.push_str(
+                "--B\nContent-Type: text/x-shellscript\nContent-Transfer-Encoding: base64\n\n",
+            );
+            m.push_str(&part);
+            m.push('\n');
+        }
+        m.push_str("--B--\n");
+        m.into_bytes()
+    };
+    // Two parts of 400 KiB fit in 1 MiB; a third does not.
+    let d = userdata::parse_seed_with(&seed(&[("user-data", &mime(2))]), &limits).unwrap();
+    assert_eq!(d.scripts.len(), 2);
+    let e = userdata::parse_seed_with(&seed(&[("user-data", &mime(3))]), &limits).unwrap_err();
+    let e = e.to_string();
+    assert!(e.starts_with("user-data[part-003]: "), "{e}");
+    assert!(e.contains("together may expand to 1048576 bytes"), "{e}");
+}

@@ -20,7 +20,8 @@
 //! `text/x-include-url`, `text/x-include-once-url`; `text/plain`, `text/x-not-multipart`
 //! or no type are classified by content; gzip bodies (or `application/*gzip*` types) are
 //! decompressed first. Nesting (gzip in MIME in gzip …) is bounded by
-//! [`Limits::max_nesting`], decompressed size by [`Limits::max_gunzip_bytes`], the number
+//! [`Limits::max_nesting`], decompressed size (all gzip data of a file together) by
+//! [`Limits::max_gunzip_bytes`], the number
 //! of parts by [`Limits::max_parts`].
 //!
 //! Merging: cloud-config parts merge like cloud-init's default for user-data
@@ -121,7 +122,9 @@ pub struct SeedError {
 /// Budgets for user-data processing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Largest output of one gzip decompression (a 1 KB → 10 GB bomb stops here).
+    /// Largest output of all gzip decompressions of one file (`user-data` with its parts
+    /// and included bodies; `vendor-data`) together: a 1 KB → 10 GB bomb stops here, and so
+    /// do a thousand small gzip parts of 64 MiB each.
     pub max_gunzip_bytes: u64,
     /// How deep gzip / MIME / text-plain re-classification may nest.
     pub max_nesting: usize,
@@ -429,6 +432,8 @@ struct Collector<'l> {
     /// Keep going after an error (for `validate`), collecting them in `errors`.
     collect_all: bool,
     parts: usize,
+    /// What is left of [`Limits::max_gunzip_bytes`] for this file.
+    gunzip_left: u64,
     names: BTreeSet<String>,
     configs: Vec<(String, Node)>,
     scripts: Vec<Script>,
@@ -445,6 +450,7 @@ impl<'l> Collector<'l> {
             prefix,
             collect_all,
             parts: 0,
+            gunzip_left: limits.max_gunzip_bytes,
             names: BTreeSet::new(),
             configs: Vec::new(),
             scripts: Vec::new(),
@@ -467,6 +473,22 @@ impl<'l> Collector<'l> {
 
     fn warn(&mut self, label: &str, msg: impl Into<String>) {
         self.warnings.push(warning(label, msg));
+    }
+
+    /// Gunzip within what is left of the file's budget (retained script bodies add up:
+    /// one limit per decompression let a thousand small parts hold 64 GiB).
+    fn gunzip(&mut self, data: &[u8]) -> Result<Vec<u8>, String> {
+        let max = self.limits.max_gunzip_bytes;
+        let left = self.gunzip_left;
+        let plain = cloud_config::gunzip_limited(data, left).map_err(|e| {
+            if left < max && e.contains("expands to more than") {
+                format!("{e}: all gzip data of one file together may expand to {max} bytes")
+            } else {
+                e
+            }
+        })?;
+        self.gunzip_left = left.saturating_sub(plain.len() as u64);
+        Ok(plain)
     }
 
     /// A unique script name: the part's file name if usable, else `part-NNN`.
@@ -497,7 +519,7 @@ impl<'l> Collector<'l> {
         }
         let data = data.strip_prefix(b"\xef\xbb\xbf").unwrap_or(data);
         match classify(data) {
-            Kind::Gzip => match cloud_config::gunzip_limited(data, self.limits.max_gunzip_bytes) {
+            Kind::Gzip => match self.gunzip(data) {
                 Ok(plain) => self.bytes(&plain, label, depth + 1),
                 Err(e) => self.fail(warning(label, e)),
             },
@@ -681,7 +703,7 @@ impl<'l> Collector<'l> {
                         | "application/x-gunzip"
                 )
             {
-                match cloud_config::gunzip_limited(&body, self.limits.max_gunzip_bytes) {
+                match self.gunzip(&body) {
                     Ok(plain) => body = plain,
                     Err(e) => {
                         self.fail(warning(&part_label, e))?;
