@@ -872,3 +872,19 @@ fn gzip_budget_is_shared_by_all_parts() {
     assert!(e.starts_with("user-data[part-003]: "), "{e}");
     assert!(e.contains("together may expand to 1048576 bytes"), "{e}");
 }
+
+/// cloud-init drops a line's leading `#include` before reading the URL: the one-line
+/// form `#include http://…` works.
+#[test]
+fn include_url_on_the_directive_line() {
+    let d = ud(b"#include http://127.0.0.1/one\n#INCLUDE-ONCE  http://127.0.0.1/two\n# note\nhttp://127.0.0.1/three\n");
+    assert_eq!(
+        d.includes,
+        [
+            "http://127.0.0.1/one",
+            "http://127.0.0.1/two",
+            "http://127.0.0.1/three"
+        ]
+    );
+    assert!(d.warnings.is_empty(), "{:?}", d.warnings);
+}

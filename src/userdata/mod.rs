@@ -603,11 +603,21 @@ impl<'l> Collector<'l> {
     }
 
     /// `#include` / `#include-once` bodies: one URL per line; blank lines and comments
-    /// skipped (the `#include…` lines themselves are comments).
+    /// skipped. Like cloud-init, a line's leading `#include` / `#include-once` is dropped
+    /// first, so `#include http://host/cfg` on one line names a URL.
     fn include(&mut self, data: &[u8], label: &str) {
         let text = String::from_utf8_lossy(data);
         for line in text.lines() {
-            let line = line.trim();
+            let mut line = line.trim();
+            for directive in ["#include-once", "#include"] {
+                if line
+                    .get(..directive.len())
+                    .is_some_and(|h| h.eq_ignore_ascii_case(directive))
+                {
+                    line = line.get(directive.len()..).unwrap_or_default().trim();
+                    break;
+                }
+            }
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
