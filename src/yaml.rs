@@ -499,6 +499,14 @@ fn saphyr_message(e: &serde_saphyr::Error) -> String {
         None => full.as_str(),
     };
     let msg = msg.trim();
+    // Budget errors end "… (defined at line N, column M)": the cut above leaves an
+    // unclosed "(defined"; drop it.
+    let msg = match msg.rfind(" (") {
+        Some(i) if !msg.get(i..).unwrap_or_default().contains(')') => {
+            msg.get(..i).unwrap_or(msg).trim_end()
+        }
+        _ => msg,
+    };
     if msg.contains("multiple YAML documents") || msg.contains("Documents {") {
         "expected a single YAML document, found a second one ('---')".into()
     } else if msg.starts_with("budget breached") {
@@ -1162,6 +1170,25 @@ mod tests {
         let e = parse_value(&doc, "user-data").unwrap_err();
         assert!(e.message.contains("YAML limits"), "{e}");
         assert!(e.line.is_some(), "{e}");
+    }
+
+    #[test]
+    fn budget_messages_are_well_formed() {
+        let doc = format!(
+            "a: &a \"{}\"\nb: [{}]\n",
+            "x".repeat(1 << 20),
+            vec!["*a"; 64].join(", ")
+        );
+        let e = parse_value(&doc, "user-data").unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("YAML limits"), "{text}");
+        assert_eq!(
+            text.matches('(').count(),
+            text.matches(')').count(),
+            "{text}"
+        );
+        assert!(!text.contains("(defined"), "{text}");
+        assert!(e.line.is_some(), "{text}");
     }
 
     #[test]
