@@ -16,7 +16,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::system::{Cmd, CmdOutput, FileInfo, FileKind, ReadSeek, System, WriteOpts};
@@ -173,22 +173,49 @@ fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Read at most `limit` bytes of a stream into a buffer, then drain the rest.
-fn capture(mut r: impl Read, limit: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 8192];
-    loop {
-        match r.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                let room = limit.saturating_sub(out.len());
-                out.extend_from_slice(&buf[..n.min(room)]);
+/// How long a command's output is still collected after it exited: a background process
+/// it started (`mydaemon &` in runcmd) inherits the pipes and may hold them open for ever.
+const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
+
+/// One output stream, read by its own thread into a shared buffer (at most
+/// `MAX_CAPTURE` bytes kept, the rest drained and dropped).
+struct Capture {
+    buf: Arc<Mutex<Vec<u8>>>,
+    eof: mpsc::Receiver<()>,
+}
+
+impl Capture {
+    fn start(mut r: impl Read + Send + 'static) -> Capture {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let (tx, eof) = mpsc::channel();
+        let b = buf.clone();
+        std::thread::spawn(move || {
+            let mut chunk = [0u8; 8192];
+            loop {
+                match r.read(&mut chunk) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        let mut out = lock(&b);
+                        let room = MAX_CAPTURE.saturating_sub(out.len());
+                        out.extend_from_slice(&chunk[..n.min(room)]);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => break,
-        }
+            let _ = tx.send(());
+        });
+        Capture { buf, eof }
     }
-    out
+
+    /// The output, once the stream ended or `until` passed (the reader thread is then
+    /// left to drain the pipe in the background).
+    fn finish(self, until: Instant) -> Vec<u8> {
+        let _ = self
+            .eof
+            .recv_timeout(until.saturating_duration_since(Instant::now()));
+        std::mem::take(&mut *lock(&self.buf))
+    }
 }
 
 /// Resolve a guest path under `root` the way a chroot would: every component but the last
@@ -358,10 +385,11 @@ impl System for HostSystem {
             f.write_all(data)?;
             f.sync_all()?;
             if existing.is_none() {
-                f.set_permissions(fs::Permissions::from_mode(opts.mode))?;
+                // chown before chmod: chown clears set-id bits, even for root.
                 if let Some((u, g)) = opts.owner {
                     self.chown_host(path, &host, u, g)?;
                 }
+                f.set_permissions(fs::Permissions::from_mode(opts.mode))?;
             }
             return Ok(());
         }
@@ -376,12 +404,13 @@ impl System for HostSystem {
                 .mode(0o600)
                 .open(&tmp)?;
             f.write_all(data)?;
-            f.set_permissions(fs::Permissions::from_mode(opts.mode))?;
+            // chown before chmod: chown clears set-id bits, even for root.
             if let Some((u, g)) = opts.owner {
                 if self.live {
                     lchown(&tmp, u, g)?;
                 }
             }
+            f.set_permissions(fs::Permissions::from_mode(opts.mode))?;
             f.sync_all()?;
             fs::rename(&tmp, &host)?;
             fsync_dir(&parent)
@@ -545,14 +574,8 @@ fn run_live(cmd: &Cmd, root: &Path) -> io::Result<CmdOutput> {
         })),
         _ => None,
     };
-    let out_thread = child
-        .stdout
-        .take()
-        .map(|s| std::thread::spawn(move || capture(s, MAX_CAPTURE)));
-    let err_thread = child
-        .stderr
-        .take()
-        .map(|s| std::thread::spawn(move || capture(s, MAX_CAPTURE)));
+    let out_capture = child.stdout.take().map(Capture::start);
+    let err_capture = child.stderr.take().map(Capture::start);
 
     let start = Instant::now();
     let mut timed_out = false;
@@ -573,11 +596,12 @@ fn run_live(cmd: &Cmd, root: &Path) -> io::Result<CmdOutput> {
     if timed_out {
         // Grandchildren holding the pipes open are in the same group and were killed too.
     }
-    if let Some(t) = stdin_thread {
-        let _ = t.join();
-    }
-    let stdout = out_thread.and_then(|t| t.join().ok()).unwrap_or_default();
-    let stderr = err_thread.and_then(|t| t.join().ok()).unwrap_or_default();
+    let until = Instant::now() + DRAIN_AFTER_EXIT;
+    let stdout = out_capture.map(|c| c.finish(until)).unwrap_or_default();
+    let stderr = err_capture.map(|c| c.finish(until)).unwrap_or_default();
+    // Not joined: the child has exited, and a background process it left holding stdin
+    // could block a write larger than the pipe buffer for ever.
+    drop(stdin_thread);
     Ok(CmdOutput {
         code: if timed_out { None } else { status.code() },
         timed_out,
@@ -716,6 +740,28 @@ mod tests {
     }
 
     #[test]
+    fn live_writes_keep_set_id_bits_of_owned_files() {
+        // Live mode chowns for real; only root may chown to another user.
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root to chown");
+            return;
+        }
+        let (_d, mut s) = sys();
+        s.live = true;
+        for (name, opts) in [
+            ("/atomic", WriteOpts::mode(0o4755).owner(1000, 1000)),
+            (
+                "/appended",
+                WriteOpts::mode(0o2755).owner(1000, 1000).append(),
+            ),
+        ] {
+            s.write_file(Path::new(name), b"#!/bin/sh\n", opts).unwrap();
+            let st = s.lstat(Path::new(name)).unwrap().unwrap();
+            assert_eq!((st.mode, st.uid, st.gid), (opts.mode, 1000, 1000), "{name}");
+        }
+    }
+
+    #[test]
     fn read_file_enforces_limit() {
         let (_d, s) = sys();
         s.write_file(Path::new("/big"), &[0u8; 100], WriteOpts::mode(0o644))
@@ -742,5 +788,19 @@ mod tests {
         .unwrap();
         assert!(out.timed_out && out.code.is_none());
         assert!(t.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_background_process_left_holding_the_pipes_does_not_hang_the_run() {
+        // runcmd: `mydaemon &` keeps stdout/stderr open after the shell has exited.
+        let t = Instant::now();
+        let out = run_live(
+            &Cmd::new(["sh", "-c", "echo before; sleep 30 & exit 4"]),
+            Path::new("/"),
+        )
+        .unwrap();
+        assert_eq!(out.code, Some(4));
+        assert_eq!(out.stdout, b"before\n");
+        assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
     }
 }
