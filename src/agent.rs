@@ -29,7 +29,7 @@ use crate::modules::{Context, Frequency, Module, Stage};
 use crate::platform::dryrun::DryRunSystem;
 use crate::platform::host::HostSystem;
 use crate::platform::{OsKind, System};
-use crate::state::{rfc3339, ModuleOutcome, ModuleResult, RunStatus, State, StatusFile};
+use crate::state::{rfc3339, LastCheck, ModuleOutcome, ModuleResult, RunStatus, State, StatusFile};
 use crate::userdata::{Seed, SeedData, SeedError};
 
 /// Which pass(es) this invocation runs.
@@ -249,6 +249,7 @@ impl<'a> Runner<'a> {
             warnings: Vec::new(),
             error: None,
             bootstrap: None,
+            last_check: None,
             os: Some(match config.os {
                 OsKind::Linux => "linux".into(),
                 OsKind::FreeBsd => "freebsd".into(),
@@ -293,6 +294,23 @@ impl<'a> Runner<'a> {
         } else {
             log::info!("the nocloud datasource is not configured");
             None
+        };
+        // The seed has gone but an instance is in progress: continue from its local copy.
+        let seed = match (seed, self.state.in_progress()) {
+            (None, Some(iid)) => {
+                let copy = self
+                    .state
+                    .load_seed_copy(&iid, self.config.max_seed_file_bytes)
+                    .unwrap_or_else(|e| {
+                        log::warn!("{e:#}");
+                        None
+                    });
+                if copy.is_some() {
+                    log::info!("no seed found; continuing instance {iid} from its local copy");
+                }
+                copy
+            }
+            (seed, _) => seed,
         };
         let data = match &seed {
             Some(seed) => {
@@ -339,7 +357,7 @@ impl<'a> Runner<'a> {
                 acted = true;
             }
             (Decision::PerBoot, Some(data), Some(seed)) => {
-                let wanted = self.any_wanted_per_boot(data, seed);
+                let wanted = self.any_wanted_per_boot(data);
                 if wanted {
                     log::info!(
                         "{} pass: instance {} already applied; running per-boot modules",
@@ -429,20 +447,18 @@ impl<'a> Runner<'a> {
     /// it; with no record yet it writes one.
     fn record_check(&mut self, previous: Option<StatusFile>) -> anyhow::Result<()> {
         match previous {
-            Some(mut prev) if prev.status != RunStatus::Running => {
-                prev.warnings.retain(|w| !w.starts_with("last check: "));
-                prev.warnings.push(format!(
-                    "last check: {} ({} pass at {})",
-                    self.status.detail,
-                    self.opts.stage.as_str(),
-                    self.status.finished.as_deref().unwrap_or("-")
-                ));
-                // The check itself is not a problem: keep the recorded result.
-                if prev.status == RunStatus::Degraded
-                    && prev.warnings.iter().all(|w| w.starts_with("last check: "))
-                {
-                    prev.status = RunStatus::Done;
-                }
+            // Only a record of applied work is worth keeping (not a fatal error that
+            // has gone away, nor an earlier "nothing to do").
+            Some(mut prev)
+                if prev.status != RunStatus::Running
+                    && matches!(prev.action.as_str(), "apply" | "per-boot") =>
+            {
+                prev.last_check = Some(LastCheck {
+                    time: self.status.finished.clone().unwrap_or_default(),
+                    stage: self.opts.stage.as_str().into(),
+                    action: self.status.action.clone(),
+                    detail: self.status.detail.clone(),
+                });
                 prev.applied_instance_id = self.status.applied_instance_id.clone();
                 if self.status.bootstrap.is_some() {
                     prev.bootstrap = self.status.bootstrap.clone();
@@ -455,8 +471,7 @@ impl<'a> Runner<'a> {
         Ok(())
     }
 
-    fn any_wanted_per_boot(&self, data: &SeedData, seed: &Seed) -> bool {
-        let _ = seed;
+    fn any_wanted_per_boot(&self, data: &SeedData) -> bool {
         let ctx = Context {
             sys: self.sys,
             os: self.config.os,

@@ -68,6 +68,22 @@ pub fn init(tag: &str, verbose: bool) {
 /// directories 0755). The final component is never followed if it is a symlink.
 pub fn open_file(sys: &dyn System, guest_path: &Path) -> io::Result<()> {
     if let Some(parent) = guest_path.parent() {
+        // Under a root prefix, a symlinked directory (absolute links resolve on the host)
+        // could take the log outside the root: refuse it. At `/` links are the system's.
+        if sys.root() != Path::new("/") {
+            let mut cur = std::path::PathBuf::from("/");
+            for c in parent.components().skip(1) {
+                cur.push(c);
+                if let Some(info) = sys.lstat(&cur)? {
+                    if info.kind == crate::platform::FileKind::Symlink {
+                        return Err(io::Error::new(
+                            io::ErrorKind::PermissionDenied,
+                            format!("refusing to follow symlink {}", cur.display()),
+                        ));
+                    }
+                }
+            }
+        }
         sys.create_dir_all(parent, 0o755, None)?;
     }
     let host = sys.host_path(guest_path)?;
@@ -207,5 +223,17 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn file_sink_refuses_a_symlinked_directory_under_a_root() {
+        let outside = tempfile::tempdir().unwrap();
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("var")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), d.path().join("var/log")).unwrap();
+        let sys = crate::platform::fake::FakeSystem::new(d.path());
+        let e = open_file(&sys, Path::new("/var/log/ci-agent.log")).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
+        assert!(!outside.path().join("ci-agent.log").exists());
     }
 }

@@ -1,5 +1,211 @@
-//! ci-agent query (placeholder until implemented).
-pub fn cli(_args: Vec<std::ffi::OsString>) -> u8 {
-    eprintln!("ci-agent query: not implemented yet");
-    crate::exit::USAGE
+//! `ci-agent query`: find and parse the seed exactly as a run would, and print what the
+//! run would apply as one JSON object, without changing anything.
+//!
+//! Use it to check a seed before a template is cloned, or on a machine to see what the
+//! agent sees. It only reads (through [`HostSystem`] at `--root`, default `/`); the only
+//! command it may run is FreeBSD's `kenv smbios.system.serial` (recorded, not run, under a
+//! `--root` other than `/`), and an `http://` seedfrom on the kernel command line is
+//! fetched like a run would.
+//!
+//! Exit codes: 0 a seed was read; 1 no seed was found; 2 the seed is malformed (the message
+//! on stderr names the file and line:column) or the command line is wrong.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use crate::config::Config;
+use crate::platform::host::HostSystem;
+use crate::platform::{OsKind, System};
+use crate::userdata::{Script, SeedData};
+
+const USAGE: &str = "\
+usage: ci-agent query [--seed PATH] [--root DIR] [--config FILE] [--os linux|freebsd]
+
+Find the seed like `ci-agent run` does and print what it holds as JSON on stdout:
+source, instance_id, hostname, meta_data, cloud_config (merged), scripts, boothooks,
+includes, files, warnings. Nothing is changed.
+
+options:
+  --seed PATH    read this seed directory, image file or device instead of searching
+                 (a path on this machine; under --root when it lies there)
+  --root DIR     the machine's root directory (default /)
+  --config FILE  agent configuration (default: the OS's path under the root)
+  --os OS        linux or freebsd policy (default: this build's OS)
+  -h, --help     this help
+
+exit status: 0 seed read, 1 no seed found, 2 malformed seed or usage error
+";
+
+#[derive(Debug, Clone, PartialEq)]
+struct QueryArgs {
+    seed: Option<PathBuf>,
+    root: PathBuf,
+    config: Option<PathBuf>,
+    os: OsKind,
+}
+
+fn parse_args(args: Vec<OsString>) -> Result<Option<QueryArgs>, lexopt::Error> {
+    use lexopt::prelude::*;
+    let mut a = QueryArgs {
+        seed: None,
+        root: PathBuf::from("/"),
+        config: None,
+        os: OsKind::host(),
+    };
+    let mut p = lexopt::Parser::from_args(args);
+    while let Some(arg) = p.next()? {
+        match arg {
+            Long("seed") => a.seed = Some(p.value()?.into()),
+            Long("root") => a.root = p.value()?.into(),
+            Long("config") => a.config = Some(p.value()?.into()),
+            Long("os") => {
+                let v = p.value()?.string()?;
+                a.os = OsKind::parse(&v).ok_or_else(|| {
+                    lexopt::Error::Custom(format!("unknown OS {v:?} (linux or freebsd)").into())
+                })?;
+            }
+            Short('h') | Long("help") => {
+                print!("{USAGE}");
+                return Ok(None);
+            }
+            _ => return Err(arg.unexpected()),
+        }
+    }
+    Ok(Some(a))
+}
+
+/// Why a query did not print a seed.
+#[derive(Debug)]
+pub enum QueryError {
+    /// No seed anywhere (exit 1).
+    NotFound,
+    /// A seed that cannot be read or parsed (exit 2).
+    Malformed(anyhow::Error),
+}
+
+/// Find and parse the seed; the JSON `ci-agent query` prints.
+pub fn query(
+    sys: &dyn System,
+    config: &Config,
+    seed: Option<&Path>,
+) -> Result<serde_json::Value, QueryError> {
+    let found = crate::datasource::find_seed(sys, config, seed).map_err(QueryError::Malformed)?;
+    let seed = found.ok_or(QueryError::NotFound)?;
+    let data = crate::userdata::parse_seed(&seed)
+        .map_err(|e| QueryError::Malformed(anyhow::Error::new(e)))?;
+    Ok(to_json(&data))
+}
+
+fn script_json(s: &Script) -> serde_json::Value {
+    json!({
+        "name": s.name,
+        "interpreter": s.interpreter,
+        "bytes": s.body.len(),
+        "frequency": s.frequency,
+    })
+}
+
+/// The JSON form of a parsed seed (no script bodies, no decoded file contents).
+pub fn to_json(d: &SeedData) -> serde_json::Value {
+    json!({
+        "source": d.source,
+        "instance_id": d.instance_id,
+        "hostname": d.hostname,
+        "meta_data": d.meta.raw,
+        "cloud_config": d.cloud_config_json,
+        "scripts": d.scripts.iter().map(script_json).collect::<Vec<_>>(),
+        "boothooks": d.boothooks.iter().map(script_json).collect::<Vec<_>>(),
+        "includes": d.includes,
+        "files": d.files,
+        "warnings": d.warnings,
+    })
+}
+
+/// `ci-agent query`.
+pub fn cli(args: Vec<OsString>) -> u8 {
+    let a = match parse_args(args) {
+        Ok(Some(a)) => a,
+        Ok(None) => return crate::exit::OK,
+        Err(e) => {
+            eprintln!("ci-agent query: {e}\n\n{USAGE}");
+            return crate::exit::USAGE;
+        }
+    };
+    crate::logging::init("ci-agent", false);
+    let code = run(&a);
+    crate::logging::close();
+    code
+}
+
+fn run(a: &QueryArgs) -> u8 {
+    let root = match crate::agent::absolute(&a.root) {
+        Ok(r) if r.is_dir() => r,
+        Ok(r) => {
+            eprintln!("ci-agent query: --root {}: not a directory", r.display());
+            return crate::exit::USAGE;
+        }
+        Err(e) => {
+            eprintln!("ci-agent query: {e:#}");
+            return crate::exit::USAGE;
+        }
+    };
+    let sys = HostSystem::new(&root);
+    let config = match crate::agent::load_config(&sys, &root, a.config.as_deref(), a.os) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ci-agent query: {e:#}");
+            return crate::exit::USAGE;
+        }
+    };
+    let seed = match a.seed.as_deref().map(crate::agent::absolute).transpose() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("ci-agent query: {e:#}");
+            return crate::exit::USAGE;
+        }
+    };
+    match query(&sys, &config, seed.as_deref()) {
+        Ok(v) => match serde_json::to_string_pretty(&v) {
+            Ok(text) => {
+                println!("{text}");
+                crate::exit::OK
+            }
+            Err(e) => {
+                eprintln!("ci-agent query: {e}");
+                crate::exit::USAGE
+            }
+        },
+        Err(QueryError::NotFound) => {
+            eprintln!("ci-agent query: no seed found");
+            crate::exit::FAILED
+        }
+        Err(QueryError::Malformed(e)) => {
+            eprintln!("ci-agent query: {e:#}");
+            crate::exit::USAGE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(v: &[&str]) -> Vec<OsString> {
+        v.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn parses_options() {
+        let a = parse_args(args(&["--seed", "s.iso", "--root=/r", "--os", "freebsd"]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.seed.as_deref(), Some(Path::new("s.iso")));
+        assert_eq!(a.root, Path::new("/r"));
+        assert_eq!(a.os, OsKind::FreeBsd);
+        assert!(parse_args(args(&["--bogus"])).is_err());
+        assert!(parse_args(args(&["--os", "plan9"])).is_err());
+        assert!(parse_args(args(&["extra"])).is_err());
+    }
 }

@@ -124,11 +124,24 @@ pub struct StatusFile {
     /// `BootstrapStatus` after the late pass, when the bootstrap datasource is configured.
     #[serde(default)]
     pub bootstrap: Option<serde_json::Value>,
+    /// A later pass that had nothing to do keeps this record and notes itself here:
+    /// `{"time", "stage", "action", "detail"}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_check: Option<LastCheck>,
     /// The policy in force: `linux` or `freebsd`.
     #[serde(default)]
     pub os: Option<String>,
     #[serde(default)]
     pub version: Option<String>,
+}
+
+/// A pass that found nothing to do (see [`StatusFile::last_check`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastCheck {
+    pub time: String,
+    pub stage: String,
+    pub action: String,
+    pub detail: String,
 }
 
 impl StatusFile {
@@ -320,6 +333,11 @@ impl<'a> State<'a> {
     /// an older copy. Returns the directory.
     pub fn copy_seed(&self, iid: &str, seed: &Seed) -> anyhow::Result<PathBuf> {
         let dir = self.seed_dir(iid);
+        // `seed.json` marks a complete copy: removed first, written last.
+        let meta = self.instance_dir(iid).join("seed.json");
+        self.sys
+            .remove_file(&meta)
+            .with_context(|| format!("cannot remove {}", meta.display()))?;
         self.sys
             .remove_dir_all(&dir)
             .with_context(|| format!("cannot remove {}", dir.display()))?;
@@ -341,8 +359,76 @@ impl<'a> State<'a> {
                 .write_file(&path, data, WriteOpts::mode(0o600))
                 .with_context(|| format!("cannot write {}", path.display()))?;
         }
+        let m = SeedMeta {
+            source: seed.source.clone(),
+            hostname_override: seed.hostname_override.clone(),
+            instance_id_override: seed.instance_id_override.clone(),
+        };
+        self.sys
+            .write_file(&meta, &serde_json::to_vec(&m)?, WriteOpts::mode(0o600))
+            .with_context(|| format!("cannot write {}", meta.display()))?;
         Ok(dir)
     }
+
+    /// The complete local copy of an instance's seed, if there is one: what a later pass
+    /// applies when the seed itself has gone (a cdrom ejected after the early pass, a
+    /// retry after a failure on a clone whose seed was detached).
+    pub fn load_seed_copy(&self, iid: &str, max_file_bytes: u64) -> anyhow::Result<Option<Seed>> {
+        let meta = self.instance_dir(iid).join("seed.json");
+        let data = match self.sys.read_file(&meta, MAX_SMALL) {
+            Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", meta.display())),
+        };
+        let m: SeedMeta = serde_json::from_slice(&data)
+            .with_context(|| format!("{}: not a seed record", meta.display()))?;
+        let dir = self.seed_dir(iid);
+        let mut seed = Seed {
+            source: format!("{} (local copy {})", m.source, dir.display()),
+            hostname_override: m.hostname_override,
+            instance_id_override: m.instance_id_override,
+            ..Seed::default()
+        };
+        // The copy was written by us; still, bound the walk.
+        let mut stack = vec![(dir.clone(), String::new(), 0usize)];
+        let mut count = 0usize;
+        while let Some((d, prefix, depth)) = stack.pop() {
+            for name in self
+                .sys
+                .read_dir(&d)
+                .with_context(|| format!("cannot list {}", d.display()))?
+            {
+                count += 1;
+                if count > 10_000 || depth > 16 {
+                    anyhow::bail!("{}: too many files", dir.display());
+                }
+                let p = d.join(&name);
+                let rel = format!("{prefix}{name}");
+                match self.sys.lstat(&p)?.map(|i| i.kind) {
+                    Some(crate::platform::FileKind::Dir) => {
+                        stack.push((p, format!("{rel}/"), depth + 1))
+                    }
+                    Some(crate::platform::FileKind::File) => {
+                        let data = self
+                            .sys
+                            .read_file(&p, max_file_bytes)
+                            .with_context(|| format!("cannot read {}", p.display()))?;
+                        seed.files.insert(rel, data);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(Some(seed))
+    }
+}
+
+/// Where a seed copy came from (`instances/<iid>/seed.json`).
+#[derive(Debug, Serialize, Deserialize)]
+struct SeedMeta {
+    source: String,
+    hostname_override: Option<String>,
+    instance_id_override: Option<String>,
 }
 
 /// Read a `status.json` at a guest path.
@@ -650,10 +736,45 @@ pub fn render_status(st: &StatusFile) -> String {
             let _ = writeln!(o, "  {w}");
         }
     }
+    if let Some(c) = &st.last_check {
+        let _ = writeln!(
+            o,
+            "last check: {} ({} pass at {}): {}",
+            c.action, c.stage, c.time, c.detail
+        );
+    }
     if let Some(b) = &st.bootstrap {
-        let _ = writeln!(o, "bootstrap: {b}");
+        let _ = writeln!(o, "bootstrap: {}", render_bootstrap(b));
     }
     o
+}
+
+/// One line about the vm-bootstrap state (from `BootstrapStatus` as JSON).
+fn render_bootstrap(b: &serde_json::Value) -> String {
+    let flag = |k: &str| {
+        b.get(k)
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false)
+    };
+    let num = |k: &str| b.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+    let state = if flag("done") {
+        "done"
+    } else if flag("limit_reached") {
+        "gave up"
+    } else if flag("enabled") {
+        "enabled"
+    } else {
+        "disabled"
+    };
+    let mut line = format!(
+        "{state}, {} of {} attempts",
+        num("attempts"),
+        num("max_retry")
+    );
+    if let Some(r) = b.get("last_result").and_then(serde_json::Value::as_str) {
+        line.push_str(&format!(", last: {r}"));
+    }
+    line
 }
 
 #[cfg(test)]
@@ -756,6 +877,7 @@ mod tests {
             warnings: vec!["user-data: unknown key foo".into()],
             error: None,
             bootstrap: None,
+            last_check: None,
             os: Some("linux".into()),
             version: None,
         };
@@ -768,6 +890,16 @@ mod tests {
         assert_eq!(v["modules"][0]["result"], "failed");
         assert_eq!(v["modules"][0]["stage"], "late");
         assert!(render_status(&s).contains("runcmd"));
+        assert_eq!(
+            render_bootstrap(
+                &serde_json::json!({"enabled": true, "attempts": 2, "max_retry": 10, "done": false, "limit_reached": false, "last_result": "exit 1"})
+            ),
+            "enabled, 2 of 10 attempts, last: exit 1"
+        );
+        assert_eq!(
+            render_bootstrap(&serde_json::json!({})),
+            "disabled, 0 of 0 attempts"
+        );
     }
 
     #[test]
@@ -776,7 +908,10 @@ mod tests {
         let sys = FakeSystem::new(d.path());
         let st = State::new(&sys, "/var/lib/ci-agent");
         st.ensure().unwrap();
-        let mut seed = Seed::default();
+        let mut seed = Seed {
+            source: "dir:/seed".into(),
+            ..Seed::default()
+        };
         seed.files
             .insert("user-data".into(), b"#cloud-config\n".to_vec());
         seed.files.insert("CONFIG".into(), b"k=v\n".to_vec());
@@ -797,7 +932,21 @@ mod tests {
             .exists());
         // A second copy replaces the first.
         seed.files.remove("CONFIG");
+        seed.instance_id_override = Some("i-1".into());
         st.copy_seed("i-1", &seed).unwrap();
         assert_eq!(sys.read_dir(&dir).unwrap(), ["sub", "user-data"]);
+        // And reads back.
+        let back = st.load_seed_copy("i-1", 1 << 20).unwrap().unwrap();
+        assert_eq!(
+            back.files.keys().collect::<Vec<_>>(),
+            ["sub/dir/f", "user-data"]
+        );
+        assert_eq!(back.instance_id_override.as_deref(), Some("i-1"));
+        assert!(back.source.starts_with("dir:/seed (local copy "));
+        assert!(st.load_seed_copy("i-2", 1 << 20).unwrap().is_none());
+        // An incomplete copy (no seed.json) is not used.
+        sys.remove_file(Path::new("/var/lib/ci-agent/instances/i-1/seed.json"))
+            .unwrap();
+        assert!(st.load_seed_copy("i-1", 1 << 20).unwrap().is_none());
     }
 }

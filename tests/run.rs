@@ -298,7 +298,14 @@ fn decision_table() {
     no_rerun.rerun_on_new_instance_id = false;
 
     // (config, sentinel, applied, in_progress, once) -> expected
-    type Case<'a> = (&'a Config, bool, Option<&'a str>, Option<&'a str>, bool, &'a str);
+    type Case<'a> = (
+        &'a Config,
+        bool,
+        Option<&'a str>,
+        Option<&'a str>,
+        bool,
+        &'a str,
+    );
     let cases: Vec<Case> = vec![
         // defaults: sentinel OR new iid
         (&defaults, true, None, None, false, "apply"),
@@ -446,10 +453,9 @@ fn first_boot_applies_everything_then_second_run_is_idempotent() {
     let st = h.status_json();
     assert_eq!(st["status"], "done");
     assert_eq!(st["action"], "per-boot");
-    assert!(st["warnings"][0]
-        .as_str()
-        .unwrap()
-        .starts_with("last check: instance iid-1 already applied"));
+    assert_eq!(st["last_check"]["action"], "nothing-due");
+    assert_eq!(st["last_check"]["detail"], "instance iid-1 already applied");
+    assert_eq!(st["warnings"].as_array().unwrap().len(), 0);
 }
 
 #[test]
@@ -607,6 +613,32 @@ fn late_pass_continues_an_instance_the_early_pass_started_with_once() {
 }
 
 #[test]
+fn late_pass_uses_the_local_copy_when_the_seed_has_gone() {
+    let h = Harness::new(OsKind::Linux);
+    h.sys.put("/firstboot", "");
+    h.set_seed(Some(seed("iid-1", ALL_KEYS)));
+    h.run(StageSel::Early);
+    h.set_seed(None); // the cdrom was ejected
+    let r = h.run(StageSel::Late);
+    assert_eq!(r.exit, 0, "{:?}", r.status);
+    assert_eq!(
+        h.mod_commands()[4..],
+        ["packages", "runcmd", "scripts_per_boot"]
+    );
+    let st = h.status_json();
+    assert_eq!(st["status"], "done");
+    assert!(st["datasource"]
+        .as_str()
+        .unwrap()
+        .starts_with("dir:/seed (local copy "));
+    assert_eq!(h.state().applied_instance().as_deref(), Some("iid-1"));
+    // Once applied, no seed means nothing to do (the copy is not used again).
+    let before = h.clear_commands_marker();
+    h.run(StageSel::All);
+    assert_eq!(h.mod_commands().len(), before);
+}
+
+#[test]
 fn early_failure_makes_the_late_record_an_error() {
     let h = Harness::new(OsKind::Linux);
     h.sys.put("/firstboot", "");
@@ -755,6 +787,12 @@ fn malformed_seed_is_fatal_exit_2() {
     let e = st["error"].as_str().unwrap();
     assert!(e.contains("meta-data:1:1: expected instance-id"), "{e}");
     assert!(h.mod_commands().is_empty());
+    // Once the bad seed is gone, the error is not kept.
+    h.set_seed(None);
+    assert_eq!(h.run(StageSel::All).exit, 0);
+    let st = h.status_json();
+    assert_eq!(st["status"], "done");
+    assert_eq!(st["action"], "no-seed");
 }
 
 /// Every file under a directory: path → (mode, contents or link target).
@@ -889,11 +927,27 @@ impl Root {
         let r = Root {
             dir: tempfile::tempdir().unwrap(),
         };
-        r.put("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n");
+        // Under --root, account tools are recorded, not run: the users the seeds use
+        // exist already (the modules then only manage keys, groups and passwords).
+        r.put(
+            "etc/passwd",
+            "root:x:0:0:root:/root:/bin/sh\ndebian:x:1000:1000::/home/debian:/bin/bash\nfreebsd:x:1001:1001::/home/freebsd:/bin/sh\nbob:x:1002:1002::/home/bob:/bin/sh\n",
+        );
         r.put(
             "etc/group",
-            "root:x:0:\nsudo:x:27:\nadm:x:4:\nwheel:x:0:root\n",
+            "root:x:0:\nsudo:x:27:debian\nadm:x:4:debian\nwheel:x:0:root,freebsd\ndebian:x:1000:\nfreebsd:x:1001:\nbob:x:1002:\n",
         );
+        r.put("etc/ssh/sshd_config", "PasswordAuthentication no\n");
+        r.put(
+            "etc/sudoers",
+            "root ALL=(ALL) ALL\n@includedir /etc/sudoers.d\n",
+        );
+        r.put(
+            "usr/local/etc/sudoers",
+            "root ALL=(ALL) ALL\n@includedir /usr/local/etc/sudoers.d\n",
+        );
+        std::fs::create_dir_all(r.path().join("home/debian")).unwrap();
+        std::fs::create_dir_all(r.path().join("home/bob")).unwrap();
         r.put("etc/hostname", "template\n");
         r
     }
@@ -1016,6 +1070,44 @@ fn cli_applies_a_seed_under_root_and_is_idempotent() {
 }
 
 #[test]
+fn cli_two_stages_then_status() {
+    let r = Root::new();
+    r.put("firstboot", "");
+    let seed = r.seed(
+        "#cloud-config\nhostname: staged-1\nruncmd:\n  - echo late\n",
+        "instance-id: iid-staged\n",
+    );
+    let s = seed.to_str().unwrap();
+    let o = r.run(&["--os", "linux", "--stage", "early", "--seed", s]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(r.status()["status"], "running");
+    assert_eq!(r.read("etc/hostname").unwrap().trim(), "staged-1");
+    assert!(r.read("firstboot").is_some());
+    let st = bin()
+        .args(["status", "--os", "linux", "--root"])
+        .arg(r.path())
+        .output()
+        .unwrap();
+    assert_eq!(st.status.code(), Some(3), "running");
+    let o = r.run(&["--os", "linux", "--stage", "late", "--seed", s]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(r.read("firstboot").is_none());
+    let st = bin()
+        .args(["status", "--os", "linux", "--root"])
+        .arg(r.path())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&st.stdout);
+    assert_eq!(st.status.code(), Some(0), "{out}");
+    assert!(out.contains("status: done"), "{out}");
+    assert!(out.contains("hostname") && out.contains("runcmd"), "{out}");
+    assert!(
+        out.contains("seed files (CI_AGENT_SEED_DIR): /var/lib/ci-agent/instances/iid-staged/seed"),
+        "{out}"
+    );
+}
+
+#[test]
 fn cli_freebsd_keeps_the_sentinel() {
     let r = Root::new();
     r.put("firstboot", "");
@@ -1110,4 +1202,68 @@ fn cli_no_seed_with_bootstrap_only_exits_0() {
     let st = r.status();
     assert_eq!(st["action"], "no-seed");
     assert_eq!(st["status"], "done");
+}
+
+// ---------------------------------------------------------------------------------------
+// The real parser and modules, with a directory seed read by the test itself (independent
+// of seed discovery), under a recording root.
+
+fn dir_seed(dir: &Path) -> Seed {
+    let mut s = Seed {
+        source: format!("dir:{}", dir.display()),
+        ..Seed::default()
+    };
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        s.files.insert(
+            e.file_name().to_string_lossy().into_owned(),
+            std::fs::read(e.path()).unwrap(),
+        );
+    }
+    s
+}
+
+#[test]
+fn real_modules_apply_a_seed_and_keep_secrets_out_of_logs() {
+    use ci_agent::platform::host::HostSystem;
+    let r = Root::new();
+    r.put("firstboot", "");
+    let seed_dir = r.seed(
+        "#cloud-config\nhostname: real-1\npassword: S3cret-default\nchpasswd:\n  expire: false\n  users:\n    - {name: root, password: S3cret-root, type: text}\nusers:\n  - default\n  - name: bob\n    plain_text_passwd: S3cret-bob\n    ssh_authorized_keys: [ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBob bob@x]\nruncmd:\n  - echo hello-from-runcmd\n",
+        "instance-id: iid-real\n",
+    );
+    let sys = HostSystem::new(r.path());
+    sys.set_command_log("/var/lib/ci-agent/commands.log".into());
+    ci_agent::logging::init("ci-agent-test", false);
+    ci_agent::logging::open_file(&sys, Path::new("/var/log/ci-agent.log")).unwrap();
+    let cfg = Config::defaults(OsKind::Linux);
+    let mut parts = Parts::real();
+    let sd = seed_dir.clone();
+    parts.find_seed = Box::new(move |_, _, _| Ok(Some(dir_seed(&sd))));
+    parts.bootstrap = Box::new(|_, _| Ok(Outcome::Disabled));
+    let rep = agent::run(&sys, &cfg, &RunOptions::default(), &parts);
+    ci_agent::logging::close();
+    assert_eq!(rep.exit, 0, "{:#?}", rep.status);
+    let st = r.status();
+    assert_eq!(st["instance_id"], "iid-real");
+    assert_eq!(r.read("etc/hostname").unwrap().trim(), "real-1");
+    let cmds = r.commands();
+    assert!(cmds.contains("sethostname real-1"), "{cmds}");
+    let log = r.read("var/log/ci-agent.log").unwrap();
+    for s in ["S3cret-default", "S3cret-root", "S3cret-bob"] {
+        assert!(!log.contains(s), "{s} in the log:\n{log}");
+        assert!(!cmds.contains(s), "{s} in commands.log:\n{cmds}");
+        assert!(!r.read("var/lib/ci-agent/status.json").unwrap().contains(s));
+    }
+    assert!(cmds.contains("chpasswd (arguments withheld)"), "{cmds}");
+    assert!(r
+        .read("home/bob/.ssh/authorized_keys")
+        .unwrap()
+        .contains("bob@x"));
+    assert!(log.contains("hello-from-runcmd") || cmds.contains("hello-from-runcmd"));
+    assert!(r.read("firstboot").is_none());
+    // Idempotent: a second run adds no per-instance commands.
+    let rep2 = agent::run(&sys, &cfg, &RunOptions::default(), &parts);
+    assert_eq!(rep2.exit, 0, "{:?}", rep2.status);
+    assert_eq!(r.commands(), cmds);
 }

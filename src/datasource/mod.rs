@@ -1,21 +1,231 @@
-//! Seed discovery (placeholder signature until implemented).
+//! Finding a seed: where the agent's input comes from.
+//!
+//! [`find_seed`] looks, in order:
+//! 1. at `--seed PATH` when given: a directory (read like a seed directory), or a block
+//!    device / image file (probed as ISO9660, then vfat, and read whatever its label);
+//! 2. at `ds=nocloud;…` on the kernel command line (`/proc/cmdline`) and in the SMBIOS
+//!    system serial (`/sys/class/dmi/id/product_serial` on Linux, `kenv
+//!    smbios.system.serial` on FreeBSD), the command line winning field by field
+//!    ([`cmdline`]): `s=/dir/` or `s=file:///dir/` loads that directory; `h=`/`i=` become
+//!    the seed's hostname / instance-id overrides; an `http(s)://` seedfrom is reported as
+//!    [`Found::Remote`] for the HTTP datasource to fetch;
+//! 3. at the block devices, for a volume labelled `cidata` in any case ([`nocloud`]),
+//!    polling up to `config.seed_wait_secs` (devices may appear late: SCSI scans are
+//!    asynchronous).
+//!
+//! When only the command line says `ds=nocloud` (no seedfrom, no device), the seed is the
+//! command line itself: no files, its `h=`/`i=` overrides (cloud-init does the same).
 
 pub mod bootstrap;
+pub mod cmdline;
 pub mod http;
+pub mod nocloud;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
 
 use crate::config::Config;
-use crate::platform::System;
+use crate::platform::{Cmd, FileKind, OsKind, System};
 use crate::userdata::Seed;
+
+pub use cmdline::{NocloudArgs, SeedFrom};
+
+/// How long one device-scan pass waits before the next while polling.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+/// What discovery found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    /// A seed read from local storage (or the command line alone).
+    Seed(Seed),
+    /// `ds=nocloud;s=http(s)://…`: the HTTP datasource fetches `url` + `meta-data`,
+    /// `user-data`, `vendor-data` and applies the overrides to the result.
+    Remote {
+        url: String,
+        hostname_override: Option<String>,
+        instance_id_override: Option<String>,
+    },
+}
 
 /// Find the NoCloud seed: `seed` (device, image or directory) when given, else the kernel
 /// command line / SMBIOS `ds=nocloud`, else a scan of block devices for a `cidata` label.
 /// `Ok(None)` when there is none.
+///
+/// An `http(s)://` seedfrom is fetched with [`http::fetch_nocloud`] (limits from
+/// `bootstrap.*`), then the command line's `h=`/`i=` overrides are applied. Callers that
+/// want to decide themselves use [`discover`], which returns it as [`Found::Remote`].
 pub fn find_seed(
-    _sys: &dyn System,
-    _config: &Config,
-    _seed: Option<&Path>,
+    sys: &dyn System,
+    config: &Config,
+    seed: Option<&Path>,
 ) -> anyhow::Result<Option<Seed>> {
-    anyhow::bail!("seed discovery not implemented yet")
+    match discover(sys, config, seed)? {
+        None => Ok(None),
+        Some(Found::Seed(s)) => Ok(Some(s)),
+        Some(Found::Remote {
+            url,
+            hostname_override,
+            instance_id_override,
+        }) => {
+            let limits = http::HttpLimits::from_bootstrap(&config.bootstrap);
+            let mut s = http::fetch_nocloud(&limits, &url)
+                .with_context(|| format!("ds=nocloud seedfrom {url}"))?;
+            if hostname_override.is_some() {
+                s.hostname_override = hostname_override;
+            }
+            if instance_id_override.is_some() {
+                s.instance_id_override = instance_id_override;
+            }
+            Ok(Some(s))
+        }
+    }
+}
+
+/// [`find_seed`], with HTTP seedfroms returned as [`Found::Remote`] instead of an error.
+pub fn discover(
+    sys: &dyn System,
+    config: &Config,
+    seed: Option<&Path>,
+) -> anyhow::Result<Option<Found>> {
+    let max_file = config.max_seed_file_bytes;
+    if let Some(path) = seed {
+        return load_seed_arg(sys, path, max_file).map(|s| Some(Found::Seed(s)));
+    }
+    let args = nocloud_args(sys, config.os);
+    if let Some(a) = &args {
+        for w in &a.warnings {
+            log::warn!("{w}");
+        }
+        match &a.seedfrom {
+            Some(SeedFrom::Url(url)) => {
+                return Ok(Some(Found::Remote {
+                    url: url.clone(),
+                    hostname_override: a.hostname.clone(),
+                    instance_id_override: a.instance_id.clone(),
+                }))
+            }
+            Some(SeedFrom::Dir(dir)) => {
+                let mut s = nocloud::read_dir(sys, dir, max_file)
+                    .with_context(|| format!("ds=nocloud seedfrom {}", dir.display()))?;
+                apply_overrides(&mut s, a);
+                return Ok(Some(Found::Seed(s)));
+            }
+            None => {}
+        }
+    }
+    let polls = config.seed_wait_secs.saturating_mul(1000) / POLL_INTERVAL.as_millis() as u64;
+    let mut found = None;
+    for attempt in 0..=polls {
+        found = match config.os {
+            OsKind::Linux => nocloud::scan_linux(sys),
+            OsKind::FreeBsd => nocloud::scan_freebsd(sys),
+        };
+        if found.is_some() || attempt == polls {
+            break;
+        }
+        sys.sleep(POLL_INTERVAL);
+    }
+    match (found, args) {
+        (Some((dev, kind)), args) => {
+            let mut s = nocloud::read_volume(sys, &dev, kind, max_file)?;
+            if let Some(a) = &args {
+                apply_overrides(&mut s, a);
+            }
+            Ok(Some(Found::Seed(s)))
+        }
+        (None, Some(a)) => {
+            let mut s = Seed {
+                source: "cmdline:ds=nocloud".into(),
+                ..Seed::default()
+            };
+            apply_overrides(&mut s, &a);
+            Ok(Some(Found::Seed(s)))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+fn apply_overrides(seed: &mut Seed, args: &NocloudArgs) {
+    if args.hostname.is_some() {
+        seed.hostname_override = args.hostname.clone();
+    }
+    if args.instance_id.is_some() {
+        seed.instance_id_override = args.instance_id.clone();
+    }
+}
+
+/// `--seed PATH` is a path on the machine running us, like `--config`: under the
+/// system's root it is read through `sys` (as the guest path it is there); elsewhere
+/// through a read-only view of `/` (a seed image next to the test root, say). A relative
+/// path is taken from the current directory.
+pub fn load_seed_arg(sys: &dyn System, path: &Path, max_file: u64) -> anyhow::Result<Seed> {
+    let path = std::path::absolute(path)
+        .with_context(|| format!("--seed {}: cannot resolve", path.display()))?;
+    let root = sys.root();
+    if root == Path::new("/") {
+        return load_path(sys, &path, max_file);
+    }
+    if let Ok(rel) = path.strip_prefix(root) {
+        return load_path(sys, &Path::new("/").join(rel), max_file);
+    }
+    let outside = crate::platform::host::HostSystem::recording("/");
+    load_path(&outside, &path, max_file)
+}
+
+/// A seed at a guest path: a directory, or a device / image file.
+pub fn load_path(sys: &dyn System, path: &Path, max_file: u64) -> anyhow::Result<Seed> {
+    let info = sys
+        .lstat(path)
+        .with_context(|| format!("--seed {}", path.display()))?
+        .with_context(|| format!("--seed {}: no such file or directory", path.display()))?;
+    let target: PathBuf = if info.kind == FileKind::Symlink {
+        // /dev/disk/by-label/cidata and friends are symlinks to the device.
+        let t = sys.read_link(path)?;
+        if t.is_absolute() {
+            t
+        } else {
+            path.parent().unwrap_or(Path::new("/")).join(t)
+        }
+    } else {
+        path.to_path_buf()
+    };
+    let kind = match sys.lstat(&target)? {
+        Some(i) => i.kind,
+        None => anyhow::bail!("--seed {}: dangling link", path.display()),
+    };
+    if kind == FileKind::Dir {
+        return nocloud::read_dir(sys, &target, max_file);
+    }
+    nocloud::read_image(sys, &target, max_file)?.with_context(|| {
+        format!(
+            "--seed {}: neither a directory nor an ISO9660 or vfat image",
+            path.display()
+        )
+    })
+}
+
+/// `ds=nocloud` from the kernel command line and the SMBIOS serial (command line first).
+pub fn nocloud_args(sys: &dyn System, os: OsKind) -> Option<NocloudArgs> {
+    let from_cmdline = sys
+        .read_file(Path::new("/proc/cmdline"), 64 << 10)
+        .ok()
+        .and_then(|b| cmdline::parse(&String::from_utf8_lossy(&b)));
+    let serial = match os {
+        OsKind::Linux => sys
+            .read_file(Path::new("/sys/class/dmi/id/product_serial"), 4096)
+            .ok()
+            .map(|b| String::from_utf8_lossy(&b).into_owned()),
+        OsKind::FreeBsd => sys
+            .run(&Cmd::new(["kenv", "-q", "smbios.system.serial"]).timeout(Duration::from_secs(5)))
+            .ok()
+            .filter(|o| o.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned()),
+    };
+    let from_serial = serial.and_then(|s| cmdline::parse(s.trim()));
+    match (from_cmdline, from_serial) {
+        (Some(c), Some(s)) => Some(c.or(s)),
+        (c, s) => c.or(s),
+    }
 }

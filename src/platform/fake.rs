@@ -137,6 +137,9 @@ impl System for FakeSystem {
     fn root(&self) -> &Path {
         self.inner.root()
     }
+    fn host_path(&self, path: &Path) -> io::Result<PathBuf> {
+        self.inner.host_path(path)
+    }
     fn read_file(&self, path: &Path, limit: u64) -> io::Result<Vec<u8>> {
         self.inner.read_file(path, limit)
     }

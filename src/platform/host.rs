@@ -97,6 +97,15 @@ impl HostSystem {
         Ok(())
     }
 
+    /// Like `host_path`, but a final symlink is followed too (inside the root when not live).
+    fn follow_path(&self, path: &Path) -> io::Result<PathBuf> {
+        if self.live {
+            super::system::resolve_under(&self.root, path)
+        } else {
+            resolve_in_root(&self.root, path, true)
+        }
+    }
+
     fn check_dirs(&self, path: &Path) -> io::Result<()> {
         // Every component strictly between the root and the final name must be a real
         // directory, not a symlink.
@@ -182,13 +191,96 @@ fn capture(mut r: impl Read, limit: usize) -> Vec<u8> {
     out
 }
 
+/// Resolve a guest path under `root` the way a chroot would: every component but the last
+/// that is a symlink is followed *inside* the root (an absolute target restarts at the
+/// root, `..` stops at it), so an image's `/var/lib -> /srv/lib` link cannot lead a
+/// `--root` run onto the host. The final component is never followed here; each operation
+/// decides that itself (writes refuse it, reads follow it through this same function only
+/// if the caller resolves again).
+fn resolve_in_root(root: &Path, path: &Path, follow_last: bool) -> io::Result<PathBuf> {
+    use std::collections::VecDeque;
+    use std::ffi::OsString;
+    use std::path::Component;
+
+    // Validates: absolute, no `..` in the caller's path.
+    super::system::resolve_under(root, path)?;
+    let mut pending: VecDeque<OsString> = path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(p) => Some(p.to_os_string()),
+            _ => None,
+        })
+        .collect();
+    let mut resolved = root.to_path_buf();
+    let mut depth = 0usize;
+    let mut hops = 0u32;
+    while let Some(c) = pending.pop_front() {
+        if pending.is_empty() && !follow_last {
+            resolved.push(&c);
+            break;
+        }
+        if c == ".." {
+            if depth > 0 {
+                resolved.pop();
+                depth -= 1;
+            }
+            continue;
+        }
+        if c == "." {
+            continue;
+        }
+        let candidate = resolved.join(&c);
+        match fs::symlink_metadata(&candidate) {
+            Ok(m) if m.file_type().is_symlink() => {
+                hops += 1;
+                if hops > 40 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("{}: too many levels of symbolic links", path.display()),
+                    ));
+                }
+                let target = fs::read_link(&candidate)?;
+                if target.is_absolute() {
+                    resolved = root.to_path_buf();
+                    depth = 0;
+                }
+                let mut front: VecDeque<OsString> = target
+                    .components()
+                    .filter_map(|t| match t {
+                        Component::Normal(p) => Some(p.to_os_string()),
+                        Component::ParentDir => Some("..".into()),
+                        _ => None,
+                    })
+                    .collect();
+                front.extend(pending);
+                pending = front;
+            }
+            _ => {
+                resolved = candidate;
+                depth += 1;
+            }
+        }
+    }
+    Ok(resolved)
+}
+
 impl System for HostSystem {
     fn root(&self) -> &Path {
         &self.root
     }
 
+    /// At `/` the kernel resolves paths as usual. Under any other root, intermediate
+    /// symlinks are resolved inside the root ([`resolve_in_root`]).
+    fn host_path(&self, path: &Path) -> io::Result<PathBuf> {
+        if self.live {
+            super::system::resolve_under(&self.root, path)
+        } else {
+            resolve_in_root(&self.root, path, false)
+        }
+    }
+
     fn read_file(&self, path: &Path, limit: u64) -> io::Result<Vec<u8>> {
-        let host = self.host_path(path)?;
+        let host = self.follow_path(path)?;
         let f = File::open(&host)?;
         let mut data = Vec::new();
         f.take(limit.saturating_add(1)).read_to_end(&mut data)?;
@@ -223,7 +315,7 @@ impl System for HostSystem {
     }
 
     fn read_dir(&self, path: &Path) -> io::Result<Vec<String>> {
-        let host = self.host_path(path)?;
+        let host = self.follow_path(path)?;
         let mut names = Vec::new();
         for e in fs::read_dir(host)? {
             names.push(e?.file_name().to_string_lossy().into_owned());
@@ -305,18 +397,22 @@ impl System for HostSystem {
     }
 
     fn create_dir_all(&self, path: &Path, mode: u32, owner: Option<(u32, u32)>) -> io::Result<()> {
-        let host = self.host_path(path)?;
+        self.host_path(path)?;
         let mut guest = PathBuf::from("/");
-        let mut cur = self.root.clone();
         for c in path.components().skip(1) {
             guest.push(c);
-            cur.push(c);
-            match fs::symlink_metadata(&cur) {
+            let host = self.host_path(&guest)?;
+            match fs::symlink_metadata(&host) {
                 Ok(m) if m.is_dir() => continue,
-                Ok(m) if m.file_type().is_symlink() && cur != host => {
-                    // An intermediate symlink to a directory (e.g. /var/run) is followed
-                    // only when it stays a directory; callers wanting no symlinks lstat first.
-                    if fs::metadata(&cur).map(|t| t.is_dir()).unwrap_or(false) {
+                Ok(m) if m.file_type().is_symlink() && guest != path => {
+                    // An intermediate symlink to a directory (e.g. /var/run -> /run) is
+                    // fine: later components resolve through it (inside the root when not
+                    // live). Callers that want no symlinks at all lstat first.
+                    if self
+                        .follow_path(&guest)
+                        .map(|p| p.is_dir())
+                        .unwrap_or(false)
+                    {
                         continue;
                     }
                     return Err(io::Error::new(
@@ -331,10 +427,10 @@ impl System for HostSystem {
                     ))
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    fs::create_dir(&cur)?;
-                    fs::set_permissions(&cur, fs::Permissions::from_mode(mode))?;
+                    fs::create_dir(&host)?;
+                    fs::set_permissions(&host, fs::Permissions::from_mode(mode))?;
                     if let Some((u, g)) = owner {
-                        self.chown_host(&guest, &cur, u, g)?;
+                        self.chown_host(&guest, &host, u, g)?;
                     }
                 }
                 Err(e) => return Err(e),
@@ -378,7 +474,7 @@ impl System for HostSystem {
     }
 
     fn open_device(&self, path: &Path) -> io::Result<Box<dyn ReadSeek>> {
-        Ok(Box::new(File::open(self.host_path(path)?)?))
+        Ok(Box::new(File::open(self.follow_path(path)?)?))
     }
 
     fn run(&self, cmd: &Cmd) -> io::Result<CmdOutput> {
@@ -567,6 +663,56 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
         assert!(!d.path().join("etc/authorized_keys").exists());
+    }
+
+    #[test]
+    fn symlinks_in_a_prefixed_root_stay_inside_it() {
+        let (d, s) = sys();
+        let outside = tempfile::tempdir().unwrap();
+        let r = d.path();
+        fs::create_dir_all(r.join("var")).unwrap();
+        fs::create_dir_all(r.join("srv/lib")).unwrap();
+        // An image's absolute link, one that points at a real host directory, and a
+        // relative one that climbs above the root.
+        std::os::unix::fs::symlink("/srv/lib", r.join("var/lib")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), r.join("escape")).unwrap();
+        std::os::unix::fs::symlink("../../../../..", r.join("var/up")).unwrap();
+
+        s.create_dir_all(Path::new("/var/lib/ci-agent"), 0o700, None)
+            .unwrap();
+        s.write_file(
+            Path::new("/var/lib/ci-agent/status.json"),
+            b"{}",
+            WriteOpts::mode(0o600),
+        )
+        .unwrap();
+        assert!(r.join("srv/lib/ci-agent/status.json").is_file());
+
+        // Dangling inside the root: refused, and nothing appears outside.
+        assert!(s
+            .create_dir_all(Path::new("/escape/x"), 0o755, None)
+            .is_err());
+        assert!(fs::read_dir(outside.path()).unwrap().next().is_none());
+        let inner = r.join(outside.path().strip_prefix("/").unwrap());
+        fs::create_dir_all(&inner).unwrap();
+        s.create_dir_all(Path::new("/escape/x"), 0o755, None)
+            .unwrap();
+        assert!(fs::read_dir(outside.path()).unwrap().next().is_none());
+        assert!(
+            inner.join("x").is_dir(),
+            "absolute link resolved inside the root"
+        );
+        fs::write(outside.path().join("secret"), b"host").unwrap();
+        assert!(s.read_file(Path::new("/escape/secret"), 100).is_err());
+
+        s.write_file(Path::new("/var/up/etc-file"), b"x", WriteOpts::mode(0o644))
+            .unwrap();
+        assert!(r.join("etc-file").is_file(), ".. stops at the root");
+        // The final component is still never followed by a write.
+        std::os::unix::fs::symlink("/srv/lib", r.join("link")).unwrap();
+        assert!(s
+            .write_file(Path::new("/link"), b"x", WriteOpts::mode(0o644))
+            .is_err());
     }
 
     #[test]

@@ -55,6 +55,9 @@ Options:
   -V, --vendor-data F      vendor-data for every seed
   -m, --dsmode M           dsmode (local or net) in every meta-data
       --no-validate        skip checking user-data with ci-agent's parser
+      --no-sync            skip the one sync(2) before the images are renamed into
+                           place (scratch directories; after a crash an image
+                           may then be empty)
   -v, --verbose            say what was written
   -h, --help               show this help
 
@@ -424,6 +427,8 @@ pub struct BatchArgs {
     pub vendor_data: Option<PathBuf>,
     pub dsmode: Option<String>,
     pub validate: bool,
+    /// Make the images durable (one `sync`) before renaming them into place.
+    pub sync: bool,
     pub verbose: bool,
 }
 
@@ -448,6 +453,7 @@ fn parse_args(args: Vec<OsString>) -> Result<Option<BatchArgs>, CliError> {
         vendor_data: None,
         dsmode: None,
         validate: true,
+        sync: true,
         verbose: false,
     };
     while let Some(arg) = parser.next().map_err(|e| usage(e.to_string()))? {
@@ -478,6 +484,7 @@ fn parse_args(args: Vec<OsString>) -> Result<Option<BatchArgs>, CliError> {
                 a.dsmode = Some(v);
             }
             Long("no-validate") => a.validate = false,
+            Long("no-sync") => a.sync = false,
             Short('v') | Long("verbose") => a.verbose = true,
             Value(v) if manifest.is_none() => manifest = Some(v),
             Value(v) => return Err(usage(format!("unexpected argument {v:?}"))),
@@ -570,11 +577,11 @@ fn plan(a: &BatchArgs, rows: Vec<Row>, manifest_shown: &str) -> Result<Vec<Job>,
         };
         let report = validate::check_seed(&files, &shown);
         for w in &report.warnings {
-            eprintln!("ci-seed batch: warning: {w}");
+            eprintln!("{w}");
         }
-        if !report.problems.is_empty() {
+        if !report.errors.is_empty() {
             return Err(CliError::Input(
-                report.problems.iter().map(|p| p.to_string()).collect(),
+                report.errors.iter().map(|e| e.to_string()).collect(),
             ));
         }
     }
@@ -627,11 +634,10 @@ fn plan(a: &BatchArgs, rows: Vec<Row>, manifest_shown: &str) -> Result<Vec<Job>,
         };
         if a.validate {
             if let Some(extra) = &row.user_data {
-                let mut one = BTreeMap::new();
-                one.insert("user-data".to_string(), extra.clone().into_bytes());
-                let report = validate::check_seed(&one, &|_| "user-data".into());
-                for p in report.problems {
-                    errors.push(err(row.line, &p.to_string()));
+                let report =
+                    validate::check_file(validate::Kind::UserData, "user-data", extra.as_bytes());
+                for e in report.errors {
+                    errors.push(err(row.line, &e.to_string()));
                 }
             }
         }
@@ -766,7 +772,9 @@ pub fn run(a: &BatchArgs) -> Result<usize, CliError> {
         return Err(CliError::Failed(e));
     }
     // One sync for the whole fleet instead of an fsync per file, then the renames.
-    nix::unistd::sync();
+    if a.sync {
+        nix::unistd::sync();
+    }
     let mut count = 0;
     for staged in &mut all {
         for (tmp, target) in &staged.temps {

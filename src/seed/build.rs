@@ -436,10 +436,10 @@ pub fn run(a: &BuildArgs) -> Result<(), CliError> {
     if a.validate {
         let report = validate::check_seed(&files.files, &|n| files.display(n));
         for w in &report.warnings {
-            eprintln!("ci-seed: warning: {w}");
+            eprintln!("{w}");
         }
-        if !report.problems.is_empty() {
-            let lines: Vec<String> = report.problems.iter().map(|p| p.to_string()).collect();
+        if !report.errors.is_empty() {
+            let lines: Vec<String> = report.errors.iter().map(|e| e.to_string()).collect();
             return Err(CliError::Input(lines));
         }
     }

@@ -16,9 +16,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{bail, Context, Result};
 
-// TEMPORARY until the iso/fat writers land in main (then: crate::iso9660::write, crate::fat).
-use super::shim::fat as fatwrite;
-use super::shim::iso9660_write as isowrite;
+use crate::fat as fatwrite;
+use crate::iso9660::write as isowrite;
 
 /// Volume label of every seed (cloud-init and nuageinit look for it).
 pub const LABEL: &str = "cidata";
@@ -209,8 +208,42 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// Write `bytes` into a fresh temporary file beside `path` (not synced, not renamed).
 pub fn write_temp(path: &Path, bytes: &[u8]) -> io::Result<TempFile> {
     let tmp = TempFile::create(&parent_dir(path))?;
-    (&tmp.file).write_all(bytes)?;
+    write_sparse(&tmp.file, bytes)?;
     Ok(tmp)
+}
+
+/// Write `bytes` into an empty `file` with one write: from the first to the last
+/// non-zero 4 KiB block. The zero head and tail (an ISO's 32 KiB system area and 300 KiB
+/// of padding, a FAT image's free clusters) come from extending the file, which reads
+/// back as the same zeros but costs no I/O (and no disk blocks on file systems with
+/// holes). This is what keeps a 10,000-seed batch fast.
+pub fn write_sparse(file: &File, bytes: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    const BLOCK: usize = 4096;
+    let end = nonzero_len(bytes);
+    let start = bytes[..end]
+        .iter()
+        .position(|&b| b != 0)
+        .map_or(end, |i| i - i % BLOCK);
+    if start < end {
+        file.write_all_at(&bytes[start..end], start as u64)?;
+    }
+    if end < bytes.len() || start > 0 {
+        file.set_len(bytes.len() as u64)?;
+    }
+    Ok(())
+}
+
+/// Length of `b` without its trailing zero bytes.
+fn nonzero_len(b: &[u8]) -> usize {
+    let mut end = b.len();
+    while end >= 8 && b[end - 8..end] == [0u8; 8] {
+        end -= 8;
+    }
+    while end > 0 && b[end - 1] == 0 {
+        end -= 1;
+    }
+    end
 }
 
 /// fsync a directory so renames in it are durable.
@@ -333,6 +366,27 @@ mod tests {
         let path = dir.path().join("missing-dir").join("seed.iso");
         assert!(write_atomic(&path, b"x").is_err());
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn sparse_tail_reads_back_as_zeros() {
+        let dir = tempfile::tempdir().unwrap();
+        for bytes in [
+            vec![],
+            vec![0u8; 5],
+            vec![1u8; 3],
+            [vec![7u8; 4097], vec![0u8; 300 * 1024 + 3]].concat(),
+            [vec![0u8; 9], vec![1], vec![0u8; 13]].concat(),
+            [vec![0u8; 32 * 1024], vec![1, 2], vec![0u8; 5000], vec![3]].concat(),
+            [vec![0u8; 4097], vec![1], vec![0u8; 9000]].concat(),
+        ] {
+            let path = dir.path().join("s");
+            let tmp = write_temp(&path, &bytes).unwrap();
+            tmp.persist(&path).unwrap();
+            assert_eq!(fs::read(&path).unwrap(), bytes);
+        }
+        assert_eq!(nonzero_len(&[0, 1, 0, 0, 0, 0, 0, 0, 0, 0]), 2);
+        assert_eq!(nonzero_len(&[0; 17]), 0);
     }
 
     #[test]

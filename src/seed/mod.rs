@@ -14,7 +14,6 @@ pub mod batch;
 pub mod build;
 pub mod image;
 pub mod metadata;
-mod shim;
 pub mod validate;
 
 use std::ffi::OsString;

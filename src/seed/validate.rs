@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::Path;
 
-use crate::userdata::{parse_seed, Seed, SeedError};
+use crate::userdata::SeedError;
 
 /// What a file given to `ci-seed validate` is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,83 +110,67 @@ fn detect_content(bytes: &[u8]) -> Kind {
     }
 }
 
-/// A problem found in a file, in the user's terms.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// How the user named the file (a path, or `<stdin>`).
-    pub file: String,
-    pub line: Option<usize>,
-    pub column: Option<usize>,
-    pub message: String,
-}
-
-impl std::fmt::Display for Problem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.file)?;
-        match (self.line, self.column) {
-            (Some(l), Some(c)) => write!(f, ":{l}:{c}")?,
-            (Some(l), None) => write!(f, ":{l}")?,
-            _ => {}
-        }
-        write!(f, ": {}", self.message)
-    }
-}
-
-/// Result of checking a set of seed files.
+/// Result of checking a set of seed files; every entry's `file` is the user's name.
 #[derive(Debug, Default)]
 pub struct Report {
-    pub problems: Vec<Problem>,
-    /// Non-fatal: unknown keys, unhandled parts.
-    pub warnings: Vec<String>,
+    /// What ci-agent would reject.
+    pub errors: Vec<SeedError>,
+    /// What ci-agent would skip (keys it does not support, unhandled parts); the message
+    /// starts with `warning: `.
+    pub warnings: Vec<SeedError>,
 }
 
-/// Parse `files` (seed name → bytes) like the agent would. `display` maps a seed file name
-/// to what the user called it (`user-data` → `./my-user-data`).
-pub fn check_seed(files: &BTreeMap<String, Vec<u8>>, display: &dyn Fn(&str) -> String) -> Report {
-    let seed = Seed {
-        source: "ci-seed".into(),
-        files: files.clone(),
-        hostname_override: None,
-        instance_id_override: None,
-    };
-    let mut report = Report::default();
-    match parse_seed(&seed) {
-        Ok(data) => report.warnings = data.warnings,
-        Err(e) => report.problems.push(problem_from(&e, display)),
+impl Report {
+    fn add(&mut self, found: Vec<SeedError>) {
+        for e in found {
+            if e.message.starts_with("warning: ") {
+                self.warnings.push(e);
+            } else {
+                self.errors.push(e);
+            }
+        }
     }
-    if let Some(bytes) = files.get("network-config") {
-        if let Some(p) = check_network_config(bytes, &display("network-config")) {
-            report.problems.push(p);
+}
+
+/// Check one file of kind `kind`, reporting it as `shown`.
+pub fn check_file(kind: Kind, shown: &str, bytes: &[u8]) -> Report {
+    let mut report = Report::default();
+    let found = match kind {
+        Kind::UserData | Kind::VendorData => crate::userdata::validate_user_data(shown, bytes),
+        Kind::MetaData => crate::userdata::validate_meta_data(shown, bytes),
+        Kind::NetworkConfig => check_network_config(bytes, shown).into_iter().collect(),
+    };
+    report.add(found);
+    report
+}
+
+/// Check the files of a seed (name → bytes) like the agent would read them: user-data,
+/// vendor-data, meta-data and network-config; other files (CONFIG, a directory's extra
+/// files) are the user's business. `display` maps a seed file name to what the user
+/// called it (`user-data` → `./my-user-data`).
+pub fn check_seed(files: &BTreeMap<String, Vec<u8>>, display: &dyn Fn(&str) -> String) -> Report {
+    let mut report = Report::default();
+    for kind in [
+        Kind::UserData,
+        Kind::VendorData,
+        Kind::MetaData,
+        Kind::NetworkConfig,
+    ] {
+        if let Some(bytes) = files.get(kind.seed_name()) {
+            let one = check_file(kind, &display(kind.seed_name()), bytes);
+            report.errors.extend(one.errors);
+            report.warnings.extend(one.warnings);
         }
     }
     report
 }
 
-fn problem_from(e: &SeedError, display: &dyn Fn(&str) -> String) -> Problem {
-    // The parser names the seed file ("user-data"), sometimes with a part suffix
-    // ("user-data part 2"); map the leading seed name to the user's path.
-    let file = ["user-data", "meta-data", "vendor-data", "network-config"]
-        .iter()
-        .find_map(|name| {
-            e.file
-                .strip_prefix(name)
-                .map(|rest| format!("{}{rest}", display(name)))
-        })
-        .unwrap_or_else(|| e.file.clone());
-    Problem {
-        file,
-        line: e.line,
-        column: e.column,
-        message: e.message.clone(),
-    }
-}
-
 /// network-config is cloud-init's (v1/v2 netplan-like YAML); we only check it parses.
-fn check_network_config(bytes: &[u8], shown: &str) -> Option<Problem> {
+fn check_network_config(bytes: &[u8], shown: &str) -> Option<SeedError> {
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => t,
         Err(e) => {
-            return Some(Problem {
+            return Some(SeedError {
                 file: shown.to_string(),
                 line: None,
                 column: None,
@@ -194,14 +178,7 @@ fn check_network_config(bytes: &[u8], shown: &str) -> Option<Problem> {
             })
         }
     };
-    crate::yaml::parse_value(text, "network-config")
-        .err()
-        .map(|e| Problem {
-            file: shown.to_string(),
-            line: e.line,
-            column: e.column,
-            message: e.message,
-        })
+    crate::yaml::parse_value(text, shown).err()
 }
 
 pub(super) const HELP: &str = "\
@@ -209,7 +186,10 @@ Usage: ci-seed validate [--type KIND] [--strict] FILE...
 
 Check user-data, vendor-data, meta-data and network-config files with ci-agent's own
 parser, the one that reads them at first boot. Each problem is printed on standard
-output as FILE:LINE:COLUMN: MESSAGE (line/column left out when unknown).
+output as FILE:LINE:COLUMN: MESSAGE (line/column left out when unknown); things
+ci-agent would skip (unsupported keys, unhandled parts) as
+FILE:LINE:COLUMN: warning: MESSAGE, which do not change the exit status unless
+--strict is given.
 
 What a file is comes from its name (meta-data*, user-data*, vendor-data*,
 network-config*), else from its content (#cloud-config, #!, MIME headers, gzip →
@@ -302,20 +282,14 @@ pub fn cli(args: Vec<OsString>) -> u8 {
                 detect(Path::new(f), &bytes)
             }
         });
-        let mut one = BTreeMap::new();
-        one.insert(k.seed_name().to_string(), bytes);
-        let report = check_seed(&one, &|_| shown.clone());
-        for p in &report.problems {
-            println!("{p}");
+        let report = check_file(k, &shown, &bytes);
+        for e in &report.errors {
+            println!("{e}");
         }
         for w in &report.warnings {
-            if strict {
-                println!("{shown}: {w}");
-            } else {
-                eprintln!("{shown}: warning: {w}");
-            }
+            println!("{w}");
         }
-        bad |= !report.problems.is_empty() || (strict && !report.warnings.is_empty());
+        bad |= !report.errors.is_empty() || (strict && !report.warnings.is_empty());
     }
     if bad {
         crate::exit::FAILED
@@ -372,32 +346,37 @@ mod tests {
     }
 
     #[test]
-    fn problem_display() {
-        let p = Problem {
-            file: "a/ud".into(),
-            line: Some(3),
-            column: Some(7),
-            message: "bad".into(),
-        };
-        assert_eq!(p.to_string(), "a/ud:3:7: bad");
-        let p = Problem {
-            line: None,
-            column: None,
-            ..p
-        };
-        assert_eq!(p.to_string(), "a/ud: bad");
+    fn user_data_problems_carry_the_users_name_and_position() {
+        let r = check_file(
+            Kind::UserData,
+            "my/ud.yaml",
+            b"#cloud-config\nusers:\n  - name: a\n    groups: [x\nruncmd: [ls]\n",
+        );
+        assert_eq!(r.errors.len(), 1, "{:?}", r.errors);
+        let e = &r.errors[0];
+        assert_eq!(e.file, "my/ud.yaml");
+        assert!(e.line.is_some() && e.column.is_some(), "{e}");
+        let r = check_file(Kind::UserData, "ok", b"#cloud-config\nhostname: h\n");
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        let r = check_file(Kind::MetaData, "md", b"instance-id: [\n");
+        assert_eq!(r.errors.len(), 1);
+        assert_eq!(r.errors[0].file, "md");
     }
 
     #[test]
-    fn seed_error_names_are_mapped() {
-        let e = SeedError {
-            file: "user-data part 2".into(),
-            line: Some(1),
-            column: Some(2),
-            message: "m".into(),
-        };
-        let p = problem_from(&e, &|n| format!("/home/u/{n}.txt"));
-        assert_eq!(p.to_string(), "/home/u/user-data.txt part 2:1:2: m");
+    fn seed_check_maps_names_and_skips_other_files() {
+        let mut files = BTreeMap::new();
+        files.insert(
+            "user-data".to_string(),
+            b"#cloud-config\nhostname: [\n".to_vec(),
+        );
+        files.insert("meta-data".to_string(), b"instance-id: i-1\n".to_vec());
+        files.insert("CONFIG".to_string(), b"not: [yaml".to_vec());
+        let r = check_seed(&files, &|n| format!("/home/u/{n}.txt"));
+        assert_eq!(r.errors.len(), 1, "{:?}", r.errors);
+        assert!(r.errors[0]
+            .to_string()
+            .starts_with("/home/u/user-data.txt:"));
     }
 
     #[test]
@@ -405,6 +384,7 @@ mod tests {
         let p = check_network_config(b"version: 2\nethernets: [a\n", "nc").expect("a problem");
         assert_eq!(p.file, "nc");
         assert!(p.line.is_some(), "{p}");
+        assert!(check_network_config(b"\xff", "nc").is_some());
         assert!(check_network_config(b"version: 2\n", "nc").is_none());
     }
 }

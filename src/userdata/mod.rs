@@ -650,10 +650,14 @@ impl<'l> Collector<'l> {
             }
             let filename = part.filename.as_deref();
             match ctype {
-                "" | "text/plain" | "text/x-not-multipart" => {
-                    self.parts -= 1;
-                    self.bytes(&body, &part_label, depth + 1)?;
-                }
+                "" | "text/plain" | "text/x-not-multipart" => match classify(&body) {
+                    // Classified by content, keeping the part's file name.
+                    Kind::Script => {
+                        self.script(&body, filename, Frequency::PerInstance, &part_label)
+                    }
+                    Kind::Boothook => self.boothook(&body, filename, &part_label),
+                    _ => self.bytes(&body, &part_label, depth + 1)?,
+                },
                 "text/cloud-config" => self.cloud_config(&body, &part_label)?,
                 "text/x-shellscript" | "text/x-shellscript-per-instance" => {
                     self.script(&body, filename, Frequency::PerInstance, &part_label)

@@ -56,6 +56,8 @@ CASES=(
     "seed-geniso-virtio         seed geniso virtio-blk"
     "seed-mkfsvfat-virtio       seed mkfsvfat virtio-blk"
     "script-geniso-ide          script geniso cdrom"
+    "seed-once-per-instance     once ciseed-iso cdrom"
+    "no-seed                    noseed"
     "bootstrap-fails-twice      bootstrap flaky"
     "bootstrap-max-retry        bootstrap max"
     "bootstrap-reboot-persist   bootstrap reboot"
@@ -143,13 +145,16 @@ make_seed() { # make_seed MAKER OUT USER-DATA META-DATA: CONFIG from fixtures is
         *) echo "bad maker $maker" >&2; return 2 ;;
     esac
 }
-make_persist() { # make_persist IMG [MAX_RETRY]: ext4 "e2epersist" with root/bootstrap/start-bootstrap
+make_persist() { # make_persist IMG [MAX_RETRY|nogate]: ext4 "e2epersist" with root/bootstrap/start-bootstrap
     local img=$1 max=${2:-} d
     d=$(mktemp -d "$WORK/persist.XXXXXX")
-    mkdir -p "$d/root/bootstrap" "$d/var/log" "$d/var/lib"
+    mkdir -p "$d/root" "$d/var/log" "$d/var/lib"
     chmod 0700 "$d/root"
-    : > "$d/root/bootstrap/start-bootstrap"
-    [ -n "$max" ] && echo "$max" > "$d/root/bootstrap/bootstrap-max-retry"
+    if [ "$max" != nogate ]; then
+        mkdir -p "$d/root/bootstrap"
+        : > "$d/root/bootstrap/start-bootstrap"
+        [ -n "$max" ] && echo "$max" > "$d/root/bootstrap/bootstrap-max-retry"
+    fi
     rm -f "$img"; truncate -s 32M "$img"
     mkfs.ext4 -q -F -L e2epersist -d "$d" "$img"
     rm -rf "$d"
@@ -192,6 +197,48 @@ case_seed() { # case_seed DIR KIND MAKER ATTACH
         expect '^E2E: runcmd \| runcmd-ok$' 'runcmd string item did not run'
         expect '^E2E: runcmd_argv \| argv-ok$' 'runcmd argv item did not run'
     fi
+}
+
+# ---- once per instance: state on a persistent disk, three boots -------------------------
+case_once() { # case_once DIR MAKER ATTACH
+    local dir=$1 maker=$2 attach=$3 disk=$1/persist.img
+    local args=(--attach "$attach" --timeout 180 --nic none --persist "$disk" --append "e2e.conf=seed e2e.net=0 e2e.persist=1")
+    make_persist "$disk" nogate
+    make_meta "$dir/meta-a" e2e-once-a
+    make_seed "$maker" "$dir/seed-a.img" "$FIX/user-data.multipart" "$dir/meta-a" > "$dir/seed.out" 2>&1 \
+        || { WHY+=("seed maker $maker failed: $(tail -n 3 "$dir/seed.out" | tr '\n' ' ')"); return; }
+    boot "$dir" boot1 --seed "$dir/seed-a.img" "${args[@]}" || WHY+=("boot 1 did not finish")
+    expect '^E2E: agent exit=0 ' 'boot 1: ci-agent run did not exit 0'
+    expect '^E2E: runcmd \| runcmd-ok$' 'boot 1: runcmd did not run'
+    # Same seed again (a reboot): per-instance work must not run twice.
+    boot "$dir" boot2 --seed "$dir/seed-a.img" "${args[@]}" || WHY+=("boot 2 did not finish")
+    expect '^E2E: agent exit=0 ' 'boot 2: ci-agent run did not exit 0'
+    expect '^E2E: runcmd MISSING ' 'boot 2: runcmd ran again for the same instance-id'
+    [ "$(count_lines '^E2E: authorized_keys \| ssh-ed25519 ' "$TXT")" = 1 ] || WHY+=('boot 2: authorized_keys does not hold exactly one key')
+    expect_status_done
+    # A new instance-id (the disk cloned into a new VM): everything runs again, keys stay unique.
+    make_meta "$dir/meta-b" e2e-once-b
+    make_seed "$maker" "$dir/seed-b.img" "$FIX/user-data.multipart" "$dir/meta-b" > "$dir/seed.out" 2>&1 \
+        || { WHY+=("seed maker $maker failed (b)"); return; }
+    boot "$dir" boot3 --seed "$dir/seed-b.img" "${args[@]}" || WHY+=("boot 3 did not finish")
+    expect '^E2E: agent exit=0 ' 'boot 3: ci-agent run did not exit 0'
+    expect '^E2E: hostname=e2e-once-b$' 'boot 3: hostname is not the new instance'\''s'
+    expect '^E2E: runcmd \| runcmd-ok$' 'boot 3: runcmd did not run for the new instance-id'
+    [ "$(count_lines '^E2E: authorized_keys \| ssh-ed25519 ' "$TXT")" = 1 ] || WHY+=('boot 3: authorized_keys does not hold exactly one key')
+    expect_status_done
+}
+
+# ---- no seed at all: the agent must not hold the boot ---------------------------------
+case_noseed() { # case_noseed DIR
+    local dir=$1 t_start t_end
+    boot "$dir" serial --timeout 180 --nic none --append "e2e.conf=seed e2e.net=0" || WHY+=("boot did not finish")
+    expect '^E2E: agent exit=0 ' 'ci-agent run without a seed did not exit 0'
+    t_start=$(sed -n 's/^E2E: agent start uptime=\([0-9]*\).*/\1/p' "$TXT")
+    t_end=$(sed -n 's/^E2E: agent exit=[0-9]* uptime=\([0-9]*\).*/\1/p' "$TXT")
+    if [ -n "$t_start" ] && [ -n "$t_end" ]; then
+        [ $((t_end - t_start)) -le 60 ] || WHY+=("the agent looked for a seed for $((t_end - t_start)) s (limit 60)")
+    fi
+    expect '^E2E: hostname=localhost$' 'hostname changed without a seed'
 }
 
 # ---- bootstrap cases ----------------------------------------------------------------
@@ -260,6 +307,8 @@ for c in "${SELECTED[@]}"; do
     t0=$(date +%s)
     case "$kind" in
         seed|script) case_seed "$dir" "$kind" "$a1" "$a2" ;;
+        once) case_once "$dir" "$a1" "$a2" ;;
+        noseed) case_noseed "$dir" ;;
         bootstrap) case_bootstrap "$dir" "$a1" ;;
         distro) case_distro "$dir" ;;
     esac

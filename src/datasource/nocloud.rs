@@ -1,0 +1,384 @@
+//! NoCloud seeds on local storage: probing block devices and image files for a `cidata`
+//! volume (ISO9660 or vfat, label in any case), reading one, and reading seed directories.
+//!
+//! Probing is cheap and never trusts device names: one 2 KiB read of sector 16 (the ISO9660
+//! Primary Volume Descriptor: `CD001`, volume id at byte 40) and, if that is not ISO9660,
+//! one 512-byte read of the boot sector (FAT BPB: label at byte 43 on FAT12/16, 71 on
+//! FAT32). Only when a FAT boot sector says `NO NAME` is the root directory's volume-label
+//! entry consulted (through [`crate::fat::volume_label`]). The chosen device is then opened
+//! once more and its root files read by the codec ([`crate::iso9660`], [`crate::fat`]).
+//!
+//! Scanning policy per OS:
+//! - Linux: every entry of `/sys/class/block` (cdroms, virtio/SCSI/NVMe disks and their
+//!   partitions), probed as `/dev/<name>`. `ram*`/`zram*` are skipped, `loop*` only probed
+//!   when attached (`loop/backing_file` exists), and devices whose `size` is 0 (an empty
+//!   cdrom tray) are skipped without opening them.
+//! - FreeBSD: GEOM label nodes `/dev/iso9660/*` and `/dev/msdosfs/*` named `cidata` (any
+//!   case), then `/dev/cd*`, `/dev/vtbd*`, `/dev/ada*`, `/dev/da*`, `/dev/nvd*`, `/dev/nda*`
+//!   with their partitions (`vtbd1p1`, `da0s1`, …).
+//!
+//! All paths are guest paths through [`System`], so tests lay out a fake `/sys` and `/dev`
+//! (image files standing in for devices) under a temporary root.
+
+use std::io::{self, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _};
+
+use crate::platform::{FileKind, ReadSeek, System};
+use crate::userdata::Seed;
+
+/// The file systems a seed volume may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsKind {
+    Iso9660,
+    Vfat,
+}
+
+impl FsKind {
+    /// The prefix of `Seed::source` (`iso9660:/dev/sr0`).
+    pub fn name(self) -> &'static str {
+        match self {
+            FsKind::Iso9660 => "iso9660",
+            FsKind::Vfat => "vfat",
+        }
+    }
+}
+
+/// True for the NoCloud volume label, in any case (`cidata`, `CIDATA`, `CiData`).
+pub fn is_cidata(label: &str) -> bool {
+    label.trim().eq_ignore_ascii_case("cidata")
+}
+
+/// Read up to `buf.len()` bytes at `offset`; the count read (short at end of device).
+fn read_at(r: &mut dyn ReadSeek, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+    r.seek(SeekFrom::Start(offset))?;
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(buf.get_mut(n..).unwrap_or_default()) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+fn label_text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .trim_matches(|c: char| c == ' ' || c == '\0')
+        .to_owned()
+}
+
+/// The ISO9660 volume id, from one 2 KiB read of sector 16; `None` when not ISO9660.
+pub fn probe_iso(r: &mut dyn ReadSeek) -> io::Result<Option<String>> {
+    let mut pvd = [0u8; 2048];
+    let n = read_at(r, 16 * 2048, &mut pvd)?;
+    if n < 2048 || pvd.first() != Some(&1) || pvd.get(1..6) != Some(b"CD001".as_slice()) {
+        return Ok(None);
+    }
+    Ok(Some(label_text(pvd.get(40..72).unwrap_or_default())))
+}
+
+/// The FAT volume label from one 512-byte read of the boot sector; `Some("")` for a FAT
+/// boot sector without a label (`NO NAME`), `None` when this is not FAT.
+pub fn probe_fat(r: &mut dyn ReadSeek) -> io::Result<Option<String>> {
+    let mut bs = [0u8; 512];
+    let n = read_at(r, 0, &mut bs)?;
+    if n < 512 {
+        return Ok(None);
+    }
+    let u16_at = |i: usize| {
+        u16::from_le_bytes([
+            bs.get(i).copied().unwrap_or(0),
+            bs.get(i + 1).copied().unwrap_or(0),
+        ])
+    };
+    let bytes_per_sector = u16_at(11);
+    let sectors_per_cluster = bs.get(13).copied().unwrap_or(0);
+    let reserved = u16_at(14);
+    let fats = bs.get(16).copied().unwrap_or(0);
+    let jump_ok = matches!(bs.first(), Some(0xEB) | Some(0xE9));
+    let valid = jump_ok
+        && matches!(bytes_per_sector, 512 | 1024 | 2048 | 4096)
+        && sectors_per_cluster.is_power_of_two()
+        && reserved > 0
+        && (1..=4).contains(&fats)
+        && u16_at(510) == 0xAA55;
+    if !valid {
+        return Ok(None);
+    }
+    let fat32 = u16_at(22) == 0;
+    let (sig_at, label_at) = if fat32 { (66, 71) } else { (38, 43) };
+    if !matches!(bs.get(sig_at), Some(0x28) | Some(0x29)) {
+        return Ok(Some(String::new()));
+    }
+    let label = label_text(bs.get(label_at..label_at + 11).unwrap_or_default());
+    Ok(Some(if label == "NO NAME" {
+        String::new()
+    } else {
+        label
+    }))
+}
+
+/// What a device or image holds: its file system and label, or `None` (neither).
+pub fn probe(r: &mut dyn ReadSeek) -> io::Result<Option<(FsKind, String)>> {
+    if let Some(label) = probe_iso(r)? {
+        return Ok(Some((FsKind::Iso9660, label)));
+    }
+    match probe_fat(r)? {
+        Some(label) if !label.is_empty() => Ok(Some((FsKind::Vfat, label))),
+        Some(_) => {
+            // No label in the boot sector: look for a volume-label entry in the root.
+            let label = crate::fat::volume_label(&mut &mut *r)?.unwrap_or_default();
+            Ok(Some((FsKind::Vfat, label)))
+        }
+        None => Ok(None),
+    }
+}
+
+/// Read the root files of a seed volume of a known kind.
+pub fn read_volume(
+    sys: &dyn System,
+    path: &Path,
+    kind: FsKind,
+    max_file: u64,
+) -> anyhow::Result<Seed> {
+    let mut dev = sys
+        .open_device(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let files = match kind {
+        FsKind::Iso9660 => crate::iso9660::read_root_files(&mut dev, max_file)
+            .with_context(|| format!("reading the ISO9660 seed on {}", path.display()))?,
+        FsKind::Vfat => crate::fat::read_root_files(&mut dev, max_file)
+            .with_context(|| format!("reading the vfat seed on {}", path.display()))?,
+    };
+    Ok(Seed {
+        source: format!("{}:{}", kind.name(), path.display()),
+        files: files.into_iter().collect(),
+        ..Seed::default()
+    })
+}
+
+/// Probe `path` (device or image) and, when it is ISO9660 or vfat, read it whatever its
+/// label (used for `--seed`, where the user named the volume). `Ok(None)`: neither.
+pub fn read_image(sys: &dyn System, path: &Path, max_file: u64) -> anyhow::Result<Option<Seed>> {
+    let probed = {
+        let mut dev = sys
+            .open_device(path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        probe(&mut dev).with_context(|| format!("probing {}", path.display()))?
+    };
+    match probed {
+        Some((kind, label)) => {
+            if !is_cidata(&label) {
+                log::warn!(
+                    "{}: volume label is '{label}', not 'cidata'; reading it anyway (given with --seed)",
+                    path.display()
+                );
+            }
+            read_volume(sys, path, kind, max_file).map(Some)
+        }
+        None => Ok(None),
+    }
+}
+
+/// Probe `path` and return the kind when it is a `cidata` volume. Errors (no medium,
+/// permission, unreadable) mean "not a seed" and are logged at debug level.
+fn probe_cidata(sys: &dyn System, path: &Path) -> Option<FsKind> {
+    let result = sys.open_device(path).and_then(|mut dev| probe(&mut dev));
+    match result {
+        Ok(Some((kind, label))) if is_cidata(&label) => Some(kind),
+        Ok(_) => None,
+        Err(e) => {
+            log::debug!("probing {}: {e}", path.display());
+            None
+        }
+    }
+}
+
+/// Most files and directory levels read from a seed directory.
+const MAX_DIR_FILES: usize = 1000;
+const MAX_DIR_DEPTH: usize = 8;
+
+/// Read a seed directory: root files by name, nested files as `sub/dir/name`. Symlinks
+/// are not followed; each file is at most `max_file` bytes.
+pub fn read_dir(sys: &dyn System, dir: &Path, max_file: u64) -> anyhow::Result<Seed> {
+    let mut files = std::collections::BTreeMap::new();
+    let mut stack: Vec<(PathBuf, String, usize)> = vec![(dir.to_path_buf(), String::new(), 0)];
+    while let Some((path, prefix, depth)) = stack.pop() {
+        let names = sys
+            .read_dir(&path)
+            .with_context(|| format!("reading seed directory {}", path.display()))?;
+        for name in names {
+            let child = path.join(&name);
+            let rel = format!("{prefix}{name}");
+            let Some(info) = sys
+                .lstat(&child)
+                .with_context(|| format!("stat {}", child.display()))?
+            else {
+                continue;
+            };
+            match info.kind {
+                FileKind::File => {
+                    if files.len() >= MAX_DIR_FILES {
+                        bail!(
+                            "{}: more than {MAX_DIR_FILES} files in the seed",
+                            dir.display()
+                        );
+                    }
+                    if info.len > max_file {
+                        bail!(
+                            "{}: {} bytes, more than the seed file limit of {max_file} bytes",
+                            child.display(),
+                            info.len
+                        );
+                    }
+                    let data = sys
+                        .read_file(&child, max_file)
+                        .with_context(|| format!("reading {}", child.display()))?;
+                    files.insert(rel, data);
+                }
+                FileKind::Dir if depth < MAX_DIR_DEPTH => {
+                    stack.push((child, format!("{rel}/"), depth + 1));
+                }
+                FileKind::Dir => {
+                    log::warn!(
+                        "{}: deeper than {MAX_DIR_DEPTH} levels; skipped",
+                        child.display()
+                    )
+                }
+                FileKind::Symlink | FileKind::Other => {
+                    log::debug!("{}: not a regular file; skipped", child.display())
+                }
+            }
+        }
+    }
+    Ok(Seed {
+        source: format!("dir:{}", dir.display()),
+        files,
+        ..Seed::default()
+    })
+}
+
+/// Linux: one pass over `/sys/class/block`; the first `cidata` volume found.
+pub fn scan_linux(sys: &dyn System) -> Option<(PathBuf, FsKind)> {
+    let sys_block = Path::new("/sys/class/block");
+    let names = sys.read_dir(sys_block).unwrap_or_default();
+    for name in names {
+        if name.starts_with("ram") || name.starts_with("zram") || name.contains('/') {
+            continue;
+        }
+        let entry = sys_block.join(&name);
+        if name.starts_with("loop") && !sys.exists(&entry.join("loop/backing_file")) {
+            continue;
+        }
+        if let Ok(size) = sys.read_file(&entry.join("size"), 64) {
+            if String::from_utf8_lossy(&size).trim() == "0" {
+                continue;
+            }
+        }
+        let dev = Path::new("/dev").join(&name);
+        if !sys.exists(&dev) {
+            continue;
+        }
+        if let Some(kind) = probe_cidata(sys, &dev) {
+            return Some((dev, kind));
+        }
+    }
+    None
+}
+
+/// FreeBSD device names worth probing: `cd0`, `vtbd1`, `ada0p2`, `da0s1a`, `nvd0p1`, …
+fn freebsd_disk(name: &str) -> Option<usize> {
+    const PREFIXES: &[&str] = &["cd", "vtbd", "ada", "da", "nvd", "nda"];
+    let (rank, rest) = PREFIXES
+        .iter()
+        .enumerate()
+        .find_map(|(i, p)| name.strip_prefix(p).map(|r| (i, r)))?;
+    let unit_len = rest.bytes().take_while(u8::is_ascii_digit).count();
+    if unit_len == 0 {
+        return None;
+    }
+    let part = rest.get(unit_len..).unwrap_or_default();
+    let part_ok = part.is_empty()
+        || part.strip_prefix(['p', 's']).is_some_and(|p| {
+            let digits = p.bytes().take_while(u8::is_ascii_digit).count();
+            digits > 0
+                && p.get(digits..).is_some_and(|tail| {
+                    tail.is_empty()
+                        || (tail.len() == 1 && tail.bytes().all(|b| (b'a'..=b'h').contains(&b)))
+                })
+        });
+    part_ok.then_some(rank)
+}
+
+/// FreeBSD: GEOM label nodes first, then disks and their partitions.
+pub fn scan_freebsd(sys: &dyn System) -> Option<(PathBuf, FsKind)> {
+    for dir in ["/dev/iso9660", "/dev/msdosfs"] {
+        let dir = Path::new(dir);
+        for name in sys.read_dir(dir).unwrap_or_default() {
+            if !is_cidata(&name) {
+                continue;
+            }
+            let dev = dir.join(&name);
+            if let Some(kind) = probe_cidata(sys, &dev) {
+                return Some((dev, kind));
+            }
+        }
+    }
+    let mut disks: Vec<(usize, String)> = sys
+        .read_dir(Path::new("/dev"))
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|n| freebsd_disk(&n).map(|rank| (rank, n)))
+        .collect();
+    disks.sort();
+    for (_, name) in disks {
+        let dev = Path::new("/dev").join(&name);
+        if let Some(kind) = probe_cidata(sys, &dev) {
+            return Some((dev, kind));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn freebsd_names() {
+        for ok in ["cd0", "vtbd1", "vtbd1p1", "ada0s1a", "da10", "nvd0p3"] {
+            assert!(freebsd_disk(ok).is_some(), "{ok}");
+        }
+        for bad in ["cd", "vtbdx", "ada0p", "da0s1ab", "console", "null", "dax1"] {
+            assert!(freebsd_disk(bad).is_none(), "{bad}");
+        }
+        assert!(freebsd_disk("cd0") < freebsd_disk("vtbd0"));
+    }
+
+    #[test]
+    fn probes_reject_garbage() {
+        let mut zeros = io::Cursor::new(vec![0u8; 40_000]);
+        assert_eq!(probe_iso(&mut zeros).unwrap(), None);
+        assert_eq!(probe_fat(&mut zeros).unwrap(), None);
+        let mut short = io::Cursor::new(vec![1u8; 10]);
+        assert_eq!(probe_iso(&mut short).unwrap(), None);
+        assert_eq!(probe_fat(&mut short).unwrap(), None);
+    }
+
+    #[test]
+    fn iso_pvd_label() {
+        let mut img = vec![0u8; 18 * 2048];
+        let pvd = &mut img[16 * 2048..17 * 2048];
+        pvd[0] = 1;
+        pvd[1..6].copy_from_slice(b"CD001");
+        pvd[40..72].copy_from_slice(b"CIDATA                          ");
+        let mut c = io::Cursor::new(img);
+        assert_eq!(probe_iso(&mut c).unwrap().as_deref(), Some("CIDATA"));
+        assert!(is_cidata("CIDATA") && is_cidata("cidata") && is_cidata("CiData"));
+        assert!(!is_cidata("cidata2"));
+    }
+}

@@ -1,0 +1,702 @@
+//! user-data and meta-data parsing: every classification branch, merging, YAML 1.1
+//! booleans, error positions, budgets (alias bomb, deep nesting, gzip bomb), MIME with
+//! encoded parts, typed cloud-config shapes, the validators.
+
+use std::io::Write;
+
+use ci_agent::userdata::cloud_config::{
+    CommandSpec, ManageEtcHosts, Package, PasswordKind, UserSpec,
+};
+use ci_agent::userdata::{
+    self, parse_seed, validate_meta_data, validate_user_data, CloudConfig, Frequency, Seed,
+    SeedData,
+};
+use serde_json::json;
+
+fn fixture(name: &str) -> Vec<u8> {
+    let p = format!(
+        "{}/tests/fixtures/userdata/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
+}
+
+fn seed(files: &[(&str, &[u8])]) -> Seed {
+    Seed {
+        source: "test".into(),
+        files: files
+            .iter()
+            .map(|(n, d)| (n.to_string(), d.to_vec()))
+            .collect(),
+        ..Seed::default()
+    }
+}
+
+fn ud(data: &[u8]) -> SeedData {
+    parse_seed(&seed(&[("user-data", data)])).unwrap()
+}
+
+fn ud_err(data: &[u8]) -> String {
+    parse_seed(&seed(&[("user-data", data)]))
+        .unwrap_err()
+        .to_string()
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+#[test]
+fn full_cloud_config_shapes() {
+    let d = ud(&fixture("full.yaml"));
+    let c = &d.cloud_config;
+    assert!(
+        d.warnings.iter().all(|w| !w.contains("not supported")),
+        "{:?}",
+        d.warnings
+    );
+    assert_eq!(c.hostname.as_deref(), Some("web1"));
+    assert_eq!(c.fqdn.as_deref(), Some("web1.example.org"));
+    assert_eq!(c.preserve_hostname, Some(false));
+    assert_eq!(c.prefer_fqdn_over_hostname, Some(true));
+    assert_eq!(c.manage_etc_hosts, Some(ManageEtcHosts::Localhost));
+    assert_eq!(c.ssh_authorized_keys, ["ssh-ed25519 AAAAC3Nza top@key"]);
+
+    let users = c.users.as_ref().unwrap();
+    assert_eq!(users.len(), 5);
+    assert_eq!(users[0], UserSpec::Default);
+    let UserSpec::User(alice) = &users[1] else {
+        panic!()
+    };
+    assert_eq!(alice.name, "alice");
+    assert_eq!(alice.gecos.as_deref(), Some("Alice A."));
+    assert_eq!(alice.groups, ["adm", "wheel"]);
+    assert_eq!(alice.primary_group.as_deref(), Some("alice"));
+    assert_eq!(alice.shell.as_deref(), Some("/bin/zsh"));
+    assert_eq!(alice.sudo, ["ALL=(ALL) NOPASSWD:ALL"]);
+    assert_eq!(alice.homedir.as_deref(), Some("/srv/alice"));
+    assert_eq!(alice.lock_passwd, Some(false));
+    assert_eq!(alice.passwd.as_deref(), Some("$6$salt$hash"));
+    assert_eq!(alice.ssh_authorized_keys, ["ssh-rsa AAAA alice@x"]);
+    assert_eq!(alice.uid, Some(1500));
+    let UserSpec::User(svc) = &users[2] else {
+        panic!()
+    };
+    assert!(svc.system && svc.no_create_home);
+    assert!(svc.sudo.is_empty());
+    assert_eq!(svc.groups, ["adm", "docker"]);
+    assert_eq!(svc.lock_passwd, Some(false));
+    let names: Vec<_> = users[3..]
+        .iter()
+        .map(|u| match u {
+            UserSpec::User(u) => u.name.clone(),
+            UserSpec::Default => "default".into(),
+        })
+        .collect();
+    assert_eq!(names, ["bob", "carol"]);
+
+    let groups: Vec<_> = c
+        .groups
+        .iter()
+        .map(|g| (g.name.as_str(), g.members.clone()))
+        .collect();
+    assert_eq!(
+        groups,
+        [
+            ("admins", vec!["alice".to_string(), "bob".into()]),
+            ("plain", vec![]),
+            ("a", vec![]),
+            ("b", vec![]),
+        ]
+    );
+    assert_eq!(c.disable_root, Some(true));
+    assert_eq!(c.password.as_deref(), Some("s3cret"));
+
+    let ch = c.chpasswd.as_ref().unwrap();
+    assert_eq!(ch.expire, Some(false));
+    let got: Vec<_> = ch
+        .users
+        .iter()
+        .map(|u| (u.name.as_str(), u.password.as_deref(), u.kind))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("alice", Some("pw1"), PasswordKind::Text),
+            ("bob", None, PasswordKind::Random),
+            ("carol", Some("$6$rounds$abc$def"), PasswordKind::Hash),
+            ("dave", None, PasswordKind::Random),
+            ("erin", Some("$1$xy$zz"), PasswordKind::Hash),
+            ("frank", Some("plain:with:colons"), PasswordKind::Text),
+            ("gina", None, PasswordKind::Random),
+        ]
+    );
+    assert!(d
+        .warnings
+        .iter()
+        .any(|w| w.contains("chpasswd.list is deprecated")));
+    assert_eq!(c.ssh_pwauth, None, "unchanged");
+    assert_eq!(c.ssh_deletekeys, Some(true));
+    assert_eq!(
+        c.ssh_genkeytypes.as_deref(),
+        Some(&["ed25519".to_string(), "rsa".into()][..])
+    );
+    assert_eq!(
+        c.packages,
+        [
+            Package {
+                name: "vim".into(),
+                version: None
+            },
+            Package {
+                name: "curl".into(),
+                version: Some("7.88.1-10".into())
+            },
+            Package {
+                name: "libfoo".into(),
+                version: Some("1.10".into())
+            },
+        ]
+    );
+    assert_eq!(
+        (c.package_update, c.package_upgrade),
+        (Some(true), Some(true))
+    );
+    assert_eq!(
+        c.bootcmd,
+        [
+            CommandSpec::Shell("echo boot".into()),
+            CommandSpec::Argv(vec!["sh".into(), "-c".into(), "echo $HOME".into()]),
+        ]
+    );
+    assert_eq!(
+        c.runcmd,
+        [
+            CommandSpec::Argv(vec!["ls".into(), "-l".into(), "/".into()]),
+            CommandSpec::Shell("echo \"hi\" > /tmp/x".into()),
+            CommandSpec::Shell("42".into()),
+            CommandSpec::Shell("true".into()),
+        ]
+    );
+    let wf = &c.write_files;
+    assert_eq!(wf.len(), 4);
+    assert_eq!(
+        (wf[0].content.as_slice(), wf[0].permissions),
+        (&b"hello\n"[..], Some(0o640))
+    );
+    assert_eq!(wf[0].owner.as_deref(), Some("root:root"));
+    assert_eq!(
+        (wf[1].content.as_slice(), wf[1].permissions),
+        (&b"hello b64"[..], Some(0o600))
+    );
+    assert!(wf[1].append && !wf[1].defer);
+    assert_eq!(wf[2].content, b"hello");
+    assert!(wf[2].defer);
+    // cloud-init's decode_perms takes an int as the mode number: 644 is 0o1204. Warned.
+    assert_eq!(wf[3].permissions, Some(644));
+    assert!(
+        d.warnings
+            .iter()
+            .any(|w| w.contains("write_files[3].permissions")),
+        "{:?}",
+        d.warnings
+    );
+    assert_eq!(c.final_message.as_deref(), Some("done in $UPTIME"));
+    let ps = c.power_state.as_ref().unwrap();
+    assert_eq!(ps.mode, "reboot");
+    assert_eq!(ps.delay.as_deref(), Some("+5"));
+    assert_eq!(ps.message.as_deref(), Some("bye"));
+    assert_eq!(ps.timeout_secs, Some(30));
+    assert_eq!(
+        ps.condition,
+        Some(CommandSpec::Shell("test -f /run/reboot".into()))
+    );
+}
+
+#[test]
+fn yaml11_booleans_where_booleans_are_expected_only() {
+    for (word, b) in [
+        ("yes", true),
+        ("Yes", true),
+        ("YES", true),
+        ("on", true),
+        ("On", true),
+        ("ON", true),
+        ("true", true),
+        ("True", true),
+        ("TRUE", true),
+        ("no", false),
+        ("No", false),
+        ("NO", false),
+        ("off", false),
+        ("Off", false),
+        ("OFF", false),
+        ("false", false),
+        ("False", false),
+        ("FALSE", false),
+    ] {
+        let d = ud(format!("#cloud-config\nssh_pwauth: {word}\nhostname: {word}\n").as_bytes());
+        assert_eq!(d.cloud_config.ssh_pwauth, Some(b), "{word}");
+        assert_eq!(d.cloud_config.hostname.as_deref(), Some(word), "{word}");
+        assert_eq!(d.cloud_config_json["ssh_pwauth"], json!(b), "{word}");
+    }
+    // Not booleans for PyYAML: y, n, mixed case, quoted.
+    for word in ["y", "n", "Y", "N", "yEs", "oN", "'yes'", "\"no\""] {
+        let e = ud_err(format!("#cloud-config\nssh_pwauth: {word}\n").as_bytes());
+        assert!(
+            e.starts_with("user-data:2:13: ssh_pwauth: expected true, false or 'unchanged'"),
+            "{word}: {e}"
+        );
+    }
+    let d = ud(b"#cloud-config\nusers:\n  - name: no\n    lock_passwd: No\n");
+    let UserSpec::User(u) = &d.cloud_config.users.unwrap()[0] else {
+        panic!()
+    };
+    assert_eq!(u.name, "no");
+    assert_eq!(u.lock_passwd, Some(false));
+}
+
+#[test]
+fn type_errors_name_path_file_line_column() {
+    let e = ud_err(b"#cloud-config\nusers:\n  - default\n  - name: x\n    groups: {a: 1}\n");
+    assert_eq!(
+        e,
+        "user-data:5:13: users[1].groups: expected a list of names or a comma-separated string, found a mapping"
+    );
+    let e = ud_err(
+        b"#cloud-config\nwrite_files:\n  - path: /x\n    encoding: rot13\n    content: abc\n",
+    );
+    assert!(
+        e.starts_with("user-data:5:14: write_files[0].content: unknown encoding 'rot13'"),
+        "{e}"
+    );
+    let e = ud_err(b"#cloud-config\nwrite_files:\n  - content: x\n");
+    assert_eq!(e, "user-data:3:5: write_files[0]: missing 'path'");
+    let e = ud_err(b"#cloud-config\nwrite_files:\n  - {path: /a, permissions: '9x'}\n");
+    assert!(
+        e.contains("write_files[0].permissions: expected an octal mode"),
+        "{e}"
+    );
+    let e = ud_err(b"#cloud-config\nruncmd: echo hi\n");
+    assert_eq!(
+        e,
+        "user-data:2:9: runcmd: expected a list of commands, found a string"
+    );
+    let e = ud_err(b"#cloud-config\nruncmd:\n  - {a: b}\n");
+    assert!(
+        e.starts_with("user-data:3:5: runcmd[0]: expected a command string or an argv list"),
+        "{e}"
+    );
+    let e = ud_err(b"#cloud-config\npackages: [[a, b, c]]\n");
+    assert!(
+        e.starts_with("user-data:2:12: packages[0]: expected a name or [name, version]"),
+        "{e}"
+    );
+    let e = ud_err(b"#cloud-config\nchpasswd: {users: [{name: a, type: md5, password: x}]}\n");
+    assert!(
+        e.contains("chpasswd.users[0].type: expected 'text', 'hash' or 'RANDOM', found 'md5'"),
+        "{e}"
+    );
+    let e = ud_err(b"#cloud-config\npower_state: {mode: explode}\n");
+    assert!(
+        e.contains("power_state.mode: expected 'poweroff', 'reboot' or 'halt'"),
+        "{e}"
+    );
+    let e = ud_err(b"#cloud-config\n- a\n- b\n");
+    assert_eq!(
+        e,
+        "user-data:2:1: cloud-config must be a mapping, found a list"
+    );
+    // Syntax errors carry the parser's position.
+    let e = ud_err(b"#cloud-config\nhostname: [a\nusers: x\n");
+    assert!(e.starts_with("user-data:3:"), "{e}");
+    assert!(e.contains("invalid YAML"), "{e}");
+    // meta-data errors name meta-data.
+    let e = parse_seed(&seed(&[("meta-data", b"instance-id: {a: 1}\n")])).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "meta-data:1:14: instance-id: expected a string, found a mapping"
+    );
+}
+
+#[test]
+fn unknown_keys_are_warnings_naming_file_and_key() {
+    let d = ud(b"#cloud-config\nhostname: h\napt:\n  sources: {}\nsnap: {}\nusers:\n  - name: u\n    expiredate: '2030-01-01'\n");
+    assert_eq!(
+        d.warnings,
+        [
+            "user-data:3:1: 'apt' is not supported by ci-agent (ignored)",
+            "user-data:5:1: 'snap' is not supported by ci-agent (ignored)",
+            "user-data:8:5: 'users[0].expiredate' is not supported by ci-agent (ignored)",
+        ]
+    );
+    // Kept in the JSON view.
+    assert_eq!(d.cloud_config_json["snap"], json!({}));
+}
+
+#[test]
+fn classification_branches() {
+    // Empty and whitespace: nothing, no warning.
+    for empty in [&b""[..], b"  \n\n", b"\xef\xbb\xbf"] {
+        let d = ud(empty);
+        assert!(
+            d.scripts.is_empty() && d.warnings.is_empty(),
+            "{:?}",
+            d.warnings
+        );
+        assert_eq!(d.cloud_config, CloudConfig::default());
+    }
+    // Script, any interpreter.
+    let d = ud(b"#!/usr/bin/env python3\nprint('hi')\n");
+    assert_eq!(d.scripts.len(), 1);
+    assert_eq!(d.scripts[0].interpreter, "/usr/bin/env python3");
+    assert_eq!(d.scripts[0].name, "part-001");
+    assert_eq!(d.scripts[0].frequency, Frequency::PerInstance);
+    assert_eq!(d.scripts[0].body, b"#!/usr/bin/env python3\nprint('hi')\n");
+    // Case-insensitive prefixes.
+    let d = ud(b"#Cloud-Config\nhostname: c\n");
+    assert_eq!(d.cloud_config.hostname.as_deref(), Some("c"));
+    // Boothook.
+    let d = ud(b"#cloud-boothook\n#!/bin/bash\necho early\n");
+    assert_eq!(d.boothooks.len(), 1);
+    assert_eq!(d.boothooks[0].interpreter, "/bin/bash");
+    assert_eq!(d.boothooks[0].body, b"#!/bin/bash\necho early\n");
+    assert_eq!(d.boothooks[0].frequency, Frequency::PerBoot);
+    let d = ud(b"#cloud-boothook\necho no shebang\n");
+    assert_eq!(d.boothooks[0].interpreter, "/bin/sh");
+    assert!(d.warnings[0].contains("no '#!' line"));
+    // Include and include-once.
+    let d = ud(b"#include\nhttp://127.0.0.1:8000/a\n\n# c\nhttps://127.0.0.1/b\nnot a url\n");
+    assert_eq!(
+        d.includes,
+        ["http://127.0.0.1:8000/a", "https://127.0.0.1/b"]
+    );
+    assert!(d.warnings[0].contains("not a URL"), "{:?}", d.warnings);
+    let d = ud(b"#include-once\nhttp://127.0.0.1/once\n");
+    assert_eq!(d.includes, ["http://127.0.0.1/once"]);
+    // Unsupported formats: warnings, nothing run.
+    for (data, what) in [
+        (
+            &b"## template: jinja\n#cloud-config\nhostname: {{ x }}\n"[..],
+            "jinja",
+        ),
+        (
+            b"#cloud-config-archive\n- type: text/cloud-config\n",
+            "#cloud-config-archive",
+        ),
+        (b"#part-handler\ndef list_types(): pass\n", "#part-handler"),
+    ] {
+        let d = ud(data);
+        assert!(d.scripts.is_empty() && d.cloud_config == CloudConfig::default());
+        assert_eq!(d.warnings.len(), 1);
+        assert!(
+            d.warnings[0].starts_with("user-data: ") && d.warnings[0].contains(what),
+            "{:?}",
+            d.warnings
+        );
+    }
+    // Anything else.
+    let d = ud(b"hostname: looks-like-yaml\n");
+    assert_eq!(
+        d.warnings,
+        ["user-data: unhandled user-data (first line \"hostname: looks-like-yaml\"); nothing from it is applied"]
+    );
+    assert_eq!(d.cloud_config, CloudConfig::default());
+}
+
+#[test]
+fn gzip_is_decompressed_and_redetected() {
+    let d = ud(&gzip(b"#cloud-config\nhostname: zipped\n"));
+    assert_eq!(d.cloud_config.hostname.as_deref(), Some("zipped"));
+    let d = ud(&gzip(&gzip(b"#!/bin/sh\necho twice\n")));
+    assert_eq!(d.scripts[0].interpreter, "/bin/sh");
+    // Nesting beyond the limit is refused.
+    let mut data = b"#!/bin/sh\n".to_vec();
+    for _ in 0..10 {
+        data = gzip(&data);
+    }
+    let e = ud_err(&data);
+    assert!(e.contains("nested more than"), "{e}");
+    // Corrupt gzip.
+    let e = ud_err(b"\x1f\x8b\x08\x00garbage");
+    assert!(e.starts_with("user-data: invalid gzip data"), "{e}");
+}
+
+#[test]
+fn gzip_bomb_fails_at_the_limit() {
+    // ~10 MB of zeros compress to ~10 KB; with a 1 MiB limit it must stop at the limit.
+    let bomb = gzip(&vec![0u8; 10 << 20]);
+    assert!(bomb.len() < 20_000);
+    let limits = userdata::Limits {
+        max_gunzip_bytes: 1 << 20,
+        ..userdata::Limits::default()
+    };
+    let e = userdata::parse_seed_with(&seed(&[("user-data", &bomb)]), &limits).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "user-data: gzip data expands to more than 1048576 bytes"
+    );
+    // A 10 GB bomb (1 KB-ish per MB, streamed) against the default 64 MiB limit: built as
+    // concatenated gzip members of 1 MiB of zeros each, 10240 members ≈ 10 GiB of output.
+    let member = gzip(&vec![0u8; 1 << 20]);
+    let mut huge = Vec::new();
+    for _ in 0..10240 {
+        huge.extend_from_slice(&member);
+    }
+    let e = ud_err(&huge);
+    assert!(e.contains("expands to more than 67108864 bytes"), "{e}");
+}
+
+#[test]
+fn mime_multipart_with_encoded_parts() {
+    let d = ud(&fixture("mime.txt"));
+    let c = &d.cloud_config;
+    // Later parts win at the top level; mappings merge; lists are replaced.
+    assert_eq!(c.hostname.as_deref(), Some("last=wins"));
+    assert_eq!(c.runcmd, [CommandSpec::Shell("two".into())]);
+    let ch = c.chpasswd.as_ref().unwrap();
+    assert_eq!(ch.expire, Some(false));
+    assert_eq!(ch.users.len(), 1);
+    let scripts: Vec<_> = d
+        .scripts
+        .iter()
+        .map(|s| (s.name.as_str(), s.interpreter.as_str(), s.frequency))
+        .collect();
+    assert_eq!(
+        scripts,
+        [
+            ("setup.sh", "/bin/bash", Frequency::PerInstance),
+            ("every.sh", "/bin/sh", Frequency::PerBoot),
+            ("part-004", "/usr/bin/env python3", Frequency::Once),
+            ("plain.sh", "/bin/sh", Frequency::PerInstance),
+        ]
+    );
+    assert_eq!(d.scripts[0].body, b"#!/bin/bash\necho setup\n");
+    assert_eq!(d.boothooks.len(), 1);
+    assert_eq!(d.boothooks[0].name, "hook");
+    assert_eq!(
+        d.includes,
+        ["http://127.0.0.1:1/a.yaml", "http://127.0.0.1:1/b.yaml"]
+    );
+    assert_eq!(d.warnings.len(), 2, "{:?}", d.warnings);
+    assert!(
+        d.warnings[0].starts_with("user-data[part-009]: jinja"),
+        "{:?}",
+        d.warnings
+    );
+    assert!(d.warnings[1].starts_with("user-data[foo.bin]: MIME part type 'application/x-foo'"));
+}
+
+#[test]
+fn mime_part_errors_name_the_part() {
+    let msg = b"Content-Type: multipart/mixed; boundary=B\n\n--B\nContent-Type: text/cloud-config\nContent-Disposition: attachment; filename=\"bad.yaml\"\n\nusers: 3\n--B--\n";
+    let e = ud_err(msg);
+    assert_eq!(
+        e,
+        "user-data[bad.yaml]:1:8: users: expected a list of users, found an integer"
+    );
+    // A gzip part inside MIME, and a hostile part filename.
+    let mut msg = b"Content-Type: multipart/mixed; boundary=B\n\n--B\nContent-Type: application/gzip\nContent-Transfer-Encoding: base64\nContent-Disposition: attachment; filename=\"../../etc/x\"\n\n".to_vec();
+    use base64::Engine;
+    msg.extend(
+        base64::engine::general_purpose::STANDARD
+            .encode(gzip(b"#!/bin/sh\necho gz\n"))
+            .as_bytes(),
+    );
+    msg.extend(b"\n--B--\n");
+    let d = ud(&msg);
+    assert_eq!(d.scripts.len(), 1);
+    assert_eq!(d.scripts[0].name, "x");
+}
+
+#[test]
+fn vendor_data_is_below_user_data() {
+    let d = parse_seed(&seed(&[
+        (
+            "vendor-data",
+            b"#cloud-config\nhostname: vendor\npackages: [v]\nruncmd: [vendor]\n",
+        ),
+        ("user-data", b"#cloud-config\nhostname: user\n"),
+    ]))
+    .unwrap();
+    assert_eq!(d.cloud_config.hostname.as_deref(), Some("user"));
+    assert_eq!(d.cloud_config.packages[0].name, "v");
+    assert_eq!(d.cloud_config.runcmd, [CommandSpec::Shell("vendor".into())]);
+    // Vendor scripts first, named vendor-…; the list form of vendor-data.
+    let d = parse_seed(&seed(&[
+        (
+            "vendor-data",
+            b"- \"#!/bin/sh\\necho v\\n\"\n- \"#cloud-config\\nfqdn: v.example\\n\"\n",
+        ),
+        ("user-data", b"#!/bin/sh\necho u\n"),
+    ]))
+    .unwrap();
+    let names: Vec<_> = d.scripts.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["vendor-part-001", "part-001"]);
+    assert_eq!(d.cloud_config.fqdn.as_deref(), Some("v.example"));
+    // {cloud-init: "..."} form.
+    let d = parse_seed(&seed(&[(
+        "vendor-data",
+        b"cloud-init: \"#cloud-config\\nhostname: ci\\n\"\n",
+    )]))
+    .unwrap();
+    assert_eq!(d.cloud_config.hostname.as_deref(), Some("ci"));
+    // Disabled by user-data.
+    let d = parse_seed(&seed(&[
+        ("vendor-data", b"#cloud-config\nhostname: vendor\n"),
+        (
+            "user-data",
+            b"#cloud-config\nvendor_data: {enabled: false}\n",
+        ),
+    ]))
+    .unwrap();
+    assert_eq!(d.cloud_config.hostname, None);
+    assert!(d.warnings.iter().any(|w| w.contains("vendor_data.enabled")));
+}
+
+#[test]
+fn alias_bomb_and_deep_nesting_fail_fast() {
+    let pad = "lol".repeat(1300);
+    let mut doc = format!(
+        "#cloud-config\na: &a [{}]\n",
+        vec![format!("\"{pad}\""); 9].join(", ")
+    );
+    let names = ["a", "b", "c", "d", "e", "f", "g", "h", "i"];
+    for w in names.windows(2) {
+        doc.push_str(&format!(
+            "{}: &{} [{}]\n",
+            w[1],
+            w[1],
+            vec![format!("*{}", w[0]); 9].join(", ")
+        ));
+    }
+    assert!(doc.len() > 30_000);
+    let e = ud_err(doc.as_bytes());
+    assert!(
+        e.starts_with("user-data:") && e.contains("YAML limits"),
+        "{e}"
+    );
+    let deep = format!(
+        "#cloud-config\nx: {}1{}\n",
+        "{a: ".repeat(100_000),
+        "}".repeat(100_000)
+    );
+    let e = ud_err(deep.as_bytes());
+    assert!(e.starts_with("user-data:2:"), "{e}");
+    let deep = format!("{}1{}", "{\"a\": ".repeat(100_000), "}".repeat(100_000));
+    let e = parse_seed(&seed(&[("meta-data", deep.as_bytes())])).unwrap_err();
+    assert!(e.to_string().starts_with("meta-data:"), "{e}");
+}
+
+#[test]
+fn json_meta_data_and_public_keys_shapes() {
+    let d = parse_seed(&seed(&[(
+        "meta-data",
+        br#"{"instance-id": "i-json", "local-hostname": "j", "public-keys": ["k1", "k2"], "x": {"y": [1, true]}}"#,
+    )]))
+    .unwrap();
+    assert_eq!(d.instance_id, "i-json");
+    assert_eq!(d.hostname.as_deref(), Some("j"));
+    assert_eq!(d.meta.public_keys, ["k1", "k2"]);
+    assert_eq!(d.meta.raw["x"], json!({"y": [1, true]}));
+    let d = parse_seed(&seed(&[(
+        "meta-data",
+        b"public-keys: |\n  ssh-rsa A\n  ssh-rsa B\n",
+    )]))
+    .unwrap();
+    assert_eq!(d.meta.public_keys, ["ssh-rsa A", "ssh-rsa B"]);
+    assert_eq!(d.instance_id, "nocloud");
+    let d = parse_seed(&seed(&[(
+        "meta-data",
+        b"public-keys:\n  one: ssh-rsa A\n  two: [ssh-rsa B, ssh-rsa C]\n",
+    )]))
+    .unwrap();
+    assert_eq!(d.meta.public_keys, ["ssh-rsa A", "ssh-rsa B", "ssh-rsa C"]);
+}
+
+#[test]
+fn from_value_and_deserialize_glue() {
+    let v = json!({"hostname": "h", "users": ["default", {"name": "a", "groups": "x,y"}], "ssh_pwauth": true});
+    let c = CloudConfig::from_value(&v).unwrap();
+    assert_eq!(c.hostname.as_deref(), Some("h"));
+    let UserSpec::User(a) = &c.users.as_ref().unwrap()[1] else {
+        panic!()
+    };
+    assert_eq!(a.groups, ["x", "y"]);
+    // JSON strings are never YAML 1.1 booleans.
+    let e = CloudConfig::from_value(&json!({"ssh_pwauth": "yes"})).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "cloud-config: ssh_pwauth: expected true, false or 'unchanged', found a string"
+    );
+    let c: CloudConfig = serde_json::from_value(json!({"runcmd": [["a", 1]]})).unwrap();
+    assert_eq!(c.runcmd, [CommandSpec::Argv(vec!["a".into(), "1".into()])]);
+    // The merged JSON round-trips through from_value to the same typed config, except
+    // where the JSON view is PyYAML's: `1.10` is the float 1.1 there, while the typed
+    // config keeps the spelling.
+    let d = ud(&fixture("full.yaml"));
+    assert_eq!(d.cloud_config_json["packages"][2], json!(["libfoo", 1.1]));
+    let mut from_json = CloudConfig::from_value(&d.cloud_config_json).unwrap();
+    assert_eq!(from_json.packages[2].version.as_deref(), Some("1.1"));
+    from_json.packages[2].version = Some("1.10".into());
+    assert_eq!(from_json, d.cloud_config);
+}
+
+#[test]
+fn validators_report_everything() {
+    assert!(validate_user_data("user-data", b"#cloud-config\nhostname: h\n").is_empty());
+    let v = validate_user_data("ud", b"#cloud-config\nhostname: h\nfoo: 1\n");
+    assert_eq!(v.len(), 1);
+    assert_eq!(
+        v[0].to_string(),
+        "ud:3:1: warning: 'foo' is not supported by ci-agent (ignored)"
+    );
+    // Errors in two MIME parts: both reported.
+    let msg = b"Content-Type: multipart/mixed; boundary=B\n\n--B\nContent-Type: text/cloud-config\n\nusers: 3\n--B\nContent-Type: text/cloud-config\n\nruncmd: [\n--B--\n";
+    let v = validate_user_data("ud", msg);
+    let errors: Vec<_> = v
+        .iter()
+        .filter(|e| !e.message.starts_with("warning:"))
+        .collect();
+    assert_eq!(errors.len(), 2, "{v:?}");
+    assert!(errors[0]
+        .to_string()
+        .starts_with("ud[part-001]:1:8: users:"));
+    assert!(errors[1].to_string().starts_with("ud[part-002]:"));
+    assert!(validate_meta_data("meta-data", b"instance-id: x\n").is_empty());
+    let v = validate_meta_data("md", b"instance-id: [x]\n");
+    assert_eq!(
+        v[0].to_string(),
+        "md:1:14: instance-id: expected a string, found a list"
+    );
+}
+
+#[test]
+fn arbitrary_bytes_never_panic() {
+    use proptest::prelude::*;
+    let mut runner = proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
+        cases: 300,
+        ..Default::default()
+    });
+    let prefixes = prop_oneof![
+        Just(b"#cloud-config\n".to_vec()),
+        Just(b"Content-Type: multipart/mixed; boundary=B\n\n--B\n".to_vec()),
+        Just(vec![0x1f, 0x8b]),
+        Just(b"#include\n".to_vec()),
+        Just(Vec::new()),
+    ];
+    runner
+        .run(
+            &(prefixes, proptest::collection::vec(any::<u8>(), 0..400)),
+            |(p, tail)| {
+                let mut data = p;
+                data.extend(tail);
+                let _ = parse_seed(&seed(&[("user-data", &data), ("meta-data", &data)]));
+                let _ = validate_user_data("u", &data);
+                Ok(())
+            },
+        )
+        .unwrap();
+}
