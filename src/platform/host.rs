@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
@@ -427,7 +427,10 @@ impl System for HostSystem {
                     ))
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    fs::create_dir(&host)?;
+                    // mkdir with the mode itself (less the umask), then chmod for the exact
+                    // bits: a crash in between must not leave a private directory (the
+                    // state dir, ~/.ssh) created 0755.
+                    fs::DirBuilder::new().mode(mode & 0o777).create(&host)?;
                     fs::set_permissions(&host, fs::Permissions::from_mode(mode))?;
                     if let Some((u, g)) = owner {
                         self.chown_host(&guest, &host, u, g)?;
