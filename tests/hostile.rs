@@ -934,6 +934,33 @@ fn write_files_never_writes_through_a_final_symlink() {
     only_these_changed(&before, &g.snapshot(), FIRST_RUN);
 }
 
+/// Under `--root`, an absolute symlink among the parents of a write resolves inside the
+/// root (chroot-style), never on the host running the agent.
+#[test]
+fn absolute_parent_symlinks_stay_inside_the_root() {
+    let g = Guest::new();
+    let host_dir = g.outside("host-dir");
+    std::fs::create_dir(&host_dir).unwrap();
+    std::os::unix::fs::symlink(&host_dir, g.root().join("opt")).unwrap();
+    let ud = "#cloud-config\nwrite_files:\n  - path: /opt/app/conf\n    content: inside\n";
+    // The link's target does not exist inside the root: a dangling link, refused.
+    let r = g.run(&g.user_data(ud));
+    r.fails_with(1, &["/opt"]);
+    assert_eq!(
+        std::fs::read_dir(&host_dir).unwrap().count(),
+        0,
+        "nothing written on the host"
+    );
+    // Once it exists inside the root, the write lands there.
+    let inside_dir = g.root().join(host_dir.strip_prefix("/").unwrap());
+    std::fs::create_dir_all(&inside_dir).unwrap();
+    let r = g.run(&g.user_data(ud));
+    assert_eq!(r.code, Some(0), "{}", r.text());
+    assert_eq!(std::fs::read_dir(&host_dir).unwrap().count(), 0);
+    let inside = inside_dir.join("app/conf");
+    assert_eq!(std::fs::read_to_string(&inside).unwrap(), "inside");
+}
+
 #[test]
 fn ssh_dir_symlinked_to_etc_is_refused() {
     let g = Guest::new();
