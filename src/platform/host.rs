@@ -380,6 +380,10 @@ impl System for HostSystem {
             if let Some((u, g)) = opts.owner {
                 if self.live {
                     lchown(&tmp, u, g)?;
+                } else {
+                    // Recorded before the rename, as the live chown happens before it: a
+                    // crash cannot leave the new content in place with its owner unrecorded.
+                    self.chown_host(path, &host, u, g)?;
                 }
             }
             f.sync_all()?;
@@ -389,11 +393,7 @@ impl System for HostSystem {
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
         }
-        result?;
-        if let (Some((u, g)), false) = (opts.owner, self.live) {
-            self.chown_host(path, &host, u, g)?;
-        }
-        Ok(())
+        result
     }
 
     fn create_dir_all(&self, path: &Path, mode: u32, owner: Option<(u32, u32)>) -> io::Result<()> {
@@ -644,6 +644,21 @@ mod tests {
             s.read_dir(Path::new("/home/bob/.ssh")).unwrap(),
             ["authorized_keys"]
         );
+    }
+
+    #[test]
+    fn recorded_owner_comes_before_the_rename() {
+        // Like the live lchown of the temp file: when the owner cannot be recorded, the
+        // target is not replaced (so a crash never leaves new content without its owner).
+        let (d, s) = sys();
+        fs::create_dir_all(d.path().join("var/lib/ci-agent/commands.log")).unwrap();
+        s.set_command_log("/var/lib/ci-agent/commands.log".into());
+        s.write_file(Path::new("/f"), b"old", WriteOpts::mode(0o600))
+            .unwrap();
+        let e = s.write_file(Path::new("/f"), b"new", WriteOpts::mode(0o600).owner(7, 7));
+        assert!(e.is_err());
+        assert_eq!(fs::read(d.path().join("f")).unwrap(), b"old");
+        assert_eq!(s.read_dir(Path::new("/")).unwrap(), ["f", "var"]);
     }
 
     #[test]
