@@ -98,6 +98,7 @@ type FindSeed = dyn Fn(&dyn System, &Config, Option<&Path>) -> anyhow::Result<Op
 type ParseSeed = dyn Fn(&Seed) -> Result<SeedData, SeedError>;
 type RunBootstrap = dyn Fn(&dyn System, &BootstrapConfig) -> anyhow::Result<Outcome>;
 type StatBootstrap = dyn Fn(&dyn System, &BootstrapConfig) -> anyhow::Result<BootstrapStatus>;
+type Include = dyn Fn(&Config, &Seed, SeedData) -> SeedData;
 
 /// The pieces of a run that live elsewhere in the crate; tests substitute their own.
 pub struct Parts {
@@ -106,6 +107,8 @@ pub struct Parts {
     pub parse_seed: Box<ParseSeed>,
     pub bootstrap: Box<RunBootstrap>,
     pub bootstrap_status: Box<StatBootstrap>,
+    /// Fetch `#include` URLs and re-parse (only after the network is up).
+    pub include: Box<Include>,
 }
 
 impl Parts {
@@ -117,6 +120,7 @@ impl Parts {
             parse_seed: Box::new(crate::userdata::parse_seed),
             bootstrap: Box::new(|sys, cfg| bootstrap::run(sys, cfg)),
             bootstrap_status: Box::new(|sys, cfg| bootstrap::status(sys, cfg)),
+            include: Box::new(crate::datasource::resolve_includes),
         }
     }
 }
@@ -318,7 +322,12 @@ impl<'a> Runner<'a> {
                     .map_err(anyhow::Error::new)
                     .with_context(|| format!("malformed seed ({})", seed.source))?;
                 log::info!("seed {}: instance-id {}", data.source, data.instance_id);
-                Some(data)
+                if !data.includes.is_empty() && self.opts.stage != StageSel::Early {
+                    log::info!("fetching {} #include URL(s)", data.includes.len());
+                    Some((self.parts.include)(self.config, seed, data))
+                } else {
+                    Some(data)
+                }
             }
             None => None,
         };
@@ -345,6 +354,18 @@ impl<'a> Runner<'a> {
         let mut exit = crate::exit::OK;
         let mut acted = false;
         match (&decision, &data, &seed) {
+            (Decision::Apply(_), Some(data), Some(_))
+                if self.opts.stage == StageSel::Early && !data.includes.is_empty() =>
+            {
+                // The included parts can only be fetched once the network is up, and they
+                // may hold keys for early modules: the late pass applies the whole
+                // instance (its catch-up runs the early modules).
+                self.status.action = "deferred".into();
+                self.status.detail = format!(
+                    "user-data of instance {} has #include URLs: applied by the late pass",
+                    data.instance_id
+                );
+            }
             (Decision::Apply(why), Some(data), Some(seed)) => {
                 log::info!(
                     "{} pass: applying instance {} ({why})",
@@ -497,10 +518,15 @@ impl<'a> Runner<'a> {
         per_boot_only: bool,
     ) -> anyhow::Result<u8> {
         let iid = data.instance_id.clone();
+        let mut early_pass_ran = false;
         // Carry the early pass's results into the late pass's record.
         if self.opts.stage == StageSel::Late {
             if let Some(prev) = previous {
-                if prev.stage == "early" && prev.instance_id.as_deref() == Some(iid.as_str()) {
+                if prev.stage == "early"
+                    && prev.action == "apply"
+                    && prev.instance_id.as_deref() == Some(iid.as_str())
+                {
+                    early_pass_ran = true;
                     self.status.modules = prev
                         .modules
                         .iter()
@@ -532,14 +558,33 @@ impl<'a> Runner<'a> {
             warnings: Vec::new(),
         };
         let mut failed = false;
+        // A late pass for an instance whose early pass did not run (FreeBSD's early rc.d
+        // script is firstboot-only, so a clone with a new instance-id and no /firstboot
+        // gets only the late script; or the early unit was disabled) also runs the early
+        // per-instance and once modules. Their semaphores skip what is already done;
+        // per-boot early modules (bootcmd) belong to the early pass alone.
+        let catch_up = self.opts.stage == StageSel::Late && !per_boot_only && !early_pass_ran;
         for stage in [Stage::Early, Stage::Late] {
-            if !self.opts.stage.includes(stage) {
+            let catching_up = catch_up && stage == Stage::Early;
+            if !self.opts.stage.includes(stage) && !catching_up {
                 continue;
             }
             let parts = self.parts;
             for m in parts.modules.iter().filter(|m| m.stage() == stage) {
                 if per_boot_only && m.frequency() != Frequency::PerBoot {
                     continue;
+                }
+                if catching_up {
+                    if m.frequency() == Frequency::PerBoot {
+                        continue;
+                    }
+                    let done = self
+                        .state
+                        .semaphore(m.frequency(), &iid, m.name())
+                        .is_some_and(|sem| self.state.has_semaphore(&sem));
+                    if done {
+                        continue;
+                    }
                 }
                 if let Some(r) = self.run_module(m.as_ref(), &mut ctx, &iid) {
                     failed |= r.result == ModuleOutcome::Failed;

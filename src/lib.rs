@@ -17,6 +17,7 @@
 //! - [`seed`], [`serve`]: the host side (`ci-seed`).
 
 pub mod agent;
+pub mod civil;
 pub mod config;
 pub mod datasource;
 pub mod fat;

@@ -64,6 +64,12 @@ pub fn init(tag: &str, verbose: bool) {
     s.tag = tag.to_string();
 }
 
+/// Change what reaches stderr (tests turn it off: libtest cannot capture a logger that
+/// writes to the stderr handle, and the file sink keeps everything anyway).
+pub fn set_stderr_level(level: LevelFilter) {
+    sinks().stderr_level = level;
+}
+
 /// Append log lines to `guest_path` under the system's root (created 0600; parent
 /// directories 0755). The final component is never followed if it is a symlink.
 pub fn open_file(sys: &dyn System, guest_path: &Path) -> io::Result<()> {
@@ -207,6 +213,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let sys = crate::platform::fake::FakeSystem::new(d.path());
         init("ci-agent-test", false);
+        set_stderr_level(LevelFilter::Off);
         open_file(&sys, Path::new("/var/log/ci-agent.log")).unwrap();
         log::info!("hello\nsecond line");
         log::debug!("details");

@@ -308,6 +308,50 @@ fn includes_are_bounded() {
     assert!(format!("{e:#}").contains("/gone"), "{e:#}");
 }
 
+#[test]
+fn include_urls_are_fetched_and_merged_after_user_data() {
+    use ci_agent::userdata::{parse_seed, Seed};
+    let srv = Server::start(Reply::Full(404, Vec::new()));
+    srv.push(Reply::Full(
+        200,
+        b"#cloud-config\nhostname: from-include\nruncmd: [included]\n".to_vec(),
+    ));
+    let mut seed = Seed {
+        source: "dir:/seed".into(),
+        ..Seed::default()
+    };
+    let user_data = format!(
+        "Content-Type: multipart/mixed; boundary=XX\nMIME-Version: 1.0\n\n--XX\n\
+         Content-Type: text/cloud-config\n\n#cloud-config\nhostname: from-user-data\n\
+         packages: [jq]\n--XX\nContent-Type: text/x-include-url\n\n{}\n{}\n--XX--\n",
+        srv.url("/inc.yaml"),
+        srv.url("/missing")
+    );
+    seed.files
+        .insert("user-data".into(), user_data.into_bytes());
+    seed.files
+        .insert("meta-data".into(), b"instance-id: iid-inc\n".to_vec());
+    let data = parse_seed(&seed).unwrap();
+    assert_eq!(data.includes.len(), 2);
+    let mut config = ci_agent::config::Config::defaults(ci_agent::platform::OsKind::Linux);
+    config.bootstrap.connect_timeout_secs = 2;
+    config.bootstrap.timeout_secs = 2;
+    let data = ci_agent::datasource::resolve_includes(&config, &seed, data);
+    let cc = &data.cloud_config;
+    // The included part comes after user-data: its keys win, lists are replaced.
+    assert_eq!(cc.hostname.as_deref(), Some("from-include"));
+    assert_eq!(cc.packages.len(), 1, "keys only in user-data stay");
+    assert_eq!(cc.runcmd.len(), 1);
+    assert!(
+        data.warnings
+            .iter()
+            .any(|w| w.contains("/missing") && w.contains("skipped")),
+        "{:?}",
+        data.warnings
+    );
+    assert_eq!(srv.hits(), ["/inc.yaml", "/missing"]);
+}
+
 // ---------------------------------------------------------------- the bootstrap
 
 const DIR: &str = "/root/bootstrap";

@@ -309,7 +309,7 @@ fn vfat_seed_reads_back_everywhere() {
     let t = tempfile::tempdir().unwrap();
     let img = t.path().join("seed.img");
     let mut c = ci_seed();
-    c.args(["-f", "vfat", "-I", "iid-vfat-1", "-H", "vfat-host"])
+    c.args(["-f", "vfat", "-i", "iid-vfat-1", "-H", "vfat-host"])
         .args(["--network-config", p(&fixture("network-config"))])
         .arg(&img)
         .arg(fixture("user-data"));
@@ -345,7 +345,8 @@ fn drop_in_for_cloud_localds() {
         vec![],
         vec!["-H".into(), "vm1".into()],
         vec!["-H".into(), "vm1".into(), "-m".into(), "net".into()],
-        vec!["-i".into(), p(&fixture("interfaces")).into()],
+        // cloud-localds spells it -i; ours is --interfaces (-i is --instance-id).
+        vec!["--interfaces".into(), p(&fixture("interfaces")).into()],
         vec![
             "-N".into(),
             p(&fixture("network-config")).into(),
@@ -360,7 +361,7 @@ fn drop_in_for_cloud_localds() {
             if with_md
                 && args
                     .iter()
-                    .any(|a| a == "-H" || a == "-i" || a.contains("dsmode") || a == "-m")
+                    .any(|a| a == "-H" || a == "--interfaces" || a.contains("dsmode") || a == "-m")
             {
                 continue;
             }
@@ -544,8 +545,9 @@ fn usage_errors_exit_2_and_write_nothing() {
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["-H", "h"], "--hostname"),
         (vec!["-m", "local"], "--dsmode"),
+        (vec!["-i", "iid-1"], "--instance-id"),
         (vec!["-I", "iid-1"], "--instance-id"),
-        (vec!["-i", p(&ifaces)], "--interfaces"),
+        (vec!["--interfaces", p(&ifaces)], "--interfaces"),
     ];
     for (opts, named) in cases {
         let mut c = ci_seed();
@@ -842,6 +844,55 @@ fn batch_bad_rows_name_the_line_and_write_nothing() {
 }
 
 #[test]
+fn batch_many_rows_all_written_no_temp_left() {
+    let t = tempfile::tempdir().unwrap();
+    let manifest = t.path().join("many.csv");
+    let mut text = String::from("name,hostname,config\n");
+    for i in 0..300 {
+        text.push_str(&format!("vm{i:03},vm{i:03},N={i}\n"));
+    }
+    fs::write(&manifest, text).unwrap();
+    let out_dir = t.path().join("out");
+    ok(&batch(&[
+        p(&manifest),
+        "--out",
+        p(&out_dir),
+        "-u",
+        p(&fixture("user-data")),
+    ]));
+    let names: Vec<String> = fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names.len(), 300);
+    assert!(names
+        .iter()
+        .all(|n| n.starts_with("vm") && n.ends_with(".iso")));
+    let mut iids = std::collections::HashSet::new();
+    for i in [0, 1, 150, 299] {
+        let f = seed_files(&out_dir.join(format!("vm{i:03}.iso")), false);
+        assert_eq!(f["CONFIG"], format!("N={i}").into_bytes());
+        let md = meta_json(&f["meta-data"]);
+        assert_eq!(md["local-hostname"], format!("vm{i:03}"));
+        assert!(iids.insert(assert_fresh_iid(&md)));
+    }
+    // A target that cannot be replaced (a directory) is caught before anything is written.
+    let out_dir = t.path().join("blocked");
+    fs::create_dir_all(out_dir.join("vm150.iso")).unwrap();
+    let out = batch(&[
+        p(&manifest),
+        "--out",
+        p(&out_dir),
+        "-u",
+        p(&fixture("user-data")),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains(":152:"), "{}", stderr(&out));
+    let left: Vec<_> = fs::read_dir(&out_dir).unwrap().collect();
+    assert_eq!(left.len(), 1, "only the blocking directory");
+}
+
+#[test]
 fn validate_exit_codes_and_positions() {
     let mut c = ci_seed();
     c.arg("validate")
@@ -926,6 +977,13 @@ fn help_texts() {
     ] {
         assert!(h.contains(needle), "--help lacks {needle}");
     }
+    let out = run({
+        let mut c = ci_seed();
+        c.arg("--version");
+        c
+    });
+    ok(&out);
+    assert!(stdout(&out).starts_with("ci-seed "));
     for sub in ["batch", "validate"] {
         let out = run({
             let mut c = ci_seed();

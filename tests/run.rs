@@ -145,6 +145,11 @@ fn parse(seed: &Seed) -> Result<SeedData, SeedError> {
     for k in ud.lines().filter(|l| !l.is_empty()) {
         cc.insert(k.to_string(), serde_json::Value::Bool(true));
     }
+    let includes: Vec<String> = ud
+        .lines()
+        .filter_map(|l| l.strip_prefix("include "))
+        .map(str::to_string)
+        .collect();
     let mut warnings = Vec::new();
     if cc.contains_key("unknown_key") {
         warnings.push("user-data: unknown key 'unknown_key'".into());
@@ -155,6 +160,7 @@ fn parse(seed: &Seed) -> Result<SeedData, SeedError> {
         cloud_config_json: serde_json::Value::Object(cc),
         files: seed.files.keys().cloned().collect(),
         warnings,
+        includes,
         ..SeedData::default()
     })
 }
@@ -210,6 +216,14 @@ impl Harness {
                     enabled: false,
                     ..BootstrapStatus::default()
                 })
+            }),
+            // "Fetching" an include adds the key named after the URL's last segment.
+            include: Box::new(|_, _, mut d| {
+                for url in std::mem::take(&mut d.includes) {
+                    let key = url.rsplit('/').next().unwrap_or("").to_string();
+                    d.cloud_config_json[key] = serde_json::Value::Bool(true);
+                }
+                d
             }),
         }
     }
@@ -588,6 +602,62 @@ fn two_stages_agree_and_the_late_pass_completes_the_instance() {
     h.run(StageSel::Late);
     assert_eq!(h.mod_commands()[before..], ["bootcmd", "scripts_per_boot"]);
     assert_eq!(h.status_json()["status"], "done");
+}
+
+#[test]
+fn late_pass_alone_catches_up_on_early_modules_of_a_new_instance() {
+    // FreeBSD: the early rc.d script runs only with /firstboot. A clone with a new
+    // instance-id and no sentinel gets only the late pass, which must still apply the
+    // early per-instance modules (hostname, users), but not per-boot bootcmd, and not a
+    // once module already done by the template.
+    let h = Harness::new(OsKind::FreeBsd);
+    h.sys.put("/firstboot", "");
+    h.set_seed(Some(seed("iid-template", ALL_KEYS)));
+    assert_eq!(h.run(StageSel::All).exit, 0);
+    h.sys.remove_file(Path::new("/firstboot")).unwrap();
+    let before = h.clear_commands_marker();
+
+    h.set_seed(Some(seed("iid-clone", ALL_KEYS)));
+    assert_eq!(h.run(StageSel::Late).exit, 0);
+    assert_eq!(
+        h.mod_commands()[before..],
+        [
+            "hostname",
+            "users",
+            "packages",
+            "runcmd",
+            "scripts_per_boot"
+        ]
+    );
+    assert_eq!(h.status_json()["status"], "done");
+    assert_eq!(h.state().applied_instance().as_deref(), Some("iid-clone"));
+
+    // The next boot's late pass has nothing per-instance left to do.
+    let before = h.clear_commands_marker();
+    h.run(StageSel::Late);
+    assert_eq!(h.mod_commands()[before..], ["scripts_per_boot"]);
+}
+
+#[test]
+fn include_urls_defer_the_instance_to_the_late_pass() {
+    // The early pass cannot fetch #include URLs (no network yet) and the included parts
+    // may configure early modules: it leaves the instance alone; the late pass fetches
+    // and applies everything, early modules included.
+    let h = Harness::new(OsKind::Linux);
+    h.sys.put("/firstboot", "");
+    h.set_seed(Some(seed(
+        "iid-inc",
+        &["bootcmd", "packages", "include http://10.0.2.2/hostname"],
+    )));
+    assert_eq!(h.run(StageSel::Early).exit, 0);
+    assert!(h.mod_commands().is_empty(), "{:?}", h.mod_commands());
+    assert_eq!(h.state().in_progress(), None);
+    assert!(h.sentinel());
+
+    assert_eq!(h.run(StageSel::Late).exit, 0);
+    assert_eq!(h.mod_commands(), ["hostname", "packages"]);
+    assert_eq!(h.status_json()["status"], "done");
+    assert_eq!(h.state().applied_instance().as_deref(), Some("iid-inc"));
 }
 
 #[test]
@@ -1235,6 +1305,7 @@ fn real_modules_apply_a_seed_and_keep_secrets_out_of_logs() {
     let sys = HostSystem::new(r.path());
     sys.set_command_log("/var/lib/ci-agent/commands.log".into());
     ci_agent::logging::init("ci-agent-test", false);
+    ci_agent::logging::set_stderr_level(log::LevelFilter::Off);
     ci_agent::logging::open_file(&sys, Path::new("/var/log/ci-agent.log")).unwrap();
     let cfg = Config::defaults(OsKind::Linux);
     let mut parts = Parts::real();

@@ -700,3 +700,39 @@ fn arbitrary_bytes_never_panic() {
         )
         .unwrap();
 }
+
+#[test]
+fn users_mapping_form_and_nameless_users() {
+    let d = ud(b"#cloud-config\nusers:\n  alice: {shell: /bin/sh}\n  bob: true\n  carol: false\n  default: {}\n");
+    let users = d.cloud_config.users.unwrap();
+    assert_eq!(users.len(), 3);
+    let UserSpec::User(a) = &users[0] else {
+        panic!()
+    };
+    assert_eq!(
+        (a.name.as_str(), a.shell.as_deref()),
+        ("alice", Some("/bin/sh"))
+    );
+    let UserSpec::User(b) = &users[1] else {
+        panic!()
+    };
+    assert_eq!(b.name, "bob");
+    assert_eq!(users[2], UserSpec::Default);
+    let d = ud(b"#cloud-config\nusers:\n  - gecos: x\n");
+    assert_eq!(d.cloud_config.users, Some(vec![]));
+    assert!(
+        d.warnings[0].starts_with("user-data:3:5: users[0]: a user without 'name'"),
+        "{:?}",
+        d.warnings
+    );
+    // `users: []` and `users:` mean no users at all (not even the default one).
+    assert_eq!(
+        ud(b"#cloud-config\nusers: []\n").cloud_config.users,
+        Some(vec![])
+    );
+    assert_eq!(
+        ud(b"#cloud-config\nusers:\n").cloud_config.users,
+        Some(vec![])
+    );
+    assert_eq!(ud(b"#cloud-config\nhostname: x\n").cloud_config.users, None);
+}

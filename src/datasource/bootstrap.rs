@@ -42,7 +42,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use anyhow::Context as _;
 
@@ -50,6 +50,7 @@ use super::http::{self, HttpLimits};
 use crate::config::BootstrapConfig;
 use crate::platform::system::{Cmd, WriteOpts};
 use crate::platform::System;
+use crate::state::rfc3339;
 
 /// File names inside `bootstrap.dir`.
 pub const GATE_FILE: &str = "start-bootstrap";
@@ -157,32 +158,6 @@ fn read_counter(sys: &dyn System, f: &Files) -> anyhow::Result<u32> {
             t.chars().take(40).collect::<String>()
         )
     })
-}
-
-/// `YYYY-MM-DDTHH:MM:SSZ` for a wall-clock time (UTC).
-fn rfc3339(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Civil date from days since 1970-01-01 (proleptic Gregorian).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60
-    )
 }
 
 /// Appends timestamped lines to the bootstrap log. A log that cannot be written is reported
@@ -462,15 +437,6 @@ pub fn status(sys: &dyn System, cfg: &BootstrapConfig) -> anyhow::Result<Bootstr
 mod tests {
     use super::*;
     use crate::platform::fake::FakeSystem;
-
-    #[test]
-    fn rfc3339_known_dates() {
-        let t = |s| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
-        assert_eq!(rfc3339(t(0)), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(t(1_767_225_600)), "2026-01-01T00:00:00Z");
-        assert_eq!(rfc3339(t(951_782_400 + 3661)), "2000-02-29T01:01:01Z");
-        assert_eq!(rfc3339(t(4_107_542_399)), "2100-02-28T23:59:59Z");
-    }
 
     #[test]
     fn interpreter_choice() {

@@ -28,7 +28,7 @@ use anyhow::Context as _;
 
 use crate::config::Config;
 use crate::platform::{Cmd, FileKind, OsKind, System};
-use crate::userdata::Seed;
+use crate::userdata::{Seed, SeedData};
 
 pub use cmdline::{NocloudArgs, SeedFrom};
 
@@ -79,6 +79,68 @@ pub fn find_seed(
                 s.instance_id_override = instance_id_override;
             }
             Ok(Some(s))
+        }
+    }
+}
+
+/// Fetch the seed's `#include` URLs (HTTP limits from `bootstrap.*`) and parse the seed
+/// again with their bodies after `user-data`. Like cloud-init, a URL that cannot be
+/// fetched is a warning and the rest goes on; an included body that does not parse is a
+/// warning too, and the seed is applied without the included parts. Nested `#include`s
+/// (inside fetched bodies) are not followed.
+pub fn resolve_includes(config: &Config, seed: &Seed, data: SeedData) -> SeedData {
+    let limits = http::HttpLimits::from_bootstrap(&config.bootstrap);
+    let mut bodies = Vec::new();
+    let mut warnings = Vec::new();
+    // The same bounds as `http::fetch_includes`: a count, and one byte budget for all.
+    let mut total = 0u64;
+    for (i, url) in data.includes.iter().enumerate() {
+        if i >= http::MAX_INCLUDES {
+            warnings.push(format!(
+                "user-data: more than {} #include URLs; {url} and later ones skipped",
+                http::MAX_INCLUDES
+            ));
+            break;
+        }
+        match http::get(url, &limits) {
+            Ok(body) => {
+                total = total.saturating_add(body.len() as u64);
+                if total > limits.max_bytes {
+                    warnings.push(format!(
+                        "user-data: #include bodies exceed {} bytes together; {url} and later ones skipped",
+                        limits.max_bytes
+                    ));
+                    break;
+                }
+                bodies.push((url.clone(), body));
+            }
+            Err(e) => warnings.push(format!("user-data: #include {url}: {e}; skipped")),
+        }
+    }
+    if bodies.is_empty() {
+        let mut data = data;
+        data.warnings.extend(warnings);
+        return data;
+    }
+    let limits = crate::userdata::Limits::default();
+    match crate::userdata::parse_seed_including(seed, &limits, &bodies) {
+        Ok(mut d) => {
+            for url in &d.includes {
+                if !data.includes.contains(url) {
+                    warnings.push(format!(
+                        "user-data: #include {url} inside an included body is not followed"
+                    ));
+                }
+            }
+            d.warnings.extend(warnings);
+            d
+        }
+        Err(e) => {
+            let mut data = data;
+            data.warnings
+                .push(format!("included user-data ignored: {e}"));
+            data.warnings.extend(warnings);
+            data
         }
     }
 }

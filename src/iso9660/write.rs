@@ -32,6 +32,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 
 use super::{IsoError, SECTOR};
+use crate::civil::Civil;
 
 const SECTOR_BYTES: usize = SECTOR as usize;
 /// Tail padding in sectors (genisoimage's `-pad`, 300 KiB).
@@ -402,40 +403,6 @@ fn both32(v: u32) -> [u8; 8] {
     [l[0], l[1], l[2], l[3], b[0], b[1], b[2], b[3]]
 }
 
-/// Civil date (UTC) from Unix seconds.
-struct Civil {
-    year: i64,
-    month: u8,
-    day: u8,
-    hour: u8,
-    minute: u8,
-    second: u8,
-}
-
-fn civil(t: i64) -> Civil {
-    let days = t.div_euclid(86_400);
-    let secs = t.rem_euclid(86_400);
-    // Days since 1970-01-01 to year/month/day in the proleptic Gregorian calendar, with
-    // the year counted from March so the leap day comes last.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    Civil {
-        year,
-        month: month as u8,
-        day: day as u8,
-        hour: (secs / 3600) as u8,
-        minute: (secs / 60 % 60) as u8,
-        second: (secs % 60) as u8,
-    }
-}
-
 /// 7-byte directory record date (years since 1900, ..., GMT offset 0).
 fn date7(c: &Civil) -> [u8; 7] {
     [
@@ -663,7 +630,7 @@ impl Image {
                 opts.mtime
             )));
         }
-        let c = civil(opts.mtime);
+        let c = Civil::from_unix(opts.mtime);
         let d7 = date7(&c);
         let d17 = date17(&c);
         let rr = opts.rock_ridge;
@@ -1115,16 +1082,16 @@ mod tests {
 
     #[test]
     fn civil_dates() {
-        let c = civil(0);
+        let c = Civil::from_unix(0);
         assert_eq!((c.year, c.month, c.day, c.hour), (1970, 1, 1, 0));
-        let c = civil(951_782_400); // 2000-02-29
+        let c = Civil::from_unix(951_782_400); // 2000-02-29
         assert_eq!((c.year, c.month, c.day), (2000, 2, 29));
-        let c = civil(1_700_000_000); // 2023-11-14 22:13:20
+        let c = Civil::from_unix(1_700_000_000); // 2023-11-14 22:13:20
         assert_eq!(
             (c.year, c.month, c.day, c.hour, c.minute, c.second),
             (2023, 11, 14, 22, 13, 20)
         );
-        let c = civil(-1);
+        let c = Civil::from_unix(-1);
         assert_eq!((c.year, c.month, c.day, c.second), (1969, 12, 31, 59));
     }
 

@@ -4,13 +4,15 @@
 //! parsed once, each row is checked (name, hostname, instance-id, its own user-data part),
 //! and any problem stops the run naming the manifest line, with nothing written. Then each
 //! seed is rendered in memory and written with one write into a temporary file in the
-//! output directory; once all are written, one `sync` makes them durable and they are
-//! renamed into place — no process is spawned and no half-written image is left behind.
+//! output directory and fdatasync'd (many threads, so the journal commits the syncs in
+//! groups); once all are written they are renamed into place and the directory is
+//! synced — no process is spawned and no half-written image is left behind.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 
@@ -54,10 +56,11 @@ Options:
   -N, --network-config F   network-config for every seed
   -V, --vendor-data F      vendor-data for every seed
   -m, --dsmode M           dsmode (local or net) in every meta-data
-      --no-validate        skip checking user-data with ci-agent's parser
-      --no-sync            skip the one sync(2) before the images are renamed into
-                           place (scratch directories; after a crash an image
-                           may then be empty)
+      --no-validate        skip checking user-data with ci-agent's parser, and
+                           hostnames against RFC 1123
+      --no-sync            skip the per-image fdatasync before the images are
+                           renamed into place (scratch directories; after a
+                           crash an image may then be empty)
   -v, --verbose            say what was written
   -h, --help               show this help
 
@@ -599,7 +602,7 @@ fn plan(a: &BatchArgs, rows: Vec<Row>, manifest_shown: &str) -> Result<Vec<Job>,
                 &format!("duplicate name {:?} (also on line {prev})", row.name),
             ));
         }
-        if let Some(h) = &row.hostname {
+        if let Some(h) = row.hostname.as_ref().filter(|_| a.validate) {
             if let Err(m) = check_hostname(h) {
                 errors.push(err(row.line, &format!("hostname {h:?}: {m}")));
             }
@@ -639,6 +642,18 @@ fn plan(a: &BatchArgs, rows: Vec<Row>, manifest_shown: &str) -> Result<Vec<Job>,
                 for e in report.errors {
                     errors.push(err(row.line, &e.to_string()));
                 }
+            }
+        }
+        if errors.len() == before {
+            // Caught now rather than at the final rename, which must not fail halfway.
+            let target = a
+                .out
+                .join(format!("{}.{}", row.name, a.filesystem.extension()));
+            if target.is_dir() {
+                errors.push(err(
+                    row.line,
+                    &format!("{} exists and is a directory", target.display()),
+                ));
             }
         }
         if errors.len() > before {
@@ -689,19 +704,44 @@ impl Drop for Staged {
     }
 }
 
-/// Render and stage `jobs` (one thread's share): (temp path, final path) per seed.
-fn stage(jobs: &[Job], out: &Path, fs: Filesystem, mtime: i64) -> Result<Staged, anyhow::Error> {
+/// Render and stage `jobs` (one thread's share): (temp path, final path) per seed. With
+/// `sync`, each file's data is made durable (fdatasync) before it counts as staged; the
+/// threads' syncs overlap, so the journal commits them in groups. Stops early once
+/// another thread has failed (`stop`).
+fn stage(
+    jobs: &[Job],
+    out: &Path,
+    fs: Filesystem,
+    mtime: i64,
+    sync: bool,
+    stop: &AtomicBool,
+) -> Result<Staged, anyhow::Error> {
     let mut staged = Staged {
         temps: Vec::with_capacity(jobs.len()),
         committed: false,
     };
     for job in jobs {
-        let bytes = image::render_list(&job.files, fs, mtime)
-            .with_context(|| format!("seed {}", job.name))?;
-        let target = out.join(format!("{}.{}", job.name, fs.extension()));
-        let tmp = image::write_temp(&target, &bytes)
-            .with_context(|| format!("writing {}", target.display()))?;
-        staged.temps.push((tmp.into_kept_path(), target));
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let result = (|| {
+            let bytes = image::render_list(&job.files, fs, mtime)
+                .with_context(|| format!("seed {}", job.name))?;
+            let target = out.join(format!("{}.{}", job.name, fs.extension()));
+            let tmp = image::write_temp(&target, &bytes)
+                .with_context(|| format!("writing {}", target.display()))?;
+            if sync {
+                tmp.file
+                    .sync_data()
+                    .with_context(|| format!("fsync of {}", tmp.path.display()))?;
+            }
+            staged.temps.push((tmp.into_kept_path(), target));
+            Ok(())
+        })();
+        if let Err(e) = result {
+            stop.store(true, Ordering::Relaxed);
+            return Err(e);
+        }
     }
     Ok(staged)
 }
@@ -738,16 +778,23 @@ pub fn run(a: &BatchArgs) -> Result<usize, CliError> {
     let jobs = plan(a, rows, &shown)?;
 
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    let threads = std::thread::available_parallelism()
+    // Mostly waiting on fdatasync, so more threads than cores: overlapping syncs are
+    // committed together by the file system's journal.
+    let threads = (std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
-        .clamp(1, 8)
-        .min(jobs.len().div_ceil(64).max(1));
+        * 8)
+    .clamp(1, 32)
+    .min(jobs.len().div_ceil(32).max(1));
+    let stop = AtomicBool::new(false);
     let chunk = jobs.len().div_ceil(threads).max(1);
     let results: Vec<Result<Staged, anyhow::Error>> = std::thread::scope(|s| {
         let handles: Vec<_> = jobs
             .chunks(chunk)
-            .map(|part| s.spawn(move || stage(part, &a.out, a.filesystem, mtime)))
+            .map(|part| {
+                let stop = &stop;
+                s.spawn(move || stage(part, &a.out, a.filesystem, mtime, a.sync, stop))
+            })
             .collect();
         handles
             .into_iter()
@@ -771,10 +818,7 @@ pub fn run(a: &BatchArgs) -> Result<usize, CliError> {
     if let Some(e) = first_err {
         return Err(CliError::Failed(e));
     }
-    // One sync for the whole fleet instead of an fsync per file, then the renames.
-    if a.sync {
-        nix::unistd::sync();
-    }
+    // Every image is complete (and, with sync, durable): rename them into place.
     let mut count = 0;
     for staged in &mut all {
         for (tmp, target) in &staged.temps {

@@ -94,8 +94,8 @@ pub fn source_date_epoch() -> std::result::Result<i64, String> {
             .trim()
             .parse::<i64>()
             .ok()
-            .filter(|t| (0..=253_402_300_799).contains(t))
-            .ok_or_else(|| format!("SOURCE_DATE_EPOCH={s:?} is not a number of seconds since 1970 (up to year 9999)")),
+            .filter(|t| (0..=5_869_583_999).contains(t))
+            .ok_or_else(|| format!("SOURCE_DATE_EPOCH={s:?} is not a number of seconds from 1970 to the end of 2155 (the ISO9660 date range)")),
     }
 }
 

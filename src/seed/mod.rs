@@ -70,7 +70,7 @@ OUTPUT is the image file ('-' writes it to standard output). USER-DATA is a file
 '-' (standard input), or a directory whose whole tree is copied onto the seed root
 (img-clone). Without META-DATA (and without a meta-data file in that directory),
 meta-data is generated with a fresh instance-id (iid-<random UUID>), so every seed
-is a new instance; -H, -I, -i and -m add to it.
+is a new instance; -H, -i, --interfaces and -m add to it.
 
 Options:
   -f, --filesystem F      iso (iso9660, default: Rock Ridge + Joliet) or vfat
@@ -78,8 +78,10 @@ Options:
                           vmdk, ...), converted with 'qemu-img convert'; the tar
                           formats of cloud-localds are not supported
   -H, --hostname H        local-hostname in the generated meta-data (RFC 1123)
-  -I, --instance-id ID    instance-id in the generated meta-data (default: fresh)
-  -i, --interfaces FILE   'interfaces' (Debian ifupdown text) in the meta-data
+  -i, --instance-id ID    instance-id in the generated meta-data (default: fresh;
+                          -I works too)
+      --interfaces FILE   'interfaces' (Debian ifupdown text) in the meta-data
+                          (cloud-localds spells it -i)
   -m, --dsmode M          'dsmode' in the meta-data: local or net
   -N, --network-config F  network-config file for the seed
   -V, --vendor-data F     vendor-data file for the seed
@@ -88,8 +90,10 @@ Options:
                           vendor-data or meta-data (and allow any -H value)
   -v, --verbose           say what was written
   -h, --help              show this help
+      --version           show the version
 
--H, -I, -i and -m write meta-data, so they cannot be combined with META-DATA.
+-H, -i, --interfaces and -m write meta-data, so they cannot be combined with
+META-DATA.
 Before writing, user-data, vendor-data, meta-data and network-config are checked
 with ci-agent's own parser; problems are printed as FILE:LINE:COLUMN: MESSAGE and
 nothing is written. The image replaces OUTPUT atomically (temp file, fsync,
@@ -105,8 +109,8 @@ Equivalents:
   cloud-localds -f vfat seed.img ud             ci-seed -f vfat seed.img ud
   cloud-localds -d qcow2 seed.qcow2 ud          ci-seed -d qcow2 seed.qcow2 ud
   cloud-localds -H vm1 -N nc -V vd seed.iso ud  ci-seed -H vm1 -N nc -V vd seed.iso ud
-  cloud-localds -m local -i ifaces seed.iso ud  ci-seed -m local -i ifaces seed.iso ud
-  (echo instance-id: X >md; cloud-localds ...)  ci-seed -I X seed.iso ud
+  cloud-localds -m local -i ifaces seed.iso ud  ci-seed -m local --interfaces ifaces ...
+  (echo instance-id: X >md; cloud-localds ...)  ci-seed -i X seed.iso ud
   cloud-localds - ud > seed.iso                 ci-seed - ud > seed.iso
   img-clone tpl vm ud                           ci-seed seed.iso ud
   img-clone tpl vm - < ud                       ci-seed seed.iso -  < ud
@@ -129,6 +133,10 @@ pub fn cli_build(args: Vec<OsString>) -> u8 {
     match parsed {
         build::Parsed::Help => {
             print!("{HELP}");
+            crate::exit::OK
+        }
+        build::Parsed::Version => {
+            println!("ci-seed {}", env!("CARGO_PKG_VERSION"));
             crate::exit::OK
         }
         build::Parsed::Build(a) => match build::run(&a) {

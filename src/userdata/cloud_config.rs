@@ -545,7 +545,7 @@ impl Conv<'_> {
                     let p = index(path, i);
                     match &item.value {
                         NodeValue::Map(_) => {
-                            if let Some(u) = self.user(item, &p)? {
+                            if let Some(u) = self.user(item, &p, false)? {
                                 out.push(u);
                             }
                         }
@@ -578,7 +578,7 @@ impl Conv<'_> {
                         NodeValue::Map(_) => {
                             if k.name == "default" {
                                 out.push(UserSpec::Default);
-                            } else if let Some(UserSpec::User(mut u)) = self.user(v, &p)? {
+                            } else if let Some(UserSpec::User(mut u)) = self.user(v, &p, true)? {
                                 if u.name.is_empty() {
                                     u.name = k.name.clone();
                                 }
@@ -601,8 +601,9 @@ impl Conv<'_> {
     }
 
     /// One user mapping; `None` when it carries no name (cloud-init would apply it to the
-    /// default user as overrides, which ci-agent does not support: warned).
-    fn user(&mut self, n: &Node, path: &str) -> Res<Option<UserSpec>> {
+    /// default user as overrides, which ci-agent does not support: warned). `keyed`: the
+    /// mapping is the value of `users: {name: {…}}`, whose key is the name.
+    fn user(&mut self, n: &Node, path: &str, keyed: bool) -> Res<Option<UserSpec>> {
         const KNOWN: &[&str] = &[
             "name",
             "gecos",
@@ -626,8 +627,8 @@ impl Conv<'_> {
         let name = match get("name") {
             Some(v) => self.string(v, &join(path, "name"))?,
             None => {
-                if path.contains('.') {
-                    // Inside `users: {name: {…}}`: the caller fills the name in.
+                if keyed {
+                    // The caller fills the name in from the key.
                     String::new()
                 } else {
                     self.warn(

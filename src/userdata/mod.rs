@@ -149,6 +149,18 @@ pub fn parse_seed(seed: &Seed) -> Result<SeedData, SeedError> {
 
 /// [`parse_seed`] with explicit limits.
 pub fn parse_seed_with(seed: &Seed, limits: &Limits) -> Result<SeedData, SeedError> {
+    parse_seed_including(seed, limits, &[])
+}
+
+/// [`parse_seed_with`], with the bodies fetched for its `#include` URLs (`(url, body)`),
+/// which are processed after `user-data` as if they were parts of it (each is classified
+/// on its own: cloud-config, script, multipart, gzip). One level: `#include` URLs inside
+/// included bodies are recorded in [`SeedData::includes`] but not fetched.
+pub fn parse_seed_including(
+    seed: &Seed,
+    limits: &Limits,
+    included: &[(String, Vec<u8>)],
+) -> Result<SeedData, SeedError> {
     let meta = match seed.files.get("meta-data") {
         Some(d) => MetaData::parse_with("meta-data", d, &limits.yaml)?,
         None => MetaData {
@@ -171,6 +183,9 @@ pub fn parse_seed_with(seed: &Seed, limits: &Limits) -> Result<SeedData, SeedErr
     let mut user = Collector::new(limits, "", false);
     if let Some(ud) = seed.files.get("user-data") {
         user.bytes(ud, "user-data", 0)?;
+    }
+    for (url, body) in included {
+        user.bytes(body, &format!("user-data #include {url}"), 1)?;
     }
     let user_merged = merge_all(user.configs.iter().map(|(_, n)| n));
     let vendor_enabled = user_merged

@@ -6,7 +6,8 @@
 #   default   qemu-system-x86, busybox-static, genisoimage, xorriso, cpio, mtools, dosfstools,
 #             xz-utils, zstd, kmod (depmod), e2fsprogs (mkfs.ext4 -d, debugfs), the rustup
 #             target x86_64-unknown-linux-musl (static build of ci-agent/ci-seed), and
-#             systemd (systemd-analyze verify of systemd/*.service).
+#             systemd (systemd-analyze verify of systemd/*.service), python3 (JSON status
+#             checks), devscripts (checkbashisms for rc.d/test.sh).
 #   --distro  also debootstrap (full-distro boot: tests/e2e/run.sh --distro) and cargo-deb
 #             (the .deb installed into that rootfs; packaging/check-deb.sh).
 #   --no-rust skip the rustup/cargo steps.
@@ -29,7 +30,7 @@ done
 [ "$(id -u)" = 0 ] || { echo "install-deps: run as root" >&2; exit 1; }
 
 PKGS=(busybox-static genisoimage xorriso cpio mtools dosfstools xz-utils zstd kmod e2fsprogs systemd
-      ca-certificates python3)
+      ca-certificates python3 devscripts)   # devscripts: checkbashisms for rc.d/test.sh
 [ "$DISTRO" = 1 ] && PKGS+=(debootstrap)
 apt-get update -q >/dev/null
 apt-get install -y -q --no-install-recommends "${PKGS[@]}" >/dev/null
