@@ -12,7 +12,7 @@
 # timeout or OOM (the reproducer is in fuzz/artifacts/TARGET/), 2 on usage/build errors.
 #
 # CI runs it with SECONDS=60; a campaign by hand with SECONDS=1800 (under `nice -n 19`
-# on a shared machine). Needs: rustup nightly, cargo-fuzz (`cargo install cargo-fuzz`).
+# on a shared machine). Needs: rustup nightly; cargo-fuzz is installed when missing.
 set -eu
 
 usage() {
@@ -30,9 +30,17 @@ fuzz="$repo/fuzz"
 logs=${FUZZ_LOG_DIR:-/tmp/fuzz-logs}
 mkdir -p "$logs"
 
-if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
-    echo "fuzz.sh: cargo-fuzz is missing (cargo install cargo-fuzz) or no nightly toolchain" >&2
+if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+    echo "fuzz.sh: no nightly toolchain (rustup toolchain install nightly)" >&2
     exit 2
+fi
+if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+    echo "fuzz.sh: installing cargo-fuzz" >&2
+    cargo install --locked cargo-fuzz >"$logs/cargo-install.log" 2>&1 || {
+        tail -20 "$logs/cargo-install.log" >&2
+        echo "fuzz.sh: cargo-fuzz is missing and could not be installed" >&2
+        exit 2
+    }
 fi
 
 cd "$fuzz"
