@@ -72,14 +72,14 @@ printf '%-16s %8s %12s %8s %8s %8s  %s\n' target seconds execs cov ft crashes lo
 for t in "$@"; do
     mkdir -p "corpus/$t" "artifacts/$t"
     log="$logs/$t.log"
-    before=$(ls "artifacts/$t" | wc -l)
+    before=$(find "artifacts/$t" -type f | wc -l)
     start=$(date +%s)
     rc=0
     cargo +nightly fuzz run "$t" "corpus/$t" -- \
         -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 \
         -print_final_stats=1 -artifact_prefix="artifacts/$t/" >"$log" 2>&1 || rc=$?
     end=$(date +%s)
-    after=$(ls "artifacts/$t" | wc -l)
+    after=$(find "artifacts/$t" -type f | wc -l)
     crashes=$((after - before))
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     # The last libFuzzer status line ("#N DONE cov: C ft: F corp: ...").
@@ -95,7 +95,7 @@ for t in "$@"; do
     if [ "$rc" -ne 0 ] || [ "$crashes" != 0 ]; then
         failed=1
         grep -E '^(==[0-9]+==|SUMMARY|thread .* panicked|artifact_prefix)' "$log" | head -5 >&2 || true
-        ls "artifacts/$t" | sed "s|^|    artifacts/$t/|" >&2
+        find "artifacts/$t" -type f | sed "s|^|    |" >&2
     fi
 done
 exit "$failed"
