@@ -98,6 +98,11 @@ fn tail(s: &str) -> &str {
 
 /// Run `ci-agent ARGS` under `ulimit -v` and the wall-clock kill.
 fn agent(args: &[OsString]) -> Outcome {
+    agent_within(args, WALL)
+}
+
+/// [`agent`] with another wall-clock limit.
+fn agent_within(args: &[OsString], wall: Duration) -> Outcome {
     let mut child = Command::new("sh")
         .arg("-c")
         .arg(format!(
@@ -129,10 +134,10 @@ fn agent(args: &[OsString]) -> Outcome {
         if let Some(st) = child.try_wait().unwrap() {
             break st;
         }
-        if start.elapsed() > WALL {
+        if start.elapsed() > wall {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("ci-agent {args:?} did not finish within {WALL:?} (killed)");
+            panic!("ci-agent {args:?} did not finish within {wall:?} (killed)");
         }
         std::thread::sleep(Duration::from_millis(10));
     };
@@ -1012,7 +1017,18 @@ fn a_hundred_thousand_runcmd_items_finish() {
     for i in 0..100_000 {
         ud.push_str(&format!("  - echo item-{i}\n"));
     }
-    let r = g.run(&g.user_data(&ud));
+    // Under --root every command is recorded with its own fsync'd append to the command
+    // log (a debug build: about 30 s here), so this one child gets a longer limit.
+    let seed = g.user_data(&ud);
+    let mut args = vec![
+        os("run"),
+        os("--root"),
+        os(g.root()),
+        os("--os"),
+        os("linux"),
+    ];
+    args.extend([os("--seed"), os(&seed)]);
+    let r = agent_within(&args, Duration::from_secs(600));
     assert_eq!(r.code, Some(0), "{}", r.text());
     r.no_panic();
     let cmds = g.commands();
