@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
@@ -408,6 +408,10 @@ impl System for HostSystem {
             if let Some((u, g)) = opts.owner {
                 if self.live {
                     lchown(&tmp, u, g)?;
+                } else {
+                    // Recorded before the rename, as the live chown happens before it: a
+                    // crash cannot leave the new content in place with its owner unrecorded.
+                    self.chown_host(path, &host, u, g)?;
                 }
             }
             f.set_permissions(fs::Permissions::from_mode(opts.mode))?;
@@ -418,11 +422,7 @@ impl System for HostSystem {
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
         }
-        result?;
-        if let (Some((u, g)), false) = (opts.owner, self.live) {
-            self.chown_host(path, &host, u, g)?;
-        }
-        Ok(())
+        result
     }
 
     fn create_dir_all(&self, path: &Path, mode: u32, owner: Option<(u32, u32)>) -> io::Result<()> {
@@ -456,7 +456,10 @@ impl System for HostSystem {
                     ))
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    fs::create_dir(&host)?;
+                    // mkdir with the mode itself (less the umask), then chmod for the exact
+                    // bits: a crash in between must not leave a private directory (the
+                    // state dir, ~/.ssh) created 0755.
+                    fs::DirBuilder::new().mode(mode & 0o777).create(&host)?;
                     fs::set_permissions(&host, fs::Permissions::from_mode(mode))?;
                     if let Some((u, g)) = owner {
                         self.chown_host(&guest, &host, u, g)?;
@@ -701,6 +704,21 @@ mod tests {
             s.read_dir(Path::new("/home/bob/.ssh")).unwrap(),
             ["authorized_keys"]
         );
+    }
+
+    #[test]
+    fn recorded_owner_comes_before_the_rename() {
+        // Like the live lchown of the temp file: when the owner cannot be recorded, the
+        // target is not replaced (so a crash never leaves new content without its owner).
+        let (d, s) = sys();
+        fs::create_dir_all(d.path().join("var/lib/ci-agent/commands.log")).unwrap();
+        s.set_command_log("/var/lib/ci-agent/commands.log".into());
+        s.write_file(Path::new("/f"), b"old", WriteOpts::mode(0o600))
+            .unwrap();
+        let e = s.write_file(Path::new("/f"), b"new", WriteOpts::mode(0o600).owner(7, 7));
+        assert!(e.is_err());
+        assert_eq!(fs::read(d.path().join("f")).unwrap(), b"old");
+        assert_eq!(s.read_dir(Path::new("/")).unwrap(), ["f", "var"]);
     }
 
     #[test]
