@@ -74,7 +74,8 @@ impl StageSel {
 /// Options of one invocation.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// Run one pass now whatever the sentinel says; never wait or retry.
+    /// Run one pass now whatever the sentinel says; never wait for a seed device (a
+    /// failing bootstrap still retries as configured).
     pub once: bool,
     pub stage: StageSel,
     /// `--seed PATH`, passed to seed discovery as given.
@@ -154,6 +155,12 @@ pub fn decide(cfg: &Config, f: &Facts) -> Decision {
     if f.once {
         return Decision::Apply("--once".into());
     }
+    // An instance a pass already started (with the sentinel, or --once) is finished even
+    // without it: on FreeBSD /etc/rc may delete /firstboot before the backgrounded late
+    // script decides, and the late pass must still run packages and runcmd.
+    if f.in_progress.as_deref() == Some(iid.as_str()) {
+        return Decision::Apply(format!("continuing instance {iid}"));
+    }
     if cfg.require_firstboot {
         return if f.sentinel {
             Decision::Apply(format!(
@@ -169,9 +176,6 @@ pub fn decide(cfg: &Config, f: &Facts) -> Decision {
             "first boot ({} exists)",
             cfg.firstboot_sentinel.display()
         ));
-    }
-    if f.in_progress.as_deref() == Some(iid.as_str()) {
-        return Decision::Apply(format!("continuing instance {iid}"));
     }
     if f.applied.as_deref() == Some(iid.as_str()) {
         return Decision::PerBoot;
@@ -228,6 +232,8 @@ struct Runner<'a> {
     parts: &'a Parts,
     state: State<'a>,
     status: StatusFile,
+    /// The instance whose local seed copy is this pass's seed (the seed itself is gone).
+    seed_from_copy: Option<String>,
 }
 
 impl<'a> Runner<'a> {
@@ -267,6 +273,7 @@ impl<'a> Runner<'a> {
             parts,
             state,
             status,
+            seed_from_copy: None,
         }
     }
 
@@ -311,6 +318,7 @@ impl<'a> Runner<'a> {
                     });
                 if copy.is_some() {
                     log::info!("no seed found; continuing instance {iid} from its local copy");
+                    self.seed_from_copy = Some(iid);
                 }
                 copy
             }
@@ -322,12 +330,7 @@ impl<'a> Runner<'a> {
                     .map_err(anyhow::Error::new)
                     .with_context(|| format!("malformed seed ({})", seed.source))?;
                 log::info!("seed {}: instance-id {}", data.source, data.instance_id);
-                if !data.includes.is_empty() && self.opts.stage != StageSel::Early {
-                    log::info!("fetching {} #include URL(s)", data.includes.len());
-                    Some((self.parts.include)(self.config, seed, data))
-                } else {
-                    Some(data)
-                }
+                Some(data)
             }
             None => None,
         };
@@ -345,6 +348,19 @@ impl<'a> Runner<'a> {
                     once: self.opts.once,
                 },
             ),
+        };
+        // #include URLs, once the network is up, and only for a seed this pass applies
+        // (the decision rests on meta-data, which includes cannot change).
+        let data = match (data, &seed) {
+            (Some(d), Some(seed))
+                if !d.includes.is_empty()
+                    && self.opts.stage != StageSel::Early
+                    && matches!(decision, Decision::Apply(_) | Decision::PerBoot) =>
+            {
+                log::info!("fetching {} #include URL(s)", d.includes.len());
+                Some((self.parts.include)(self.config, seed, d))
+            }
+            (data, _) => data,
         };
         if let Some(d) = &data {
             self.status.instance_id = Some(d.instance_id.clone());
@@ -453,6 +469,11 @@ impl<'a> Runner<'a> {
             }
             self.status.status = st;
             self.state.write_status(&self.status)?;
+        } else if self.status.action == "deferred" {
+            // The late pass applies this instance: until then it is running, and this
+            // record (not the last instance's) is what `status --wait` waits on.
+            self.status.status = RunStatus::Running;
+            self.state.write_status(&self.status)?;
         } else {
             self.status.status = if self.status.action == "disabled" {
                 RunStatus::Disabled
@@ -543,7 +564,13 @@ impl<'a> Runner<'a> {
         if !per_boot_only {
             self.state.set_in_progress(&iid)?;
         }
-        let seed_dir = self.state.copy_seed(&iid, seed)?;
+        // The local copy is the only seed left when the seed has gone: it is used where it
+        // is, never removed and rewritten (a power cut in between would lose it).
+        let seed_dir = if self.seed_from_copy.as_deref() == Some(iid.as_str()) {
+            self.state.seed_dir(&iid)
+        } else {
+            self.state.copy_seed(&iid, seed)?
+        };
         self.status.seed_dir = Some(seed_dir.display().to_string());
         self.status.status = RunStatus::Running;
         self.state.write_status(&self.status)?;
@@ -702,6 +729,17 @@ impl<'a> Runner<'a> {
             );
             return false;
         }
+        // An attempt may retry for many minutes: record the pass as running first, so
+        // `ci-agent status --wait` waits for it (go() writes the final record).
+        if let Ok(b) = (self.parts.bootstrap_status)(self.sys, cfg) {
+            if b.enabled && !b.done && !b.limit_reached {
+                self.status.status = RunStatus::Running;
+                self.status.bootstrap = serde_json::to_value(b).ok();
+                if let Err(e) = self.state.write_status(&self.status) {
+                    log::warn!("{e:#}");
+                }
+            }
+        }
         let t = Instant::now();
         let outcome = (self.parts.bootstrap)(self.sys, cfg);
         let duration_ms = u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -768,7 +806,8 @@ Apply the first-boot seed: at boot when the first-boot sentinel exists or the se
 instance-id is new (see the config keys require_firstboot, rerun_on_new_instance_id).
 
   --once           run one pass now whatever the sentinel and instance-id say (state is
-                   still recorded; never waits for a seed device or retries)
+                   still recorded; never waits for a seed device; a failing bootstrap
+                   still retries every bootstrap.interval_secs up to its limit)
   --stage STAGE    early (before networking), late (after network-online; also runs the
                    vm-bootstrap datasource) or all (default)
   --root DIR       act on the system under DIR: every file effect stays under DIR and
@@ -834,9 +873,23 @@ fn parse_run_args(args: Vec<OsString>) -> Result<Option<RunArgs>, lexopt::Error>
     Ok(Some(a))
 }
 
-/// A path made absolute against the current directory (no symlink resolution).
+/// A command-line path made absolute against the current directory. Guest paths never
+/// hold `..` (`System` refuses them), so the part up to the last `..` is resolved as the
+/// kernel would (`canonicalize`); the rest is kept as given, so symlinks there are still
+/// resolved inside a `--root` by `System`.
 pub fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
-    std::path::absolute(p).with_context(|| format!("cannot resolve {}", p.display()))
+    use std::path::Component;
+    let abs = std::path::absolute(p).with_context(|| format!("cannot resolve {}", p.display()))?;
+    let comps: Vec<Component> = abs.components().collect();
+    let Some(last) = comps.iter().rposition(|c| *c == Component::ParentDir) else {
+        return Ok(abs);
+    };
+    let (head, rest) = comps.split_at(last + 1);
+    let head: PathBuf = head.iter().collect();
+    let mut out =
+        std::fs::canonicalize(&head).with_context(|| format!("cannot resolve {}", p.display()))?;
+    out.extend(rest);
+    Ok(out)
 }
 
 /// Load the agent config for a system rooted at `root`. `--config FILE` is a path on the

@@ -93,8 +93,9 @@ pub struct ModuleResult {
 pub struct StatusFile {
     pub status: RunStatus,
     /// What the last run decided: `apply` (a first boot or a new instance), `per-boot`
-    /// (an applied instance: only per-boot modules), `nothing-due`, `no-seed`, `disabled`,
-    /// `fatal` (it could not start).
+    /// (an applied instance: only per-boot modules), `deferred` (the early pass left an
+    /// instance with `#include` URLs to the late pass), `nothing-due`, `no-seed`,
+    /// `disabled`, `fatal` (it could not start).
     #[serde(default)]
     pub action: String,
     /// One human sentence saying why.

@@ -357,3 +357,28 @@ fn seed_argument_directory_and_images() {
     );
     let _ = datasource::POLL_INTERVAL;
 }
+
+#[test]
+fn seed_argument_through_relative_by_label_links() {
+    // `--seed /dev/disk/by-label/cidata`, a udev link to `../../sr0`, inside the root.
+    let t = Tree::new();
+    let root = t.sys.root().to_path_buf();
+    t.block("sr0", &iso(t.w(), "cidata"));
+    t.sys.put("/dev/disk/by-label/.keep", "");
+    std::os::unix::fs::symlink("../../sr0", root.join("dev/disk/by-label/cidata")).unwrap();
+    // A chain: by-id -> by-label -> sr0.
+    t.sys.put("/dev/disk/by-id/.keep", "");
+    std::os::unix::fs::symlink("../by-label/cidata", root.join("dev/disk/by-id/cd")).unwrap();
+    for link in ["dev/disk/by-label/cidata", "dev/disk/by-id/cd"] {
+        let s = find_seed(&t.sys, &linux(), Some(&root.join(link)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(s.source, "iso9660:/dev/sr0", "{link}");
+        assert_eq!(s.files.get("meta-data").map(Vec::as_slice), Some(MD));
+    }
+    // A loop is an error, not a hang.
+    std::os::unix::fs::symlink("loop-b", root.join("dev/loop-a")).unwrap();
+    std::os::unix::fs::symlink("loop-a", root.join("dev/loop-b")).unwrap();
+    let e = find_seed(&t.sys, &linux(), Some(&root.join("dev/loop-a"))).unwrap_err();
+    assert!(format!("{e:#}").contains("too many levels"), "{e:#}");
+}

@@ -246,3 +246,33 @@ fn walk(dir: &Path) -> Vec<String> {
     }
     out
 }
+
+#[test]
+fn relative_paths_with_dotdot_are_taken_from_the_current_directory() {
+    // `--seed ../seed`, `--config ../root/etc/...`: command-line paths on this machine,
+    // which the shell user means relative to the current directory, `..` included.
+    let r = root();
+    let w = tempfile::tempdir().unwrap();
+    write_src(&w.path().join("src"));
+    std::fs::create_dir_all(w.path().join("cwd")).unwrap();
+    let rs = r.path().to_str().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ci-agent"))
+        .current_dir(w.path().join("cwd"))
+        .args(["query", "--root", rs, "--seed", "../src"])
+        .output()
+        .unwrap();
+    let v = ok_json(&out);
+    assert_eq!(v["instance_id"], "iid-q");
+    // --config under the root, reached with `..`.
+    let out = Command::new(env!("CARGO_BIN_EXE_ci-agent"))
+        .current_dir(r.path().join("etc"))
+        .args(["query", "--root", "..", "--config", "../etc/ci-agent.conf"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "no seed, but the config was read: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -339,7 +339,10 @@ fn decision_table() {
         // require_firstboot: only the sentinel (or --once)
         (&require, true, Some("iid-new"), None, false, "apply"),
         (&require, false, Some("iid-old"), None, false, "disabled"),
-        (&require, false, None, Some("iid-new"), false, "disabled"),
+        // ... except that an instance already in progress is finished (FreeBSD's /etc/rc
+        // may remove /firstboot before the backgrounded late pass decides).
+        (&require, false, None, Some("iid-new"), false, "apply"),
+        (&require, false, None, Some("iid-other"), false, "disabled"),
         (&require, false, None, None, true, "apply"),
         // rerun_on_new_instance_id: false: a new id alone does nothing
         (&no_rerun, false, Some("iid-old"), None, false, "nothing"),
@@ -661,6 +664,66 @@ fn include_urls_defer_the_instance_to_the_late_pass() {
 }
 
 #[test]
+fn a_deferred_instance_is_running_until_the_late_pass() {
+    // `ci-agent status --wait` between the passes must wait for the late pass that will
+    // apply the instance, not report the previous instance's record as done.
+    let h = Harness::new(OsKind::Linux);
+    h.set_seed(Some(seed("iid-1", &["hostname"])));
+    assert_eq!(h.run(StageSel::All).exit, 0);
+    assert_eq!(h.status_json()["status"], "done");
+    h.set_seed(Some(seed(
+        "iid-2",
+        &["packages", "include http://10.0.2.2/hostname"],
+    )));
+    assert_eq!(h.run(StageSel::Early).exit, 0);
+    let st = h.status_json();
+    assert_eq!(st["status"], "running", "{st}");
+    assert_eq!(st["action"], "deferred");
+    assert_eq!(st["instance_id"], "iid-2");
+    assert_eq!(h.run(StageSel::Late).exit, 0);
+    assert_eq!(h.status_json()["status"], "done");
+    assert_eq!(h.state().applied_instance().as_deref(), Some("iid-2"));
+}
+
+#[test]
+fn include_urls_are_fetched_only_when_the_seed_is_applied() {
+    // A pass that applies nothing from the seed must not spend the boot on #include
+    // downloads (each one up to bootstrap.timeout_secs when the host is down).
+    let mut h = Harness::new(OsKind::Linux);
+    h.cfg.require_firstboot = true;
+    h.set_seed(Some(seed(
+        "iid-inc",
+        &["packages", "include http://10.0.2.2/hostname"],
+    )));
+    let fetched = Arc::new(Mutex::new(0u32));
+    let run_late = || {
+        let mut parts = h.parts();
+        let f = fetched.clone();
+        let inner = std::mem::replace(&mut parts.include, Box::new(|_, _, d| d));
+        parts.include = Box::new(move |c, s, d| {
+            *f.lock().unwrap() += 1;
+            inner(c, s, d)
+        });
+        agent::run(
+            &h.sys,
+            &h.cfg,
+            &RunOptions {
+                stage: StageSel::Late,
+                ..RunOptions::default()
+            },
+            &parts,
+        )
+    };
+    assert_eq!(run_late().exit, 0);
+    assert_eq!(h.status_json()["status"], "disabled");
+    assert_eq!(*fetched.lock().unwrap(), 0, "disabled: nothing fetched");
+    h.sys.put("/firstboot", "");
+    assert_eq!(run_late().exit, 0);
+    assert_eq!(*fetched.lock().unwrap(), 1);
+    assert_eq!(h.mod_commands(), ["hostname", "packages"]);
+}
+
+#[test]
 fn late_pass_continues_an_instance_the_early_pass_started_with_once() {
     // rerun_on_new_instance_id off, no sentinel: only --once starts it; the late pass
     // continues the in-progress instance.
@@ -706,6 +769,38 @@ fn late_pass_uses_the_local_copy_when_the_seed_has_gone() {
     let before = h.clear_commands_marker();
     h.run(StageSel::All);
     assert_eq!(h.mod_commands().len(), before);
+}
+
+#[test]
+fn a_pass_from_the_local_copy_never_rewrites_it() {
+    // The seed has gone and the instance is not complete: the local copy is the only
+    // seed left. A pass that applies from it must not delete and rewrite it, or a power
+    // cut in between loses the instance for good (and each pass nested its source).
+    let h = Harness::new(OsKind::Linux);
+    h.sys.put("/firstboot", "");
+    h.set_seed(Some(seed("iid-1", ALL_KEYS)));
+    h.fail("users", true);
+    assert_eq!(h.run(StageSel::All).exit, 1);
+    h.set_seed(None);
+    // A second boot from the copy, users still failing.
+    assert_eq!(h.run(StageSel::All).exit, 1);
+    // Third boot: the power goes when the run touches the copy.
+    h.sys.set_fault(|e: &Effect| match e {
+        Effect::Remove(p) | Effect::Write(p) | Effect::Mkdir(p)
+            if p.starts_with("/var/lib/ci-agent/instances/iid-1/seed") =>
+        {
+            Err(io::Error::other("power cut"))
+        }
+        _ => Ok(()),
+    });
+    h.fail("users", false);
+    let r = h.run(StageSel::All);
+    h.sys.clear_fault();
+    assert_eq!(r.exit, 0, "{:?}", r.status);
+    assert_eq!(h.state().applied_instance().as_deref(), Some("iid-1"));
+    let ds = h.status_json()["datasource"].as_str().unwrap().to_string();
+    assert_eq!(ds.matches("(local copy").count(), 1, "{ds}");
+    assert_eq!(h.ok_count("users"), 1);
 }
 
 #[test]
@@ -832,6 +927,56 @@ fn no_seed_is_nothing_to_do_but_the_bootstrap_still_runs() {
     let st = h.status_json();
     assert_eq!(st["status"], "error");
     assert_eq!(st["modules"][0]["error"], "gave up after 10 of 10 attempts");
+}
+
+#[test]
+fn a_pending_bootstrap_is_recorded_as_running_while_it_runs() {
+    // The bootstrap may retry for many minutes: `ci-agent status --wait` must wait for
+    // it, also on a boot with no seed (vm-bootstrap alone) or nothing else due.
+    let h = Harness::new(OsKind::Linux);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let run_late = |enabled: bool| {
+        let mut parts = h.parts();
+        let s = seen.clone();
+        parts.bootstrap = Box::new(move |sys, _| {
+            let st =
+                ci_agent::state::read_status_at(sys, Path::new("/var/lib/ci-agent/status.json"))
+                    .unwrap();
+            s.lock()
+                .unwrap()
+                .push(st.map(|st| st.status.as_str().to_string()));
+            Ok(Outcome::Succeeded { attempt: 1 })
+        });
+        parts.bootstrap_status = Box::new(move |_, _| {
+            Ok(BootstrapStatus {
+                enabled,
+                ..BootstrapStatus::default()
+            })
+        });
+        agent::run(
+            &h.sys,
+            &h.cfg,
+            &RunOptions {
+                stage: StageSel::Late,
+                ..RunOptions::default()
+            },
+            &parts,
+        )
+    };
+    assert_eq!(run_late(true).exit, 0);
+    assert_eq!(*seen.lock().unwrap(), [Some("running".to_string())]);
+    assert_eq!(h.status_json()["status"], "done");
+    // Applied instance, nothing per-boot due: the same.
+    h.set_seed(Some(seed("iid-1", &["hostname"])));
+    h.run(StageSel::All);
+    seen.lock().unwrap().clear();
+    assert_eq!(run_late(true).exit, 0);
+    assert_eq!(*seen.lock().unwrap(), [Some("running".to_string())]);
+    assert_eq!(h.status_json()["status"], "done");
+    // A disabled (or finished) bootstrap does not touch the record first.
+    seen.lock().unwrap().clear();
+    assert_eq!(run_late(false).exit, 0);
+    assert_eq!(*seen.lock().unwrap(), [Some("done".to_string())]);
 }
 
 #[test]

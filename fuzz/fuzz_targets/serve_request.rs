@@ -1,15 +1,19 @@
-//! Fuzz `ci-seed serve`, the host-side HTTP endpoint a guest talks to: the head reader
-//! (size limit, CRLF/LF ends), the request-line parser, percent-decoding and path
-//! resolution against a served directory that holds a symlink pointing out of it.
+//! Fuzz `ci-seed serve`, the host-side HTTP endpoint a guest talks to: the request-line
+//! parser, percent-decoding and path resolution against a served directory that holds
+//! symlinks pointing out of it, and the response (`serve::respond`, what both `--stdio`
+//! and `--listen` call once the head is read).
+//!
+//! Not `serve::serve_one`: it reads the head on a detached thread (by design: `--stdio`
+//! exits after one request), which LeakSanitizer reports as a leak when the fuzzer checks
+//! before that thread has finished exiting. The head reader itself is covered by the unit
+//! and property tests in `src/serve.rs`.
 //!
 //! Invariant checked beyond "no panic": a 200 response only ever carries the bytes of a
 //! file inside the served tree (the secret outside it never leaks, whatever the target).
 #![no_main]
 
-use std::io::Cursor;
 use std::path::PathBuf;
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use ci_agent::serve::{self, Site};
 use libfuzzer_sys::fuzz_target;
@@ -47,12 +51,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = serve::parse_request(data);
     let mut out = Vec::new();
-    let _ = serve::serve_one(
-        &f.site,
-        Box::new(Cursor::new(data.to_vec())),
-        &mut out,
-        Duration::from_secs(5),
-    );
+    let _ = serve::respond(&f.site, data, &mut out);
     assert!(
         !out.windows(SECRET.len()).any(|w| w == SECRET),
         "a file outside the served tree was sent"

@@ -242,21 +242,27 @@ pub fn load_path(sys: &dyn System, path: &Path, max_file: u64) -> anyhow::Result
         .lstat(path)
         .with_context(|| format!("--seed {}", path.display()))?
         .with_context(|| format!("--seed {}: no such file or directory", path.display()))?;
-    let target: PathBuf = if info.kind == FileKind::Symlink {
-        // /dev/disk/by-label/cidata and friends are symlinks to the device.
-        let t = sys.read_link(path)?;
-        if t.is_absolute() {
-            t
-        } else {
-            path.parent().unwrap_or(Path::new("/")).join(t)
+    // /dev/disk/by-label/cidata and friends are symlinks to the device, usually relative
+    // (`../../sr0`): resolve them against the guest path, a few hops at most.
+    let mut target = path.to_path_buf();
+    let mut kind = info.kind;
+    for _ in 0..8 {
+        if kind != FileKind::Symlink {
+            break;
         }
-    } else {
-        path.to_path_buf()
-    };
-    let kind = match sys.lstat(&target)? {
-        Some(i) => i.kind,
-        None => anyhow::bail!("--seed {}: dangling link", path.display()),
-    };
+        let t = sys.read_link(&target)?;
+        target = lexical_normal(&target.parent().unwrap_or(Path::new("/")).join(t));
+        kind = match sys.lstat(&target)? {
+            Some(i) => i.kind,
+            None => anyhow::bail!("--seed {}: dangling link", path.display()),
+        };
+    }
+    if kind == FileKind::Symlink {
+        anyhow::bail!(
+            "--seed {}: too many levels of symbolic links",
+            path.display()
+        );
+    }
     if kind == FileKind::Dir {
         return nocloud::read_dir(sys, &target, max_file);
     }
@@ -266,6 +272,21 @@ pub fn load_path(sys: &dyn System, path: &Path, max_file: u64) -> anyhow::Result
             path.display()
         )
     })
+}
+
+/// An absolute path with `.` and `..` resolved by name (`..` stops at `/`).
+fn lexical_normal(p: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in p.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::Normal(n) => out.push(n),
+            _ => {}
+        }
+    }
+    out
 }
 
 /// `ds=nocloud` from the kernel command line and the SMBIOS serial (command line first).

@@ -46,17 +46,36 @@ fn uptime(ctx: &Context, now: u64) -> Option<String> {
 }
 
 /// Replace `$NAME` and `${NAME}` for the known names; anything else stays as written.
+/// One pass over the template: a value that itself holds `$NAME` (an instance-id from
+/// meta-data, say) is printed as it is, not expanded again.
 pub fn substitute(template: &str, vars: &[(&str, String)]) -> String {
-    let mut out = template.to_string();
-    for (k, v) in vars {
-        out = out.replace(&format!("${{{k}}}"), v);
-    }
     // Longest names first so `$INSTANCE_ID` is not cut by a shorter one.
     let mut sorted: Vec<&(&str, String)> = vars.iter().collect();
     sorted.sort_by_key(|(k, _)| std::cmp::Reverse(k.len()));
-    for (k, v) in sorted {
-        out = out.replace(&format!("${k}"), v);
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let hit = sorted.iter().find_map(|(k, v)| {
+            let braced = after
+                .strip_prefix('{')
+                .and_then(|a| a.strip_prefix(*k))
+                .and_then(|a| a.strip_prefix('}'));
+            braced.or_else(|| after.strip_prefix(*k)).map(|a| (v, a))
+        });
+        match hit {
+            Some((v, a)) => {
+                out.push_str(v);
+                rest = a;
+            }
+            None => {
+                out.push('$');
+                rest = after;
+            }
+        }
     }
+    out.push_str(rest);
     out
 }
 
@@ -125,6 +144,15 @@ mod tests {
         assert_eq!(
             substitute("up $UPTIME s, ${INSTANCE_ID}, $INSTANCE_IDx, $HOME", &v),
             "up 12.5 s, iid-1, iid-1x, $HOME"
+        );
+        // values are not expanded again, whatever they hold
+        let v = [
+            ("UPTIME", "12.5".to_string()),
+            ("INSTANCE_ID", "$UPTIME-${UPTIME}".to_string()),
+        ];
+        assert_eq!(
+            substitute("$INSTANCE_ID $UPTIME $$ ${UPTIME $", &v),
+            "$UPTIME-${UPTIME} 12.5 $$ ${UPTIME $"
         );
     }
 

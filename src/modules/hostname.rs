@@ -12,7 +12,8 @@
 //! gave it by hand until it becomes a new instance.
 //!
 //! Every name is validated (RFC 1123 labels of 1–63 letters, digits and inner hyphens,
-//! at most 253 characters) before it reaches a file or a syscall.
+//! at most 253 characters) before it reaches a file or a syscall; the name set must also
+//! fit sethostname(2) (64 characters on Linux), checked before anything is written.
 
 use std::path::Path;
 
@@ -210,6 +211,15 @@ impl Module for Hostname {
             .prefer_fqdn_over_hostname
             .unwrap_or(policy.prefer_fqdn());
         let name = if prefer_fqdn { &fqdn } else { &short };
+        if name.len() > policy.hostname_max() {
+            // Checked before the file is written: the kernel would refuse it after.
+            bail!(
+                "hostname {:?} is {} characters; this system takes at most {}",
+                shorten(name),
+                name.len(),
+                policy.hostname_max()
+            );
+        }
         let (path, content) = policy.hostname_file(name);
         write_if_changed(ctx, &path, &content)?;
         ctx.sys
@@ -308,6 +318,27 @@ mod tests {
         );
         assert_eq!(env.read("/etc/rc.conf"), "sshd_enable=\"YES\"\n");
         assert_eq!(env.sys.hostname().as_deref(), Some("vm7.lab.example"));
+    }
+
+    #[test]
+    fn a_name_longer_than_the_kernel_takes_touches_nothing() {
+        let fqdn = format!("{}.{}.example.org", "a".repeat(40), "b".repeat(20));
+        assert_eq!(fqdn.len(), 73);
+        let mut env = Env::new(OsKind::Linux);
+        env.seed.cloud_config.fqdn = Some(fqdn.clone());
+        env.seed.cloud_config.prefer_fqdn_over_hostname = Some(true);
+        let e = env.run_err(&Hostname);
+        assert!(e.contains("at most 64"), "{e}");
+        assert!(env.sys.read_string("/etc/hostname").is_none());
+        assert!(env.sys.hostname().is_none());
+        // the short name fits; FreeBSD takes the FQDN
+        env.seed.cloud_config.prefer_fqdn_over_hostname = None;
+        env.run_ok(&Hostname);
+        assert_eq!(env.read("/etc/hostname"), format!("{}\n", "a".repeat(40)));
+        let mut env = Env::new(OsKind::FreeBsd);
+        env.seed.cloud_config.fqdn = Some(fqdn.clone());
+        env.run_ok(&Hostname);
+        assert_eq!(env.sys.hostname(), Some(fqdn));
     }
 
     #[test]

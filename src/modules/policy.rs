@@ -65,6 +65,8 @@ pub enum PowerMode {
 pub trait OsPolicy: Sync {
     /// The persistent hostname file and its content for `name`.
     fn hostname_file(&self, name: &str) -> (PathBuf, String);
+    /// The longest name sethostname(2) takes (Linux 64, FreeBSD 255).
+    fn hostname_max(&self) -> usize;
     /// Whether the persistent hostname is the FQDN when both are known (cloud-init's
     /// per-distro `prefer_fqdn`; `prefer_fqdn_over_hostname` overrides it).
     fn prefer_fqdn(&self) -> bool;
@@ -97,6 +99,9 @@ pub trait OsPolicy: Sync {
     fn sudoers_file(&self) -> PathBuf;
     /// The main sudoers file (checked for an include of the drop-in directory).
     fn sudoers_main(&self) -> PathBuf;
+    /// visudo(8), which checks the drop-in before it is installed (a sudoers file that
+    /// does not parse makes sudo refuse to run); absent when sudo is not installed.
+    fn visudo(&self) -> PathBuf;
 
     fn sshd_config(&self) -> PathBuf {
         "/etc/ssh/sshd_config".into()

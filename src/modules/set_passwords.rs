@@ -1,7 +1,8 @@
 //! `set_passwords` (keys `password`, `chpasswd`, `ssh_pwauth`), like cloud-init's
 //! `cc_set_passwords`.
 //!
-//! - `password` sets the default user's password; `chpasswd.users` (and the legacy
+//! - `password` sets the default user's password (`R`/`RANDOM` and crypt hashes read as
+//!   in a `list` line); `chpasswd.users` (and the legacy
 //!   `list`) set text, hashed or `RANDOM` passwords. Linux: `chpasswd` (`-e` for hashes),
 //!   FreeBSD: `pw usermod NAME -h 0` / `-H 0` — always on stdin, commands marked secret,
 //!   so no password reaches a log, a warning, status or commands.log.
@@ -10,7 +11,8 @@
 //!   `<instance_dir>/random-passwords` (0600, in the root-only state dir) and a warning
 //!   names that file.
 //! - `chpasswd.expire` (default true) forces a change at the next login for text and
-//!   random passwords (not hashes, as cloud-init): `passwd --expire` / `pw usermod -p`.
+//!   random passwords: `passwd --expire` / `pw usermod -p`. Hashes are not expired, as
+//!   in cloud-init before 22.3 (22.3 and later expire them too).
 //! - `ssh_pwauth: true|false` sets `PasswordAuthentication yes|no`: in the drop-in
 //!   `/etc/ssh/sshd_config.d/50-ci-agent.conf` when `sshd_config` includes that directory
 //!   before any `PasswordAuthentication` of its own (sshd keeps the first value it reads),
@@ -28,7 +30,7 @@ use super::passwd_db::{check_account_name, commands_recorded, AccountDb};
 use super::users::default_user_name;
 use super::{exec, Context, Frequency, Module, Stage};
 use crate::platform::{FileKind, WriteOpts};
-use crate::userdata::cloud_config::PasswordKind;
+use crate::userdata::cloud_config::{infer_password, PasswordKind};
 
 pub struct SetPasswords;
 
@@ -176,7 +178,12 @@ impl Module for SetPasswords {
         let mut items: Vec<(String, String, PasswordKind, Option<String>)> = Vec::new();
         if let Some(p) = &cc.password {
             match default_user_name(ctx) {
-                Some(u) => items.push(("password".into(), u, PasswordKind::Text, Some(p.clone()))),
+                // cloud-init reads `password` like a `list` line: `R`/`RANDOM` is a
+                // random password and a crypt hash is a hash, not the literal text.
+                Some(u) => {
+                    let c = infer_password(&u, p, None);
+                    items.push(("password".into(), c.name, c.kind, c.password));
+                }
                 None => ctx.warn("password: the seed has no default user; not set"),
             }
         }
@@ -332,6 +339,34 @@ mod tests {
         let c = &env.sys.commands()[0];
         assert_eq!(c.argv, ["pw", "usermod", "freebsd", "-h", "0"]);
         assert_eq!(c.stdin.as_deref(), Some(&b"x1\n"[..]));
+    }
+
+    #[test]
+    fn password_key_random_and_hash_are_not_literal() {
+        let mut env = env(OsKind::Linux);
+        env.seed.cloud_config.password = Some("RANDOM".into());
+        env.seed.cloud_config.chpasswd = Some(Chpasswd {
+            expire: Some(false),
+            users: vec![],
+        });
+        let w = env.run_ok(&SetPasswords);
+        let c = env.sys.commands();
+        assert_eq!(c[0].argv, ["chpasswd"]);
+        let stdin = String::from_utf8(c[0].stdin.clone().unwrap()).unwrap();
+        assert_ne!(stdin, "debian:RANDOM\n", "never the literal word");
+        let pw = stdin.trim_end().strip_prefix("debian:").unwrap();
+        assert_eq!(pw.len(), 20);
+        let file = "/var/lib/ci-agent/instances/iid-test/random-passwords";
+        assert_eq!(env.read(file), format!("debian:{pw}\n"));
+        assert!(w[0].contains(file), "{w:?}");
+
+        let mut env = env_fbsd_sshd();
+        env.seed.cloud_config.password = Some("$6$salt$hashhash".into());
+        env.run_ok(&SetPasswords);
+        let c = &env.sys.commands()[0];
+        assert_eq!(c.argv, ["pw", "usermod", "freebsd", "-H", "0"]);
+        assert_eq!(c.stdin.as_deref(), Some(&b"$6$salt$hashhash\n"[..]));
+        assert_eq!(env.lines().len(), 1, "a hash is not expired");
     }
 
     #[test]

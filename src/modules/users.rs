@@ -17,6 +17,8 @@
 //!   `pw lock`, which would also refuse SSH keys).
 //! - `sudo` rules go to one drop-in (`/etc/sudoers.d/90-ci-agent-users`, FreeBSD
 //!   `/usr/local/etc/sudoers.d/…`), mode 0440, one block per user, replaced in place.
+//!   The new file is first checked with `visudo -c -f` (when sudo is installed); rules
+//!   that do not parse are an error and the drop-in is left as it was.
 //!
 //! Per-user `ssh_authorized_keys` are installed by the `ssh_authorized_keys` module.
 //! Once per instance, early.
@@ -30,7 +32,7 @@ use super::passwd_db::{
 };
 use super::policy::UserPlan;
 use super::{exec, Context, Frequency, Module, Stage};
-use crate::platform::WriteOpts;
+use crate::platform::{Cmd, WriteOpts};
 use crate::userdata::cloud_config::{User, UserSpec};
 
 pub struct Users;
@@ -196,6 +198,47 @@ pub fn update_sudoers(old: &str, user: &str, rules: &[String]) -> String {
     s
 }
 
+/// Let visudo parse the new drop-in before it replaces the old one: a drop-in that does
+/// not parse makes sudo refuse to work at all (every rule, not just the bad one). The
+/// candidate goes to the root-only instance directory, not to the drop-in directory sudo
+/// reads. Skipped when visudo is absent (no sudo: the rules do nothing anyway).
+fn check_sudoers(ctx: &Context, text: &str) -> anyhow::Result<()> {
+    let visudo = ctx.policy().visudo();
+    if !ctx.sys.exists(&visudo) {
+        return Ok(());
+    }
+    let candidate = ctx.instance_dir.join("sudoers.check");
+    ctx.sys
+        .create_dir_all(&ctx.instance_dir, 0o700, None)
+        .and_then(|_| {
+            ctx.sys
+                .write_file(&candidate, text.as_bytes(), WriteOpts::mode(0o440))
+        })
+        .with_context(|| format!("writing {}", candidate.display()))?;
+    let cmd = Cmd::new([
+        visudo.to_string_lossy().into_owned(),
+        "-c".into(),
+        "-f".into(),
+        candidate.to_string_lossy().into_owned(),
+    ]);
+    log::info!("running {}", cmd.display());
+    let out = ctx.sys.run(&cmd);
+    if let Err(e) = ctx.sys.remove_file(&candidate) {
+        log::warn!("removing {}: {e}", candidate.display());
+    }
+    let out = out.with_context(|| format!("{}: could not run", cmd.display()))?;
+    if !out.success() {
+        exec::log_output("visudo", &out);
+        // visudo names the file, line and column on its first line; the next ones
+        // repeat the rule and point at the column.
+        let err = String::from_utf8_lossy(&out.stderr);
+        let first = err.lines().map(str::trim).find(|l| !l.is_empty());
+        let why: String = first.unwrap_or("no message").chars().take(300).collect();
+        bail!("visudo: {why} ({})", exec::describe_exit(&out));
+    }
+    Ok(())
+}
+
 fn write_sudo_rules(ctx: &mut Context, user: &str, rules: &[String]) -> anyhow::Result<()> {
     let policy = ctx.policy();
     let path = policy.sudoers_file();
@@ -208,6 +251,12 @@ fn write_sudo_rules(ctx: &mut Context, user: &str, rules: &[String]) -> anyhow::
     if new == old {
         return Ok(());
     }
+    check_sudoers(ctx, &new).with_context(|| {
+        format!(
+            "the sudo rules do not parse; {} not changed",
+            path.display()
+        )
+    })?;
     let dir = path.parent().unwrap_or(Path::new("/"));
     ctx.sys
         .create_dir_all(dir, 0o750, None)
@@ -473,6 +522,65 @@ mod tests {
             w[0].starts_with("users[0]: user deploy was not created"),
             "{w:?}"
         );
+    }
+
+    #[test]
+    fn sudo_rules_that_do_not_parse_are_not_installed() {
+        for (os, visudo, dropin) in [
+            (
+                OsKind::Linux,
+                "/usr/sbin/visudo",
+                "/etc/sudoers.d/90-ci-agent-users",
+            ),
+            (
+                OsKind::FreeBsd,
+                "/usr/local/sbin/visudo",
+                "/usr/local/etc/sudoers.d/90-ci-agent-users",
+            ),
+        ] {
+            let mut env = Env::new(os);
+            env.sys.put(visudo, "");
+            env.seed.cloud_config.users = Some(vec![deploy()]);
+            env.run_ok(&Users);
+            let check = "/var/lib/ci-agent/instances/iid-test/sudoers.check";
+            let check = match os {
+                OsKind::Linux => check.to_string(),
+                OsKind::FreeBsd => check.replace("/var/lib/", "/var/db/"),
+            };
+            assert!(
+                env.lines().contains(&format!("{visudo} -c -f {check}")),
+                "{:?}",
+                env.lines()
+            );
+            assert!(env.read(dropin).contains("deploy ALL=(ALL) NOPASSWD:ALL\n"));
+            assert!(env.sys.read_string(&check).is_none(), "candidate removed");
+
+            env.sys.on_command(
+                &[visudo],
+                crate::platform::CmdOutput {
+                    code: Some(1),
+                    stderr: format!(
+                        "{check}:2:16: syntax error\ndeploy ALL=(ALL NOPASSWD:ALL\n           ^~~~\n"
+                    )
+                    .into_bytes(),
+                    ..Default::default()
+                },
+            );
+            env.seed.cloud_config.users = Some(vec![UserSpec::User(Box::new(User {
+                name: "deploy".into(),
+                sudo: vec!["ALL=(ALL NOPASSWD:ALL".into()],
+                ..User::default()
+            }))]);
+            let before = env.read(dropin);
+            let e = env.run_err(&Users);
+            assert!(
+                e.contains("the sudo rules do not parse")
+                    && e.contains(&format!("visudo: {check}:2:16: syntax error (exit code 1)")),
+                "{e}"
+            );
+            assert_eq!(env.read(dropin), before, "a bad drop-in is never installed");
+            assert!(env.sys.read_string(&check).is_none(), "candidate removed");
+        }
     }
 
     #[test]

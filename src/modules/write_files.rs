@@ -80,15 +80,16 @@ fn write_one(ctx: &Context, db: &AccountDb, f: &WriteFile) -> anyhow::Result<()>
         .with_context(|| format!("writing {}", f.path))?;
     if f.append {
         // An existing file keeps its mode and owner through an append; set them as
-        // cloud-init does.
-        ctx.sys
-            .set_mode(path, mode)
-            .with_context(|| format!("chmod {}", f.path))?;
+        // cloud-init does. Owner first: Linux chown clears the setuid/setgid bits, even
+        // for root, so a chmod before it would lose them.
         if let Some((u, g)) = owner {
             ctx.sys
                 .set_owner(path, u, g)
                 .with_context(|| format!("chown {}", f.path))?;
         }
+        ctx.sys
+            .set_mode(path, mode)
+            .with_context(|| format!("chmod {}", f.path))?;
     }
     log::info!(
         "wrote {} ({} bytes{})",
@@ -205,6 +206,36 @@ mod tests {
         assert!(env.sys.read_string("/etc/late").is_none());
         env.run_ok(&WriteFiles { deferred: true });
         assert_eq!(env.read("/etc/late"), "late\n");
+    }
+
+    #[test]
+    fn append_sets_the_mode_after_the_owner() {
+        use crate::platform::fake::Effect;
+        use std::sync::{Arc, Mutex};
+        let mut env = Env::new(OsKind::Linux);
+        env.sys.put("/usr/local/bin/tool", "#!/bin/sh\n");
+        env.seed.cloud_config.write_files = vec![WriteFile {
+            append: true,
+            permissions: Some(0o4755),
+            owner: Some("root:root".into()),
+            ..wf("/usr/local/bin/tool", "exit 0\n")
+        }];
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        env.sys.set_fault(move |e| {
+            if let Effect::Chown(_) | Effect::Chmod(_) = e {
+                log.lock().unwrap().push(e.clone());
+            }
+            Ok(())
+        });
+        env.run_ok(&WriteFiles { deferred: false });
+        let p = std::path::PathBuf::from("/usr/local/bin/tool");
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [Effect::Chown(p.clone()), Effect::Chmod(p)],
+            "a chown after the chmod would clear the setuid bit"
+        );
+        assert_eq!(env.mode("/usr/local/bin/tool"), 0o4755);
     }
 
     #[test]

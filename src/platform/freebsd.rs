@@ -38,6 +38,9 @@ impl OsPolicy for FreeBsd {
             format!("hostname=\"{name}\"\n"),
         )
     }
+    fn hostname_max(&self) -> usize {
+        255
+    }
     fn prefer_fqdn(&self) -> bool {
         // rc.conf(5): hostname is the fully-qualified name.
         true
@@ -158,6 +161,9 @@ impl OsPolicy for FreeBsd {
     fn sudoers_main(&self) -> PathBuf {
         "/usr/local/etc/sudoers".into()
     }
+    fn visudo(&self) -> PathBuf {
+        "/usr/local/sbin/visudo".into()
+    }
 
     fn sshd_reload(&self) -> SshdReload {
         // onestatus/onereload work whether or not sshd_enable is set; in the early
@@ -206,7 +212,13 @@ impl OsPolicy for FreeBsd {
             PowerMode::Reboot => "-r",
             PowerMode::Halt => "-h",
         };
-        let mut argv = vec!["shutdown".to_string(), flag.into(), delay.into()];
+        let mut argv = vec!["shutdown".to_string(), flag.into()];
+        if message.is_some_and(|m| m.starts_with('-')) {
+            // The message would be read as an option (`-c` cancels a shutdown; GNU
+            // getopt looks past the delay): end the options first.
+            argv.push("--".into());
+        }
+        argv.push(delay.into());
         if let Some(m) = message {
             argv.push(m.into());
         }
@@ -362,6 +374,12 @@ mod tests {
             ["shutdown", "-p", "+1", "m"]
         );
         assert_eq!(FreeBsd.shutdown(PowerMode::Halt, "now", None).argv[1], "-h");
+        assert_eq!(
+            FreeBsd
+                .shutdown(PowerMode::Poweroff, "now", Some("--- bye ---"))
+                .argv,
+            ["shutdown", "-p", "--", "now", "--- bye ---"]
+        );
         assert_eq!(
             FreeBsd.shutdown(PowerMode::Reboot, "now", None).argv[1],
             "-r"

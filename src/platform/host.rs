@@ -17,7 +17,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::system::{Cmd, CmdOutput, FileInfo, FileKind, ReadSeek, System, WriteOpts};
@@ -320,22 +320,49 @@ fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Read at most `limit` bytes of a stream into a buffer, then drain the rest.
-fn capture(mut r: impl Read, limit: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 8192];
-    loop {
-        match r.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                let room = limit.saturating_sub(out.len());
-                out.extend_from_slice(&buf[..n.min(room)]);
+/// How long a command's output is still collected after it exited: a background process
+/// it started (`mydaemon &` in runcmd) inherits the pipes and may hold them open for ever.
+const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
+
+/// One output stream, read by its own thread into a shared buffer (at most
+/// `MAX_CAPTURE` bytes kept, the rest drained and dropped).
+struct Capture {
+    buf: Arc<Mutex<Vec<u8>>>,
+    eof: mpsc::Receiver<()>,
+}
+
+impl Capture {
+    fn start(mut r: impl Read + Send + 'static) -> Capture {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let (tx, eof) = mpsc::channel();
+        let b = buf.clone();
+        std::thread::spawn(move || {
+            let mut chunk = [0u8; 8192];
+            loop {
+                match r.read(&mut chunk) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        let mut out = lock(&b);
+                        let room = MAX_CAPTURE.saturating_sub(out.len());
+                        out.extend_from_slice(&chunk[..n.min(room)]);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => break,
-        }
+            let _ = tx.send(());
+        });
+        Capture { buf, eof }
     }
-    out
+
+    /// The output, once the stream ended or `until` passed (the reader thread is then
+    /// left to drain the pipe in the background).
+    fn finish(self, until: Instant) -> Vec<u8> {
+        let _ = self
+            .eof
+            .recv_timeout(until.saturating_duration_since(Instant::now()));
+        std::mem::take(&mut *lock(&self.buf))
+    }
 }
 
 /// Resolve a guest path under `root` the way a chroot would: every component but the last
@@ -505,10 +532,11 @@ impl System for HostSystem {
             f.write_all(data)?;
             f.sync_all()?;
             if existing.is_none() {
-                f.set_permissions(fs::Permissions::from_mode(opts.mode))?;
+                // chown before chmod: chown clears set-id bits, even for root.
                 if let Some((u, g)) = opts.owner {
                     self.chown_host(path, &host, u, g)?;
                 }
+                f.set_permissions(fs::Permissions::from_mode(opts.mode))?;
             }
             return Ok(());
         }
@@ -523,7 +551,7 @@ impl System for HostSystem {
                 .mode(0o600)
                 .open(&tmp)?;
             f.write_all(data)?;
-            f.set_permissions(fs::Permissions::from_mode(opts.mode))?;
+            // chown before chmod: chown clears set-id bits, even for root.
             if let Some((u, g)) = opts.owner {
                 if self.live {
                     lchown(&tmp, u, g)?;
@@ -533,6 +561,7 @@ impl System for HostSystem {
                     self.chown_host(path, &host, u, g)?;
                 }
             }
+            f.set_permissions(fs::Permissions::from_mode(opts.mode))?;
             f.sync_all()?;
             fs::rename(&tmp, &host)?;
             fsync_dir(&parent)
@@ -599,6 +628,42 @@ impl System for HostSystem {
             }
         }
         Ok(())
+    }
+
+    fn truncate(&self, path: &Path) -> io::Result<()> {
+        let host = self.host_path(path)?;
+        let open = || {
+            OpenOptions::new()
+                .write(true)
+                .custom_flags(
+                    (nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK).bits(),
+                )
+                .open(&host)
+        };
+        let f = match open() {
+            // A read-only file we own (0444 machine-id, when not running as root): lend
+            // ourselves write permission for the open, then put the mode back.
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                let m = fs::symlink_metadata(&host)?;
+                if !m.is_file() {
+                    return Err(e);
+                }
+                let mode = m.permissions().mode();
+                fs::set_permissions(&host, fs::Permissions::from_mode(mode | 0o200))?;
+                let f = open();
+                fs::set_permissions(&host, fs::Permissions::from_mode(mode))?;
+                f?
+            }
+            r => r?,
+        };
+        if !f.metadata()?.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} is not a regular file", path.display()),
+            ));
+        }
+        f.set_len(0)?;
+        f.sync_all()
     }
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
@@ -703,14 +768,8 @@ fn run_live(cmd: &Cmd, root: &Path) -> io::Result<CmdOutput> {
         })),
         _ => None,
     };
-    let out_thread = child
-        .stdout
-        .take()
-        .map(|s| std::thread::spawn(move || capture(s, MAX_CAPTURE)));
-    let err_thread = child
-        .stderr
-        .take()
-        .map(|s| std::thread::spawn(move || capture(s, MAX_CAPTURE)));
+    let out_capture = child.stdout.take().map(Capture::start);
+    let err_capture = child.stderr.take().map(Capture::start);
 
     let start = Instant::now();
     let mut timed_out = false;
@@ -731,11 +790,12 @@ fn run_live(cmd: &Cmd, root: &Path) -> io::Result<CmdOutput> {
     if timed_out {
         // Grandchildren holding the pipes open are in the same group and were killed too.
     }
-    if let Some(t) = stdin_thread {
-        let _ = t.join();
-    }
-    let stdout = out_thread.and_then(|t| t.join().ok()).unwrap_or_default();
-    let stderr = err_thread.and_then(|t| t.join().ok()).unwrap_or_default();
+    let until = Instant::now() + DRAIN_AFTER_EXIT;
+    let stdout = out_capture.map(|c| c.finish(until)).unwrap_or_default();
+    let stderr = err_capture.map(|c| c.finish(until)).unwrap_or_default();
+    // Not joined: the child has exited, and a background process it left holding stdin
+    // could block a write larger than the pipe buffer for ever.
+    drop(stdin_thread);
     Ok(CmdOutput {
         code: if timed_out { None } else { status.code() },
         timed_out,
@@ -942,6 +1002,58 @@ mod tests {
     }
 
     #[test]
+    fn live_writes_keep_set_id_bits_of_owned_files() {
+        // Live mode chowns for real; only root may chown to another user.
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root to chown");
+            return;
+        }
+        let (_d, mut s) = sys();
+        s.live = true;
+        for (name, opts) in [
+            ("/atomic", WriteOpts::mode(0o4755).owner(1000, 1000)),
+            (
+                "/appended",
+                WriteOpts::mode(0o2755).owner(1000, 1000).append(),
+            ),
+        ] {
+            s.write_file(Path::new(name), b"#!/bin/sh\n", opts).unwrap();
+            let st = s.lstat(Path::new(name)).unwrap().unwrap();
+            assert_eq!((st.mode, st.uid, st.gid), (opts.mode, 1000, 1000), "{name}");
+        }
+    }
+
+    #[test]
+    fn truncate_keeps_the_file_and_refuses_links_and_fifos() {
+        let (d, s) = sys();
+        let p = Path::new("/var/log/syslog");
+        s.create_dir_all(Path::new("/var/log"), 0o755, None)
+            .unwrap();
+        s.write_file(p, b"old lines\n", WriteOpts::mode(0o640))
+            .unwrap();
+        let ino = |p: &Path| {
+            std::os::unix::fs::MetadataExt::ino(
+                &fs::metadata(d.path().join(p.strip_prefix("/").unwrap())).unwrap(),
+            )
+        };
+        let before = ino(p);
+        s.truncate(p).unwrap();
+        assert_eq!(s.read_file(p, 100).unwrap(), b"");
+        assert_eq!(ino(p), before, "same file, not a replacement");
+        assert_eq!(s.lstat(p).unwrap().unwrap().mode, 0o640);
+        std::os::unix::fs::symlink("/etc/passwd", d.path().join("var/log/link")).unwrap();
+        assert!(s.truncate(Path::new("/var/log/link")).is_err());
+        nix::unistd::mkfifo(
+            &d.path().join("var/log/fifo"),
+            nix::sys::stat::Mode::S_IRWXU,
+        )
+        .unwrap();
+        assert!(s.truncate(Path::new("/var/log/fifo")).is_err());
+        assert!(s.truncate(Path::new("/var/log/missing")).is_err());
+        assert!(!s.exists(Path::new("/var/log/missing")));
+    }
+
+    #[test]
     fn read_file_enforces_limit() {
         let (_d, s) = sys();
         s.write_file(Path::new("/big"), &[0u8; 100], WriteOpts::mode(0o644))
@@ -968,5 +1080,19 @@ mod tests {
         .unwrap();
         assert!(out.timed_out && out.code.is_none());
         assert!(t.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_background_process_left_holding_the_pipes_does_not_hang_the_run() {
+        // runcmd: `mydaemon &` keeps stdout/stderr open after the shell has exited.
+        let t = Instant::now();
+        let out = run_live(
+            &Cmd::new(["sh", "-c", "echo before; sleep 30 & exit 4"]),
+            Path::new("/"),
+        )
+        .unwrap();
+        assert_eq!(out.code, Some(4));
+        assert_eq!(out.stdout, b"before\n");
+        assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
     }
 }

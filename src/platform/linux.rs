@@ -136,6 +136,9 @@ impl OsPolicy for Linux {
     fn hostname_file(&self, name: &str) -> (PathBuf, String) {
         ("/etc/hostname".into(), format!("{name}\n"))
     }
+    fn hostname_max(&self) -> usize {
+        64
+    }
     fn prefer_fqdn(&self) -> bool {
         false
     }
@@ -242,6 +245,9 @@ impl OsPolicy for Linux {
     fn sudoers_main(&self) -> PathBuf {
         "/etc/sudoers".into()
     }
+    fn visudo(&self) -> PathBuf {
+        "/usr/sbin/visudo".into()
+    }
 
     fn sshd_reload(&self) -> SshdReload {
         // Debian names the unit ssh.service (sshd.service an alias), Fedora/SUSE
@@ -290,7 +296,13 @@ impl OsPolicy for Linux {
             PowerMode::Reboot => "-r",
             PowerMode::Halt => "-H",
         };
-        let mut argv = vec!["shutdown".to_string(), flag.into(), delay.into()];
+        let mut argv = vec!["shutdown".to_string(), flag.into()];
+        if message.is_some_and(|m| m.starts_with('-')) {
+            // The message would be read as an option (`-c` cancels a shutdown; GNU
+            // getopt looks past the delay): end the options first.
+            argv.push("--".into());
+        }
+        argv.push(delay.into());
         if let Some(m) = message {
             argv.push(m.into());
         }
@@ -479,6 +491,10 @@ mod tests {
             ["shutdown", "-P", "now"]
         );
         assert_eq!(Linux.shutdown(PowerMode::Halt, "now", None).argv[1], "-H");
+        assert_eq!(
+            Linux.shutdown(PowerMode::Reboot, "+1", Some("-c")).argv,
+            ["shutdown", "-r", "--", "+1", "-c"]
+        );
         let r = Linux.sshd_reload();
         assert_eq!(r.reload.argv[1], "try-reload-or-restart");
         assert!(r.check.is_none());

@@ -1118,7 +1118,7 @@ fn split_commas(s: &str) -> Vec<String> {
 /// A chpasswd entry: an explicit `type` wins; otherwise `R`/`RANDOM` is random, a crypt
 /// hash is a hash, anything else is plain text (cloud-init's rule for `list:` lines, used
 /// for `users:` entries without `type` too).
-fn infer_password(name: &str, pw: &str, kind: Option<PasswordKind>) -> ChpasswdUser {
+pub fn infer_password(name: &str, pw: &str, kind: Option<PasswordKind>) -> ChpasswdUser {
     let random = ChpasswdUser {
         name: name.to_owned(),
         password: None,
