@@ -220,8 +220,9 @@ impl HostSystem {
             f.write_all(data)?;
             f.sync_all()?;
             if existing.is_none() {
-                nix::sys::stat::fchmod(&f, mode)?;
+                // chown before chmod: chown clears set-id bits, even for root.
                 owner(&f)?;
+                nix::sys::stat::fchmod(&f, mode)?;
             }
             return Ok(());
         }
@@ -238,8 +239,8 @@ impl HostSystem {
             )?;
             let mut f = File::from(fd);
             f.write_all(data)?;
-            nix::sys::stat::fchmod(&f, mode)?;
             owner(&f)?;
+            nix::sys::stat::fchmod(&f, mode)?;
             f.sync_all()?;
             renameat(&dir, tmp.as_os_str(), &dir, name)?;
             File::from(dir.try_clone()?).sync_all()
@@ -1015,6 +1016,14 @@ mod tests {
             (
                 "/appended",
                 WriteOpts::mode(0o2755).owner(1000, 1000).append(),
+            ),
+            (
+                "/strict",
+                WriteOpts::mode(0o4755).owner(1000, 1000).strict(),
+            ),
+            (
+                "/strict-appended",
+                WriteOpts::mode(0o2755).owner(1000, 1000).strict().append(),
             ),
         ] {
             s.write_file(Path::new(name), b"#!/bin/sh\n", opts).unwrap();
