@@ -23,7 +23,7 @@ done
 
 need=()
 for t in genisoimage xorriso isoinfo bsdtar mdir mkfs.vfat cloud-localds qemu-system-x86_64 \
-         busybox cpio mkfs.ext4 debugfs systemd-analyze checkbashisms; do
+         busybox cpio mkfs.ext4 debugfs systemd-analyze checkbashisms strace; do
     command -v "$t" >/dev/null || need+=("$t")
 done
 if [ "$(id -u)" = 0 ]; then

@@ -289,9 +289,15 @@ impl<'a> Runner<'a> {
         };
 
         // Discover and parse.
-        // `--once` never waits for a seed device to appear.
+        // Wait for a seed device to appear (SCSI scans are asynchronous) only when one is
+        // expected: a first boot (sentinel) or a machine that never applied an instance.
+        // Every later boot of a clone whose seed was detached scans once and goes on, and
+        // `--once` never waits.
+        let expect_seed = self.sys.exists(&self.config.firstboot_sentinel)
+            || self.status.applied_instance_id.is_none()
+            || self.state.in_progress().is_some();
         let cfg_once;
-        let cfg: &Config = if self.opts.once {
+        let cfg: &Config = if self.opts.once || !expect_seed {
             let mut c = self.config.clone();
             c.seed_wait_secs = 0;
             cfg_once = c;

@@ -726,7 +726,8 @@ fn check_label(label: &str) -> Result<[u8; 11], FatError> {
 /// A FAT12 image holding `files` (`/` for subdirectories, created as needed), labelled
 /// `label` in the boot sector and in a root volume-label entry, as `mkfs.vfat -n LABEL` +
 /// `mcopy` make; sized to fit (at least 128 KiB). Same input, same bytes: timestamps are
-/// the FAT epoch and the volume serial is a hash of the content.
+/// the FAT epoch and the volume serial is a hash of the content. Paths that equal another
+/// but for case are refused (FAT ignores case).
 pub fn write_image(files: &[(String, Vec<u8>)], label: &str) -> io::Result<Vec<u8>> {
     let label11 = check_label(label)?;
     let mut sorted: Vec<&(String, Vec<u8>)> = files.iter().collect();
@@ -738,6 +739,7 @@ pub fn write_image(files: &[(String, Vec<u8>)], label: &str) -> io::Result<Vec<u
             return Err(FatError::InvalidInput(format!("bad path {p:?}")).into());
         }
     }
+    check_case_clashes(&sorted)?;
     let serial = sorted
         .iter()
         .fold(fnv1a(0x811C_9DC5, label.as_bytes()), |h, (p, d)| {
@@ -806,8 +808,47 @@ pub fn write_image(files: &[(String, Vec<u8>)], label: &str) -> io::Result<Vec<u
     Err(too_large())
 }
 
+/// FAT names are case-insensitive, and `fatfs`'s `create_file` opens an existing entry
+/// whose name matches ignoring case, so a second `config` would silently overwrite
+/// `CONFIG`. Refuse paths (files, and the directories they imply) that equal another but
+/// for case, with the same case folding as `fatfs` (`char::to_uppercase`), and files given
+/// twice.
+fn check_case_clashes(sorted: &[&(String, Vec<u8>)]) -> Result<(), FatError> {
+    let fold = |s: &str| s.chars().flat_map(char::to_uppercase).collect::<String>();
+    // Folded path → (path as given, is a directory).
+    let mut seen: std::collections::HashMap<String, (&str, bool)> =
+        std::collections::HashMap::new();
+    for (p, _) in sorted {
+        let dirs = p.match_indices('/').map(|(i, _)| (&p[..i], true));
+        for (path, is_dir) in dirs.chain([(p.as_str(), false)]) {
+            match seen.get(&fold(path)) {
+                None => {
+                    seen.insert(fold(path), (path, is_dir));
+                }
+                Some(&(prev, prev_dir)) if prev == path && prev_dir && is_dir => {}
+                Some(&(prev, _)) if prev == path => {
+                    return Err(FatError::InvalidInput(format!(
+                        "{path:?} is given twice (or is both a file and a directory)"
+                    )));
+                }
+                Some(&(prev, _)) => {
+                    return Err(FatError::InvalidInput(format!(
+                        "{path:?} and {prev:?} differ only in case (FAT names ignore case)"
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 fn too_large() -> io::Error {
-    FatError::InvalidInput("content too large for a FAT12 seed image (about 128 MiB)".into()).into()
+    FatError::InvalidInput(
+        "content too large for a FAT12 seed image: about 4000 clusters, so at most about \
+         128 MiB of data and fewer than 4000 non-empty files or directories"
+            .into(),
+    )
+    .into()
 }
 
 fn build_fat12(

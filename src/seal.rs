@@ -201,8 +201,7 @@ impl Sealer<'_> {
             return;
         }
         if !self.dry_run {
-            let opts = WriteOpts::mode(info.mode).owner(info.uid, info.gid);
-            if let Err(e) = self.sys.write_file(path, b"", opts) {
+            if let Err(e) = self.sys.truncate(path) {
                 return self.failed("truncate", path, e);
             }
         }

@@ -327,9 +327,11 @@ pub fn respond(
         Err(status) => return Ok((Some(req), send_error(out, &v, status, head_only)?)),
     };
     // The canonical path has no symlink left; O_NOFOLLOW keeps a last-moment swap out.
+    // O_NONBLOCK: opening a FIFO below DIR must not wait for a writer (it would pin the
+    // connection's thread for ever); a FIFO then fails the regular-file check below.
     let file = OpenOptions::new()
         .read(true)
-        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+        .custom_flags((nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK).bits())
         .open(&path);
     let (file, len) = match file.and_then(|f| f.metadata().map(|m| (f, m))) {
         Ok((f, m)) if m.is_file() => (f, m.len()),
@@ -758,6 +760,21 @@ mod tests {
         assert_eq!((s.status, s.bytes), (200, 0));
         let text = String::from_utf8_lossy(&out);
         assert!(text.starts_with("HTTP/1.0 200 OK\r\n") && text.ends_with("\r\n\r\n"));
+    }
+
+    #[test]
+    fn fifo_below_dir_is_404_not_a_hang() {
+        let d = tempfile::tempdir().unwrap();
+        nix::unistd::mkfifo(&d.path().join("pipe"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let site = Site::dir(d.path()).unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut out = Vec::new();
+            let r = respond(&site, b"GET /pipe HTTP/1.1\r\n\r\n", &mut out);
+            let _ = tx.send(r.map(|(_, s)| s.status).ok());
+        });
+        let status = rx.recv_timeout(Duration::from_secs(10));
+        assert_eq!(status, Ok(Some(404)), "opening a FIFO must not block");
     }
 
     #[test]

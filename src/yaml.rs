@@ -47,6 +47,7 @@
 //! - Tags (`!!str`, `!!binary`, custom `!foo`) are not interpreted beyond what serde-saphyr
 //!   does; a tag on a plain scalar does not stop [`Node`] from treating it as plain.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use serde::de::{self, DeserializeOwned, IntoDeserializer, Visitor};
@@ -444,6 +445,9 @@ impl Builder<'_> {
             ),
             Raw::Map(entries) => {
                 let mut out: Vec<(Key, Node)> = Vec::with_capacity(entries.len());
+                // Where each name is in `out`: a linear search per key made a flat
+                // mapping of n keys cost n²/2 comparisons (minutes for a 1 MB document).
+                let mut index: HashMap<String, usize> = HashMap::with_capacity(entries.len());
                 for (k, v) in entries {
                     let kpos = Self::pos(&k);
                     let knode = self.node(k);
@@ -457,10 +461,12 @@ impl Builder<'_> {
                     };
                     let vnode = self.node(v);
                     // Duplicate keys: last wins, first position kept (PyYAML's dict).
-                    if let Some(slot) = out.iter_mut().find(|(k, _)| k.name == name) {
-                        slot.1 = vnode;
-                    } else {
-                        out.push((Key { name, pos: kpos }, vnode));
+                    match index.get(&name).and_then(|&i| out.get_mut(i)) {
+                        Some(slot) => slot.1 = vnode,
+                        None => {
+                            index.insert(name.clone(), out.len());
+                            out.push((Key { name, pos: kpos }, vnode));
+                        }
                     }
                 }
                 (NodeValue::Map(out), false)
@@ -493,6 +499,14 @@ fn saphyr_message(e: &serde_saphyr::Error) -> String {
         None => full.as_str(),
     };
     let msg = msg.trim();
+    // Budget errors end "… (defined at line N, column M)": the cut above leaves an
+    // unclosed "(defined"; drop it.
+    let msg = match msg.rfind(" (") {
+        Some(i) if !msg.get(i..).unwrap_or_default().contains(')') => {
+            msg.get(..i).unwrap_or(msg).trim_end()
+        }
+        _ => msg,
+    };
     if msg.contains("multiple YAML documents") || msg.contains("Documents {") {
         "expected a single YAML document, found a second one ('---')".into()
     } else if msg.starts_with("budget breached") {
@@ -1156,6 +1170,25 @@ mod tests {
         let e = parse_value(&doc, "user-data").unwrap_err();
         assert!(e.message.contains("YAML limits"), "{e}");
         assert!(e.line.is_some(), "{e}");
+    }
+
+    #[test]
+    fn budget_messages_are_well_formed() {
+        let doc = format!(
+            "a: &a \"{}\"\nb: [{}]\n",
+            "x".repeat(1 << 20),
+            vec!["*a"; 64].join(", ")
+        );
+        let e = parse_value(&doc, "user-data").unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("YAML limits"), "{text}");
+        assert_eq!(
+            text.matches('(').count(),
+            text.matches(')').count(),
+            "{text}"
+        );
+        assert!(!text.contains("(defined"), "{text}");
+        assert!(e.line.is_some(), "{text}");
     }
 
     #[test]

@@ -438,6 +438,12 @@ fn same_input_same_bytes() {
         }
         assert_eq!(images[0], images[1], "{fs_kind}: SOURCE_DATE_EPOCH set");
         assert_eq!(images[2], images[3], "{fs_kind}: unset (timestamps 0)");
+        // As --help says: ISO timestamps follow SOURCE_DATE_EPOCH, vfat ones are fixed.
+        assert_eq!(
+            images[0] == images[2],
+            fs_kind == "vfat",
+            "{fs_kind}: SOURCE_DATE_EPOCH changes only ISO images"
+        );
     }
     // A bad SOURCE_DATE_EPOCH is an error, not a silent fallback.
     let mut c = ci_seed();

@@ -509,3 +509,51 @@ mod props {
         }
     }
 }
+
+#[test]
+fn writer_refuses_names_equal_but_for_case() {
+    // FAT names are case-insensitive: writing `config` after `CONFIG` would reopen and
+    // overwrite `CONFIG` (one file left, the other's content lost). Refuse instead.
+    let invalid = |files: &[(&str, &[u8])]| {
+        let files: Files = files
+            .iter()
+            .map(|(n, d)| (n.to_string(), d.to_vec()))
+            .collect();
+        let err = fat::write_image(&files, "cidata").unwrap_err();
+        assert!(
+            matches!(kind(&err), Some(FatError::InvalidInput(_))),
+            "{files:?}: {err}"
+        );
+    };
+    invalid(&[("CONFIG", b"a"), ("config", b"b")]);
+    invalid(&[("user-data", b"a"), ("user-data", b"b")]);
+    invalid(&[("Sub/a", b"a"), ("sub/b", b"b")]);
+    invalid(&[("sub", b"a"), ("SUB/b", b"b")]);
+    invalid(&[("straße", b"a"), ("STRASSE", b"b")]);
+    // Different names in one directory, or the same name in two, are fine.
+    let ok: Files = vec![
+        ("sub/config".into(), b"1".to_vec()),
+        ("config".into(), b"2".to_vec()),
+        ("sub/inner/config".into(), b"3".to_vec()),
+    ];
+    let img = fat::write_image(&ok, "cidata").unwrap();
+    assert_same(
+        fat::read_all_files(&mut Cursor::new(&img), MAX).unwrap(),
+        &ok,
+    );
+}
+
+#[test]
+fn too_many_files_says_so() {
+    // Every non-empty file takes a cluster and FAT12 has about 4000: 4100 one-byte files
+    // do not fit although they are tiny. The message must not blame the size alone.
+    let files: Files = (0..4100)
+        .map(|i| (format!("d{}/f{i}", i / 500), vec![1u8]))
+        .collect();
+    let err = fat::write_image(&files, "cidata").unwrap_err();
+    assert!(
+        matches!(kind(&err), Some(FatError::InvalidInput(_))),
+        "{err}"
+    );
+    assert!(err.to_string().contains("files"), "{err}");
+}

@@ -929,3 +929,98 @@ fn genisoimage_image_corruptions_are_typed_errors() {
         Err(IsoError::BadSusp { .. })
     ));
 }
+
+#[test]
+fn names_up_to_255_bytes_round_trip() {
+    // One NM entry holds at most 250 name bytes (its length is one byte): longer names
+    // must be split over NM entries joined by the CONTINUE flag.
+    let files: Files = (248..=255)
+        .map(|n| (format!("{}.cfg", "n".repeat(n - 4)), bytes(n as u64, n)))
+        .collect();
+    let img = image_bytes(&files, &WriteOptions::default()).unwrap();
+    let mut iso = IsoImage::open(Cursor::new(&img)).unwrap();
+    assert_same(iso.read_all_files(MAX).unwrap(), &files);
+    if have("xorriso") {
+        let (t, p) = write_tmp(&files, &WriteOptions::default());
+        let out = t.path().join("x");
+        run(Command::new("xorriso")
+            .args(["-abort_on", "WARNING", "-osirrox", "on", "-indev"])
+            .arg(&p)
+            .args(["-extract", "/"])
+            .arg(&out));
+        assert_same(read_tree(&out), &files);
+    }
+}
+
+#[test]
+fn mtime_range_is_the_directory_dates_range() {
+    // The 7-byte directory date stores years 1900..=2155 (one byte after 1900).
+    let files: Files = vec![("user-data".into(), b"x".to_vec())];
+    let at = |mtime: i64| {
+        image_bytes(
+            &files,
+            &WriteOptions {
+                mtime,
+                ..WriteOptions::default()
+            },
+        )
+    };
+    let last = 5_869_583_999; // 2155-12-31 23:59:59
+    let img = at(last).unwrap();
+    // Root record in the PVD: the date's year byte is at 156 + 18.
+    assert_eq!(img[16 * 2048 + 156 + 18], 255);
+    assert!(matches!(at(last + 1), Err(IsoError::InvalidInput(_))));
+    assert!(matches!(
+        at(-2_208_988_800 - 1),
+        Err(IsoError::InvalidInput(_))
+    ));
+    assert_eq!(at(-2_208_988_800).unwrap()[16 * 2048 + 156 + 18], 0);
+}
+
+#[test]
+fn many_lookups_on_one_image_stay_within_budget() {
+    // The directory budget bounds one walk; a long-lived image answering many lookups
+    // (each re-reading the root) must not run out of it.
+    let (img, _) = ours();
+    let mut iso = IsoImage::open(Cursor::new(&img)).unwrap();
+    let reads = img.len() / 2048 + 10;
+    for _ in 0..reads {
+        assert_eq!(iso.read_file("user-data", MAX).unwrap(), b"#cloud-config\n");
+    }
+    for _ in 0..reads {
+        assert_eq!(iso.read_all_files(MAX).unwrap().len(), small_files().len());
+    }
+}
+
+#[test]
+fn primary_records_are_in_ecma_119_order() {
+    // ECMA-119 9.3: by file name, then extension, the shorter padded with spaces; so
+    // `A.B;1` comes before `A.B1;1` although `;` sorts after `1` byte-wise. genisoimage
+    // writes this order for these names.
+    let files: Files = ["a.b1", "a_b.txt", "ab", "a", "a.b", "a1", "a2/x"]
+        .iter()
+        .map(|n| (n.to_string(), b"x".to_vec()))
+        .collect();
+    let img = image_bytes(&files, &WriteOptions::default()).unwrap();
+    let mut iso = IsoImage::open(Cursor::new(&img)).unwrap();
+    let root = iso.lookup("").unwrap().sector() as usize * 2048;
+    let mut ids = Vec::new();
+    let mut pos = root;
+    while img[pos] != 0 {
+        let n = img[pos + 32] as usize;
+        ids.push(String::from_utf8_lossy(&img[pos + 33..pos + 33 + n]).into_owned());
+        pos += img[pos] as usize;
+    }
+    assert_eq!(
+        ids[2..],
+        [
+            "A.;1",
+            "A.B;1",
+            "A.B1;1",
+            "A1.;1",
+            "A2",
+            "AB.;1",
+            "A_B.TXT;1"
+        ]
+    );
+}

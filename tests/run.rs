@@ -1483,3 +1483,29 @@ fn real_modules_apply_a_seed_and_keep_secrets_out_of_logs() {
     assert_eq!(rep2.exit, 0, "{:?}", rep2.status);
     assert_eq!(r.commands(), cmds);
 }
+
+#[test]
+fn seed_devices_are_awaited_only_when_a_seed_is_expected() {
+    let h = Harness::new(OsKind::Linux);
+    let waits = Arc::new(Mutex::new(Vec::new()));
+    let run = |h: &Harness| {
+        let mut parts = h.parts();
+        let (w, seed) = (waits.clone(), h.seed.clone());
+        parts.find_seed = Box::new(move |_, cfg, _| {
+            w.lock().unwrap().push(cfg.seed_wait_secs);
+            Ok(seed.lock().unwrap().clone())
+        });
+        agent::run(&h.sys, &h.cfg, &RunOptions::default(), &parts)
+    };
+    // Nothing applied yet: wait for the device.
+    run(&h);
+    // First boot of a clone: wait; it applies.
+    h.sys.put("/firstboot", "");
+    h.set_seed(Some(seed("iid-1", ALL_KEYS)));
+    assert_eq!(run(&h).exit, 0);
+    // Later boots with the seed detached: one scan, no waiting.
+    h.set_seed(None);
+    run(&h);
+    let d = h.cfg.seed_wait_secs;
+    assert_eq!(*waits.lock().unwrap(), [d, d, 0]);
+}

@@ -95,6 +95,9 @@ fn linux_layout_is_sealed() {
     let d = tempfile::tempdir().unwrap();
     let r = d.path();
     linux_tree(r);
+    let inode =
+        |rel: &str| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(r.join(rel)).unwrap());
+    let syslog_inode = inode("var/log/syslog");
     let o = bin()
         .args(["seal", "--os", "linux", "--root"])
         .arg(r)
@@ -154,6 +157,11 @@ fn linux_layout_is_sealed() {
     assert_eq!(mode & 0o777, 0o444);
     // Logs truncated, directories kept.
     assert_eq!(read(r, "var/log/syslog"), "");
+    assert_eq!(
+        inode("var/log/syslog"),
+        syslog_inode,
+        "truncated in place: owner, mode and labels stay"
+    );
     assert_eq!(read(r, "var/log/apt/history.log"), "");
     // The sentinel.
     assert!(exists(r, "firstboot"));

@@ -20,7 +20,7 @@
 //! All paths are guest paths through [`System`], so tests lay out a fake `/sys` and `/dev`
 //! (image files standing in for devices) under a temporary root.
 
-use std::io::{self, SeekFrom};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
@@ -50,92 +50,19 @@ pub fn is_cidata(label: &str) -> bool {
     label.trim().eq_ignore_ascii_case("cidata")
 }
 
-/// Read up to `buf.len()` bytes at `offset`; the count read (short at end of device).
-fn read_at(r: &mut dyn ReadSeek, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-    r.seek(SeekFrom::Start(offset))?;
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(buf.get_mut(n..).unwrap_or_default()) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
-
-fn label_text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes)
-        .trim_matches(|c: char| c == ' ' || c == '\0')
-        .to_owned()
-}
-
-/// The ISO9660 volume id, from one 2 KiB read of sector 16; `None` when not ISO9660.
-pub fn probe_iso(r: &mut dyn ReadSeek) -> io::Result<Option<String>> {
-    let mut pvd = [0u8; 2048];
-    let n = read_at(r, 16 * 2048, &mut pvd)?;
-    if n < 2048 || pvd.first() != Some(&1) || pvd.get(1..6) != Some(b"CD001".as_slice()) {
-        return Ok(None);
-    }
-    Ok(Some(label_text(pvd.get(40..72).unwrap_or_default())))
-}
-
-/// The FAT volume label from one 512-byte read of the boot sector; `Some("")` for a FAT
-/// boot sector without a label (`NO NAME`), `None` when this is not FAT.
-pub fn probe_fat(r: &mut dyn ReadSeek) -> io::Result<Option<String>> {
-    let mut bs = [0u8; 512];
-    let n = read_at(r, 0, &mut bs)?;
-    if n < 512 {
-        return Ok(None);
-    }
-    let u16_at = |i: usize| {
-        u16::from_le_bytes([
-            bs.get(i).copied().unwrap_or(0),
-            bs.get(i + 1).copied().unwrap_or(0),
-        ])
-    };
-    let bytes_per_sector = u16_at(11);
-    let sectors_per_cluster = bs.get(13).copied().unwrap_or(0);
-    let reserved = u16_at(14);
-    let fats = bs.get(16).copied().unwrap_or(0);
-    let jump_ok = matches!(bs.first(), Some(0xEB) | Some(0xE9));
-    let valid = jump_ok
-        && matches!(bytes_per_sector, 512 | 1024 | 2048 | 4096)
-        && sectors_per_cluster.is_power_of_two()
-        && reserved > 0
-        && (1..=4).contains(&fats)
-        && u16_at(510) == 0xAA55;
-    if !valid {
-        return Ok(None);
-    }
-    let fat32 = u16_at(22) == 0;
-    let (sig_at, label_at) = if fat32 { (66, 71) } else { (38, 43) };
-    if !matches!(bs.get(sig_at), Some(0x28) | Some(0x29)) {
-        return Ok(Some(String::new()));
-    }
-    let label = label_text(bs.get(label_at..label_at + 11).unwrap_or_default());
-    Ok(Some(if label == "NO NAME" {
-        String::new()
-    } else {
-        label
-    }))
-}
-
-/// What a device or image holds: its file system and label, or `None` (neither).
+/// What a device or image holds: its file system and label, or `None` (neither). The
+/// codecs' own probes: one 2 KiB read of the ISO volume descriptor; for FAT the boot
+/// sector, and the root directory only when the boot sector is a valid FAT one (its
+/// volume-label entry wins over the boot sector's, like blkid).
 pub fn probe(r: &mut dyn ReadSeek) -> io::Result<Option<(FsKind, String)>> {
-    if let Some(label) = probe_iso(r)? {
-        return Ok(Some((FsKind::Iso9660, label)));
+    match crate::iso9660::volume_id(&mut &mut *r) {
+        Ok(Some(label)) => return Ok(Some((FsKind::Iso9660, label))),
+        Ok(None) => {}
+        // A damaged descriptor set is not a seed we can read; FAT may still be there.
+        Err(crate::iso9660::IsoError::Io(e)) => return Err(e),
+        Err(_) => {}
     }
-    match probe_fat(r)? {
-        Some(label) if !label.is_empty() => Ok(Some((FsKind::Vfat, label))),
-        Some(_) => {
-            // No label in the boot sector: look for a volume-label entry in the root.
-            let label = crate::fat::volume_label(&mut &mut *r)?.unwrap_or_default();
-            Ok(Some((FsKind::Vfat, label)))
-        }
-        None => Ok(None),
-    }
+    Ok(crate::fat::volume_label(&mut &mut *r)?.map(|label| (FsKind::Vfat, label)))
 }
 
 /// Read the root files of a seed volume of a known kind.
@@ -362,11 +289,9 @@ mod tests {
     #[test]
     fn probes_reject_garbage() {
         let mut zeros = io::Cursor::new(vec![0u8; 40_000]);
-        assert_eq!(probe_iso(&mut zeros).unwrap(), None);
-        assert_eq!(probe_fat(&mut zeros).unwrap(), None);
+        assert_eq!(probe(&mut zeros).unwrap(), None);
         let mut short = io::Cursor::new(vec![1u8; 10]);
-        assert_eq!(probe_iso(&mut short).unwrap(), None);
-        assert_eq!(probe_fat(&mut short).unwrap(), None);
+        assert_eq!(probe(&mut short).unwrap(), None);
     }
 
     #[test]
@@ -376,8 +301,13 @@ mod tests {
         pvd[0] = 1;
         pvd[1..6].copy_from_slice(b"CD001");
         pvd[40..72].copy_from_slice(b"CIDATA                          ");
+        img[17 * 2048] = 255;
+        img[17 * 2048 + 1..17 * 2048 + 6].copy_from_slice(b"CD001");
         let mut c = io::Cursor::new(img);
-        assert_eq!(probe_iso(&mut c).unwrap().as_deref(), Some("CIDATA"));
+        assert_eq!(
+            probe(&mut c).unwrap(),
+            Some((FsKind::Iso9660, "CIDATA".to_string()))
+        );
         assert!(is_cidata("CIDATA") && is_cidata("cidata") && is_cidata("CiData"));
         assert!(!is_cidata("cidata2"));
     }

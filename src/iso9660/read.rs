@@ -157,10 +157,12 @@ pub struct IsoImage<R> {
     root: DirEntry,
     has_joliet: bool,
     susp_skip: usize,
-    /// Directory bytes read so far by this image (bounded by the image size).
+    /// Directory bytes read so far by the current walk (one public call; bounded by the
+    /// image size).
     dir_bytes: u64,
-    /// `CE` continuation bytes read so far (bounded by the image size plus 64 KiB: in a
-    /// sound image every record has its own area, so they add up to less than the image).
+    /// `CE` continuation bytes read so far by the current walk (bounded by the image size
+    /// plus 64 KiB: in a sound image every record has its own area, so they add up to
+    /// less than the image).
     ce_bytes: u64,
 }
 
@@ -515,6 +517,13 @@ impl<R: Read + Seek> IsoImage<R> {
         Ok(buf)
     }
 
+    /// Start a walk (one public call): the directory and `CE` budgets bound each walk,
+    /// not the image's lifetime, so many lookups on one image do not run out of them.
+    fn start_walk(&mut self) {
+        self.dir_bytes = 0;
+        self.ce_bytes = 0;
+    }
+
     /// Parse the System Use entries of one record, following `CE` continuations.
     fn parse_susp(&mut self, system_use: &[u8], display: &str) -> Result<Susp, IsoError> {
         let bad = |reason: String| IsoError::BadSusp {
@@ -746,6 +755,7 @@ impl<R: Read + Seek> IsoImage<R> {
 
     /// The entry at `path` (`/`-separated, case-insensitive; `""` or `/` is the root).
     pub fn lookup(&mut self, path: &str) -> Result<DirEntry, IsoError> {
+        self.start_walk();
         let mut cur = self.root.clone();
         let mut walked = String::new();
         for comp in path.split('/').filter(|c| !c.is_empty()) {
@@ -812,6 +822,7 @@ impl<R: Read + Seek> IsoImage<R> {
 
     /// Every regular file of the root directory, in on-disc order.
     pub fn read_root_files(&mut self, max_file: u64) -> Result<Vec<(String, Vec<u8>)>, IsoError> {
+        self.start_walk();
         let root = self.root.clone();
         let entries = self.list(&root, "")?;
         let mut out = Vec::new();
@@ -825,6 +836,7 @@ impl<R: Read + Seek> IsoImage<R> {
     /// Every regular file of the whole tree, with `/`-separated paths, sorted by path.
     /// Each directory is read once; a directory reached twice is a [`IsoError::DirectoryLoop`].
     pub fn read_all_files(&mut self, max_file: u64) -> Result<Vec<(String, Vec<u8>)>, IsoError> {
+        self.start_walk();
         let mut seen: HashSet<u64> = HashSet::new();
         let mut stack = vec![(String::new(), self.root.clone())];
         seen.insert(self.root.sector);

@@ -277,8 +277,8 @@ impl<'a> Tree<'a> {
         }
     }
 
-    /// Children of `d` sorted by the tree's identifiers (ECMA-119 9.3; for our d-character
-    /// names a byte-wise sort is the same order; Joliet sorts the UCS-2 bytes).
+    /// Children of `d` sorted by the tree's identifiers: the primary tree in ECMA-119 9.3
+    /// order ([`ecma_order`]); Joliet by the UCS-2 bytes.
     fn sorted_children(&self, d: usize, joliet: bool) -> Vec<Child> {
         let mut v: Vec<Child> = self.dirs[d]
             .subdirs
@@ -286,7 +286,11 @@ impl<'a> Tree<'a> {
             .map(|&i| Child::Dir(i))
             .chain(self.dirs[d].files.iter().map(|&i| Child::File(i)))
             .collect();
-        v.sort_by(|a, b| self.child_id(*a, joliet).cmp(self.child_id(*b, joliet)));
+        if joliet {
+            v.sort_by(|a, b| self.child_id(*a, true).cmp(self.child_id(*b, true)));
+        } else {
+            v.sort_by(|a, b| ecma_order(self.child_id(*a, false), self.child_id(*b, false)));
+        }
         v
     }
 
@@ -306,6 +310,30 @@ impl<'a> Tree<'a> {
         }
         order
     }
+}
+
+/// ECMA-119 9.3 order of two primary identifiers (`NAME.EXT;1` or a directory's `NAME`):
+/// by name, then by extension, the shorter of each padded with spaces. A byte-wise
+/// compare differs when one extension extends the other with a digit (`A.B;1` must come
+/// before `A.B1;1`, but `;` sorts after `1`). Ties (a directory `A` and a file `A.;1`) fall
+/// back to the bytes, so the order is total.
+fn ecma_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    fn parts(id: &[u8]) -> (&[u8], &[u8]) {
+        let id = id.split(|&c| c == b';').next().unwrap_or(id);
+        match id.iter().position(|&c| c == b'.') {
+            Some(i) => (&id[..i], &id[i + 1..]),
+            None => (id, &[]),
+        }
+    }
+    fn padded(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+        let n = a.len().max(b.len());
+        let pad = |s: &[u8], i: usize| s.get(i).copied().unwrap_or(b' ');
+        (0..n).map(|i| pad(a, i)).cmp((0..n).map(|i| pad(b, i)))
+    }
+    let ((an, ae), (bn, be)) = (parts(a), parts(b));
+    padded(an, bn)
+        .then_with(|| padded(ae, be))
+        .then_with(|| a.cmp(b))
 }
 
 fn d_char(c: char) -> u8 {
@@ -457,10 +485,23 @@ fn tf_entry(date: &[u8; 7]) -> Vec<u8> {
     susp(b"TF", &d)
 }
 
-fn nm_entry(name: &str) -> Vec<u8> {
-    let mut d = vec![0u8];
-    d.extend_from_slice(name.as_bytes());
-    susp(b"NM", &d)
+/// Name bytes one `NM` entry can hold (its length byte counts the 5-byte header).
+const NM_CHUNK: usize = 255 - 5;
+
+/// `NM` entries for `name`: one per [`NM_CHUNK`] bytes, all but the last flagged
+/// CONTINUE (RRIP 4.1.4), so names up to [`MAX_NAME_BYTES`] fit.
+fn nm_entries(name: &str) -> Vec<Vec<u8>> {
+    let chunks: Vec<&[u8]> = name.as_bytes().chunks(NM_CHUNK).collect();
+    let last = chunks.len().saturating_sub(1);
+    chunks
+        .iter()
+        .enumerate()
+        .map(|(i, part)| {
+            let mut d = vec![u8::from(i < last)];
+            d.extend_from_slice(part);
+            susp(b"NM", &d)
+        })
+        .collect()
 }
 
 fn er_entry() -> Vec<u8> {
@@ -624,7 +665,7 @@ impl Image {
                 opts.volume_id
             )));
         }
-        if !(-2_208_988_800..=5_901_695_999).contains(&opts.mtime) {
+        if !(-2_208_988_800..=5_869_583_999).contains(&opts.mtime) {
             return Err(invalid(format!(
                 "mtime {} is outside 1900-2155, which ISO9660 dates can hold",
                 opts.mtime
@@ -699,12 +740,9 @@ impl Image {
                     Child::File(f) => (Target::File(f), false, 0o100_444, 1),
                 };
                 let su = if rr {
-                    vec![
-                        rr_entry(true),
-                        px_entry(mode, links),
-                        tf_entry(&d7),
-                        nm_entry(tree.child_name(child)),
-                    ]
+                    let mut e = vec![rr_entry(true), px_entry(mode, links), tf_entry(&d7)];
+                    e.extend(nm_entries(tree.child_name(child)));
+                    e
                 } else {
                     Vec::new()
                 };

@@ -93,6 +93,11 @@ impl System for DryRunSystem<'_> {
         self.note(line);
         Ok(())
     }
+    fn truncate(&self, path: &Path) -> io::Result<()> {
+        self.host_path(path)?;
+        self.note(format!("truncate {}", path.display()));
+        Ok(())
+    }
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         self.host_path(path)?;
         if matches!(self.inner.lstat(path), Ok(Some(_))) {

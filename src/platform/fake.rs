@@ -162,6 +162,10 @@ impl System for FakeSystem {
         }
         self.inner.create_dir_all(path, mode, owner)
     }
+    fn truncate(&self, path: &Path) -> io::Result<()> {
+        self.check(Effect::Write(path.into()))?;
+        self.inner.truncate(path)
+    }
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         self.check(Effect::Remove(path.into()))?;
         self.inner.remove_file(path)

@@ -13,8 +13,9 @@
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -106,26 +107,152 @@ impl HostSystem {
         }
     }
 
-    fn check_dirs(&self, path: &Path) -> io::Result<()> {
-        // Every component strictly between the root and the final name must be a real
-        // directory, not a symlink.
-        let mut cur = self.root.clone();
-        let comps: Vec<_> = path.components().skip(1).collect();
-        for c in comps.iter().take(comps.len().saturating_sub(1)) {
-            cur.push(c);
-            match fs::symlink_metadata(&cur) {
-                Ok(m) if m.file_type().is_symlink() => {
+    /// Open the directory `dir` (a guest path) for `*at` calls, one component at a time
+    /// from the root with `O_NOFOLLOW|O_DIRECTORY`: a symlink anywhere below the root is
+    /// refused by the kernel at the moment it is met, so it cannot be swapped in between a
+    /// check and a use (the TOCTOU a path-based `lstat` walk leaves open).
+    fn open_dir_nofollow(&self, dir: &Path) -> io::Result<OwnedFd> {
+        use nix::fcntl::{open, openat, OFlag};
+        use nix::sys::stat::Mode;
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let mut fd = open(&self.root, flags, Mode::empty()).map_err(io::Error::from)?;
+        let mut guest = PathBuf::from("/");
+        for c in dir.components() {
+            let name = match c {
+                Component::Normal(n) => n,
+                Component::RootDir | Component::CurDir => continue,
+                _ => {
                     return Err(io::Error::new(
-                        io::ErrorKind::PermissionDenied,
-                        format!("refusing to follow symlink {}", cur.display()),
+                        io::ErrorKind::InvalidInput,
+                        format!("path {} must not contain '..'", dir.display()),
                     ))
                 }
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-                Err(e) => return Err(e),
-            }
+            };
+            guest.push(name);
+            fd = openat(&fd, name, flags | OFlag::O_NOFOLLOW, Mode::empty()).map_err(|e| {
+                match e {
+                    // A symlink (ELOOP, FreeBSD EMLINK), or ENOTDIR: a symlink to a
+                    // non-directory, or a plain non-directory.
+                    e if is_symlink_refusal(e) || e == nix::errno::Errno::ENOTDIR => {
+                        let link = nix::sys::stat::fstatat(
+                            &fd,
+                            name,
+                            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+                        )
+                        .map(|st| st.st_mode & nix::libc::S_IFMT == nix::libc::S_IFLNK)
+                        .unwrap_or(true);
+                        if link {
+                            io::Error::new(
+                                io::ErrorKind::PermissionDenied,
+                                format!("refusing to follow symlink {}", guest.display()),
+                            )
+                        } else {
+                            io::Error::new(
+                                io::ErrorKind::InvalidInput,
+                                format!("{} is not a directory", guest.display()),
+                            )
+                        }
+                    }
+                    e => io::Error::from(e),
+                }
+            })?;
         }
-        Ok(())
+        Ok(fd)
+    }
+
+    /// `write_file` in strict mode: every directory is opened without following symlinks,
+    /// and the file is created, changed and renamed relative to the opened directory.
+    fn write_strict(
+        &self,
+        path: &Path,
+        host: &Path,
+        data: &[u8],
+        opts: WriteOpts,
+    ) -> io::Result<()> {
+        use nix::fcntl::{openat, renameat, AtFlags, OFlag};
+        use nix::sys::stat::{fstatat, Mode, SFlag};
+        let name = path.file_name().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} names no file", path.display()),
+            )
+        })?;
+        let dir = self.open_dir_nofollow(path.parent().unwrap_or(Path::new("/")))?;
+        let existing = match fstatat(&dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) => Some(SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits())),
+            Err(nix::errno::Errno::ENOENT) => None,
+            Err(e) => return Err(e.into()),
+        };
+        match existing {
+            Some(SFlag::S_IFLNK) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    format!("refusing to write through symlink {}", path.display()),
+                ))
+            }
+            Some(SFlag::S_IFDIR) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{} is a directory", path.display()),
+                ))
+            }
+            _ => {}
+        }
+        let mode = Mode::from_bits_truncate(opts.mode as nix::libc::mode_t);
+        let owner = |f: &File| -> io::Result<()> {
+            if let Some((u, g)) = opts.owner {
+                if self.live {
+                    nix::unistd::fchown(
+                        f,
+                        Some(nix::unistd::Uid::from_raw(u)),
+                        Some(nix::unistd::Gid::from_raw(g)),
+                    )?;
+                } else {
+                    self.chown_host(path, host, u, g)?;
+                }
+            }
+            Ok(())
+        };
+        let base = OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        if opts.append {
+            let fd = openat(&dir, name, base | OFlag::O_APPEND | OFlag::O_CREAT, mode)?;
+            let mut f = File::from(fd);
+            f.write_all(data)?;
+            f.sync_all()?;
+            if existing.is_none() {
+                // chown before chmod: chown clears set-id bits, even for root.
+                owner(&f)?;
+                nix::sys::stat::fchmod(&f, mode)?;
+            }
+            return Ok(());
+        }
+        let mut nonce = [0u8; 8];
+        self.random(&mut nonce)?;
+        let tmp = temp_name(Path::new(name), u64::from_le_bytes(nonce));
+        let tmp = tmp.file_name().unwrap_or(name).to_os_string();
+        let result = (|| {
+            let fd = openat(
+                &dir,
+                tmp.as_os_str(),
+                base | OFlag::O_CREAT | OFlag::O_EXCL,
+                Mode::from_bits_truncate(0o600),
+            )?;
+            let mut f = File::from(fd);
+            f.write_all(data)?;
+            owner(&f)?;
+            nix::sys::stat::fchmod(&f, mode)?;
+            f.sync_all()?;
+            renameat(&dir, tmp.as_os_str(), &dir, name)?;
+            File::from(dir.try_clone()?).sync_all()
+        })();
+        if result.is_err() {
+            let _ = nix::unistd::unlinkat(
+                &dir,
+                tmp.as_os_str(),
+                nix::unistd::UnlinkatFlags::NoRemoveDir,
+            );
+        }
+        result
     }
 
     fn chown_host(&self, guest: &Path, host: &Path, uid: u32, gid: u32) -> io::Result<()> {
@@ -142,6 +269,27 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A poisoned lock only means another thread panicked while holding it; the data
     // (plain records) is still usable.
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// True for the errors `O_NOFOLLOW` gives on a symlink: `ELOOP` (Linux, POSIX), `EMLINK`
+/// (FreeBSD).
+fn is_symlink_refusal(e: nix::errno::Errno) -> bool {
+    matches!(e, nix::errno::Errno::ELOOP | nix::errno::Errno::EMLINK)
+}
+
+/// Open `host` (file or directory) for `fchmod`/`fchown` without following a final
+/// symlink (`O_NONBLOCK`: a FIFO does not block the open).
+fn open_nofollow(host: &Path, guest: &Path, what: &str) -> io::Result<File> {
+    use nix::fcntl::{open, OFlag};
+    let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+    match open(host, flags, nix::sys::stat::Mode::empty()) {
+        Ok(fd) => Ok(File::from(fd)),
+        Err(e) if is_symlink_refusal(e) => Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("refusing to {what} through symlink {}", guest.display()),
+        )),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn lchown(path: &Path, uid: u32, gid: u32) -> io::Result<()> {
@@ -358,7 +506,7 @@ impl System for HostSystem {
     fn write_file(&self, path: &Path, data: &[u8], opts: WriteOpts) -> io::Result<()> {
         let host = self.host_path(path)?;
         if opts.no_symlink_dirs {
-            self.check_dirs(path)?;
+            return self.write_strict(path, &host, data, opts);
         }
         let existing = fs::symlink_metadata(&host).ok();
         if let Some(m) = &existing {
@@ -408,6 +556,10 @@ impl System for HostSystem {
             if let Some((u, g)) = opts.owner {
                 if self.live {
                     lchown(&tmp, u, g)?;
+                } else {
+                    // Recorded before the rename, as the live chown happens before it: a
+                    // crash cannot leave the new content in place with its owner unrecorded.
+                    self.chown_host(path, &host, u, g)?;
                 }
             }
             f.set_permissions(fs::Permissions::from_mode(opts.mode))?;
@@ -418,11 +570,7 @@ impl System for HostSystem {
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
         }
-        result?;
-        if let (Some((u, g)), false) = (opts.owner, self.live) {
-            self.chown_host(path, &host, u, g)?;
-        }
-        Ok(())
+        result
     }
 
     fn create_dir_all(&self, path: &Path, mode: u32, owner: Option<(u32, u32)>) -> io::Result<()> {
@@ -456,16 +604,67 @@ impl System for HostSystem {
                     ))
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    fs::create_dir(&host)?;
-                    fs::set_permissions(&host, fs::Permissions::from_mode(mode))?;
+                    // mkdir with the mode itself (less the umask), then chmod for the exact
+                    // bits: a crash in between must not leave a private directory (the
+                    // state dir, ~/.ssh) created 0755.
+                    fs::DirBuilder::new().mode(mode & 0o777).create(&host)?;
+                    // chmod/chown the directory we made through a descriptor opened without
+                    // following symlinks: if it was swapped for a symlink meanwhile, that is
+                    // an error, not a chmod of the link's target.
+                    let d = open_nofollow(&host, &guest, "chmod")?;
+                    d.set_permissions(fs::Permissions::from_mode(mode))?;
                     if let Some((u, g)) = owner {
-                        self.chown_host(&guest, &host, u, g)?;
+                        if self.live {
+                            nix::unistd::fchown(
+                                &d,
+                                Some(nix::unistd::Uid::from_raw(u)),
+                                Some(nix::unistd::Gid::from_raw(g)),
+                            )?;
+                        } else {
+                            self.chown_host(&guest, &host, u, g)?;
+                        }
                     }
                 }
                 Err(e) => return Err(e),
             }
         }
         Ok(())
+    }
+
+    fn truncate(&self, path: &Path) -> io::Result<()> {
+        let host = self.host_path(path)?;
+        let open = || {
+            OpenOptions::new()
+                .write(true)
+                .custom_flags(
+                    (nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK).bits(),
+                )
+                .open(&host)
+        };
+        let f = match open() {
+            // A read-only file we own (0444 machine-id, when not running as root): lend
+            // ourselves write permission for the open, then put the mode back.
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                let m = fs::symlink_metadata(&host)?;
+                if !m.is_file() {
+                    return Err(e);
+                }
+                let mode = m.permissions().mode();
+                fs::set_permissions(&host, fs::Permissions::from_mode(mode | 0o200))?;
+                let f = open();
+                fs::set_permissions(&host, fs::Permissions::from_mode(mode))?;
+                f?
+            }
+            r => r?,
+        };
+        if !f.metadata()?.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} is not a regular file", path.display()),
+            ));
+        }
+        f.set_len(0)?;
+        f.sync_all()
     }
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
@@ -493,13 +692,9 @@ impl System for HostSystem {
 
     fn set_mode(&self, path: &Path, mode: u32) -> io::Result<()> {
         let host = self.host_path(path)?;
-        if fs::symlink_metadata(&host)?.file_type().is_symlink() {
-            return Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                format!("refusing to chmod through symlink {}", path.display()),
-            ));
-        }
-        fs::set_permissions(&host, fs::Permissions::from_mode(mode))
+        // fchmod on what was opened without following a final symlink: a symlink swapped
+        // in after any earlier check is refused, never followed.
+        open_nofollow(&host, path, "chmod")?.set_permissions(fs::Permissions::from_mode(mode))
     }
 
     fn open_device(&self, path: &Path) -> io::Result<Box<dyn ReadSeek>> {
@@ -668,6 +863,74 @@ mod tests {
     }
 
     #[test]
+    fn strict_writes_and_chmod_never_follow_symlinks() {
+        let (d, s) = sys();
+        fs::create_dir_all(d.path().join("etc")).unwrap();
+        fs::write(d.path().join("etc/shadow"), "s").unwrap();
+        fs::set_permissions(
+            d.path().join("etc/shadow"),
+            fs::Permissions::from_mode(0o640),
+        )
+        .unwrap();
+        fs::create_dir_all(d.path().join("home/bob/.ssh")).unwrap();
+        std::os::unix::fs::symlink("../../../etc/shadow", d.path().join("home/bob/.ssh/k"))
+            .unwrap();
+        // chmod of a symlink: refused, the target keeps its mode.
+        let e = s
+            .set_mode(Path::new("/home/bob/.ssh/k"), 0o777)
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::PermissionDenied, "{e}");
+        let m = fs::metadata(d.path().join("etc/shadow")).unwrap().mode() & 0o777;
+        assert_eq!(m, 0o640);
+        // A strict write onto it, or below a plain file: refused, nothing changed.
+        let e = s
+            .write_file(
+                Path::new("/home/bob/.ssh/k"),
+                b"x",
+                WriteOpts::mode(0o600).strict(),
+            )
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::PermissionDenied, "{e}");
+        let e = s
+            .write_file(
+                Path::new("/etc/shadow/x"),
+                b"x",
+                WriteOpts::mode(0o600).strict(),
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("not a directory"), "{e}");
+        assert_eq!(fs::read(d.path().join("etc/shadow")).unwrap(), b"s");
+        // A strict write and append through real directories work, with modes.
+        let p = Path::new("/home/bob/.ssh/authorized_keys");
+        s.write_file(p, b"a\n", WriteOpts::mode(0o600).strict().owner(5, 5))
+            .unwrap();
+        s.write_file(p, b"b\n", WriteOpts::mode(0o600).strict().append())
+            .unwrap();
+        assert_eq!(s.read_file(p, 10).unwrap(), b"a\nb\n");
+        let st = s.lstat(p).unwrap().unwrap();
+        assert_eq!((st.mode, st.uid), (0o600, 5));
+        assert_eq!(
+            s.read_dir(Path::new("/home/bob/.ssh")).unwrap(),
+            ["authorized_keys", "k"]
+        );
+    }
+
+    #[test]
+    fn recorded_owner_comes_before_the_rename() {
+        // Like the live lchown of the temp file: when the owner cannot be recorded, the
+        // target is not replaced (so a crash never leaves new content without its owner).
+        let (d, s) = sys();
+        fs::create_dir_all(d.path().join("var/lib/ci-agent/commands.log")).unwrap();
+        s.set_command_log("/var/lib/ci-agent/commands.log".into());
+        s.write_file(Path::new("/f"), b"old", WriteOpts::mode(0o600))
+            .unwrap();
+        let e = s.write_file(Path::new("/f"), b"new", WriteOpts::mode(0o600).owner(7, 7));
+        assert!(e.is_err());
+        assert_eq!(fs::read(d.path().join("f")).unwrap(), b"old");
+        assert_eq!(s.read_dir(Path::new("/")).unwrap(), ["f", "var"]);
+    }
+
+    #[test]
     fn refuses_symlinks() {
         let (d, s) = sys();
         fs::create_dir_all(d.path().join("etc")).unwrap();
@@ -754,11 +1017,49 @@ mod tests {
                 "/appended",
                 WriteOpts::mode(0o2755).owner(1000, 1000).append(),
             ),
+            (
+                "/strict",
+                WriteOpts::mode(0o4755).owner(1000, 1000).strict(),
+            ),
+            (
+                "/strict-appended",
+                WriteOpts::mode(0o2755).owner(1000, 1000).strict().append(),
+            ),
         ] {
             s.write_file(Path::new(name), b"#!/bin/sh\n", opts).unwrap();
             let st = s.lstat(Path::new(name)).unwrap().unwrap();
             assert_eq!((st.mode, st.uid, st.gid), (opts.mode, 1000, 1000), "{name}");
         }
+    }
+
+    #[test]
+    fn truncate_keeps_the_file_and_refuses_links_and_fifos() {
+        let (d, s) = sys();
+        let p = Path::new("/var/log/syslog");
+        s.create_dir_all(Path::new("/var/log"), 0o755, None)
+            .unwrap();
+        s.write_file(p, b"old lines\n", WriteOpts::mode(0o640))
+            .unwrap();
+        let ino = |p: &Path| {
+            std::os::unix::fs::MetadataExt::ino(
+                &fs::metadata(d.path().join(p.strip_prefix("/").unwrap())).unwrap(),
+            )
+        };
+        let before = ino(p);
+        s.truncate(p).unwrap();
+        assert_eq!(s.read_file(p, 100).unwrap(), b"");
+        assert_eq!(ino(p), before, "same file, not a replacement");
+        assert_eq!(s.lstat(p).unwrap().unwrap().mode, 0o640);
+        std::os::unix::fs::symlink("/etc/passwd", d.path().join("var/log/link")).unwrap();
+        assert!(s.truncate(Path::new("/var/log/link")).is_err());
+        nix::unistd::mkfifo(
+            &d.path().join("var/log/fifo"),
+            nix::sys::stat::Mode::S_IRWXU,
+        )
+        .unwrap();
+        assert!(s.truncate(Path::new("/var/log/fifo")).is_err());
+        assert!(s.truncate(Path::new("/var/log/missing")).is_err());
+        assert!(!s.exists(Path::new("/var/log/missing")));
     }
 
     #[test]

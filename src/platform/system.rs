@@ -165,6 +165,10 @@ pub trait System {
     fn write_file(&self, path: &Path, data: &[u8], opts: WriteOpts) -> io::Result<()>;
     /// `mkdir -p`; directories it creates get `mode` and `owner`.
     fn create_dir_all(&self, path: &Path, mode: u32, owner: Option<(u32, u32)>) -> io::Result<()>;
+    /// Empty a regular file in place: owner, mode, hard links and labels stay as they are
+    /// (a log truncated while sealing must still be writable by its daemon). Refuses a
+    /// symlink or anything but a regular file; never creates the file.
+    fn truncate(&self, path: &Path) -> io::Result<()>;
     /// Remove a file or symlink; `Ok(())` when it does not exist.
     fn remove_file(&self, path: &Path) -> io::Result<()>;
     /// Remove a directory tree; `Ok(())` when it does not exist. Never follows symlinks.

@@ -65,8 +65,8 @@ Options:
   -h, --help               show this help
 
 Problems are reported as MANIFEST:LINE: MESSAGE (user-data problems as
-MANIFEST:LINE: user-data:LINE:COLUMN: MESSAGE). Timestamps come from
-SOURCE_DATE_EPOCH (0 when unset).
+MANIFEST:LINE: user-data:LINE:COLUMN: MESSAGE). ISO timestamps come from
+SOURCE_DATE_EPOCH (0 when unset); vfat ones are always 1980-01-01.
 Exit status: 0 all written, 1 failed (I/O), 2 usage error or invalid manifest.
 ";
 

@@ -178,14 +178,10 @@ fn convert(image: &[u8], output: &Output, fmt: &str) -> Result<()> {
         Ok(_) => {}
     }
     match output {
-        Output::File(path) => {
-            converted
-                .file
-                .sync_all()
-                .context("fsync of the converted image")?;
-            converted.persist(path)?;
-            Ok(())
-        }
+        // qemu-img writes the temporary file in place (same inode), so its data is
+        // synced through our handle.
+        Output::File(path) => commit(converted, path)
+            .with_context(|| format!("writing the converted image {}", path.display())),
         Output::Stdout => {
             let bytes = fs::read(&converted.path).context("reading the converted image")?;
             let mut out = io::stdout().lock();
@@ -199,7 +195,12 @@ fn convert(image: &[u8], output: &Output, fmt: &str) -> Result<()> {
 /// Replace `path` with `bytes` atomically: temp file beside it, one write, fsync, rename,
 /// fsync of the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = write_temp(path, bytes)?;
+    commit(write_temp(path, bytes)?, path)
+}
+
+/// Make a finished temporary file `path`, durably: fsync it, rename it over `path`,
+/// fsync the directory (without the last step the rename may not survive a crash).
+fn commit(tmp: TempFile, path: &Path) -> io::Result<()> {
     tmp.file.sync_all()?;
     tmp.persist(path).map_err(io::Error::other)?;
     sync_dir(&parent_dir(path))

@@ -97,8 +97,9 @@ META-DATA.
 Before writing, user-data, vendor-data, meta-data and network-config are checked
 with ci-agent's own parser; problems are printed as FILE:LINE:COLUMN: MESSAGE and
 nothing is written. The image replaces OUTPUT atomically (temp file, fsync,
-rename). Timestamps in the image are SOURCE_DATE_EPOCH, or 0 when unset, so the
-same inputs and instance-id give byte-identical images.
+rename). Timestamps in an ISO image are SOURCE_DATE_EPOCH, or 0 when unset (a
+vfat image's are always 1980-01-01, the FAT epoch), so the same inputs and
+instance-id give byte-identical images.
 
 Equivalents:
   cloud-localds / img-clone                     ci-seed

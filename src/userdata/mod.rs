@@ -1,7 +1,7 @@
 //! User-data and meta-data: from the raw files of a seed to what the modules apply.
 //!
 //! `user-data` is classified by its first bytes like cloud-init does (the prefixes are
-//! compared case-insensitively, longest first):
+//! compared case-insensitively, longest first, after leading whitespace):
 //!
 //! | starts with                     | becomes                                              |
 //! |---------------------------------|------------------------------------------------------|
@@ -20,7 +20,8 @@
 //! `text/x-include-url`, `text/x-include-once-url`; `text/plain`, `text/x-not-multipart`
 //! or no type are classified by content; gzip bodies (or `application/*gzip*` types) are
 //! decompressed first. Nesting (gzip in MIME in gzip …) is bounded by
-//! [`Limits::max_nesting`], decompressed size by [`Limits::max_gunzip_bytes`], the number
+//! [`Limits::max_nesting`], decompressed size (all gzip data of a file together) by
+//! [`Limits::max_gunzip_bytes`], the number
 //! of parts by [`Limits::max_parts`].
 //!
 //! Merging: cloud-config parts merge like cloud-init's default for user-data
@@ -42,7 +43,7 @@ pub mod cloud_config;
 pub mod metadata;
 pub mod mime;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::yaml::{self, Node, NodeValue};
 
@@ -121,7 +122,9 @@ pub struct SeedError {
 /// Budgets for user-data processing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Largest output of one gzip decompression (a 1 KB → 10 GB bomb stops here).
+    /// Largest output of all gzip decompressions of one file (`user-data` with its parts
+    /// and included bodies; `vendor-data`) together: a 1 KB → 10 GB bomb stops here, and so
+    /// do a thousand small gzip parts of 64 MiB each.
     pub max_gunzip_bytes: u64,
     /// How deep gzip / MIME / text-plain re-classification may nest.
     pub max_nesting: usize,
@@ -154,8 +157,9 @@ pub fn parse_seed_with(seed: &Seed, limits: &Limits) -> Result<SeedData, SeedErr
 
 /// [`parse_seed_with`], with the bodies fetched for its `#include` URLs (`(url, body)`),
 /// which are processed after `user-data` as if they were parts of it (each is classified
-/// on its own: cloud-config, script, multipart, gzip). One level: `#include` URLs inside
-/// included bodies are recorded in [`SeedData::includes`] but not fetched.
+/// on its own: cloud-config, script, multipart, gzip). A body whose URL only `vendor-data`
+/// listed is processed after `vendor-data` instead, as vendor data. One level: `#include`
+/// URLs inside included bodies are recorded in [`SeedData::includes`] but not fetched.
 pub fn parse_seed_including(
     seed: &Seed,
     limits: &Limits,
@@ -184,7 +188,13 @@ pub fn parse_seed_including(
     if let Some(ud) = seed.files.get("user-data") {
         user.bytes(ud, "user-data", 0)?;
     }
-    for (url, body) in included {
+    // An included body belongs to whoever listed its URL: user-data first; bodies only
+    // vendor-data listed are vendor parts (below user-data, scripts named vendor-…).
+    let user_urls = user.includes.clone();
+    let (for_user, rest): (Vec<_>, Vec<_>) = included
+        .iter()
+        .partition(|(url, _)| user_urls.contains(url));
+    for (url, body) in for_user {
         user.bytes(body, &format!("user-data #include {url}"), 1)?;
     }
     let user_merged = merge_all(user.configs.iter().map(|(_, n)| n));
@@ -202,6 +212,14 @@ pub fn parse_seed_including(
                 "vendor-data",
                 "ignored: user-data sets vendor_data.enabled to false",
             ));
+        }
+    }
+    let vendor_urls = vendor.includes.clone();
+    for (url, body) in rest {
+        if vendor_urls.contains(url) {
+            vendor.bytes(body, &format!("vendor-data #include {url}"), 1)?;
+        } else {
+            user.bytes(body, &format!("user-data #include {url}"), 1)?;
         }
     }
     let merged = merge_all(
@@ -293,10 +311,20 @@ fn warning(file: &str, msg: impl Into<String>) -> SeedError {
 pub fn merge(base: &mut Node, next: &Node) {
     match (&mut base.value, &next.value) {
         (NodeValue::Map(b), NodeValue::Map(n)) => {
+            // Where each key of `base` is: a linear search per key made merging two
+            // mappings cost |base|·|next| comparisons (minutes for a 1 MB cloud-config).
+            let mut index: HashMap<String, usize> = b
+                .iter()
+                .enumerate()
+                .map(|(i, (k, _))| (k.name.clone(), i))
+                .collect();
             for (k, v) in n {
-                match b.iter_mut().find(|(bk, _)| bk.name == k.name) {
+                match index.get(&k.name).and_then(|&i| b.get_mut(i)) {
                     Some((_, bv)) => merge(bv, v),
-                    None => b.push((k.clone(), v.clone())),
+                    None => {
+                        index.insert(k.name.clone(), b.len());
+                        b.push((k.clone(), v.clone()));
+                    }
                 }
             }
         }
@@ -335,8 +363,12 @@ fn classify(data: &[u8]) -> Kind {
     if data.iter().all(u8::is_ascii_whitespace) {
         return Kind::Empty;
     }
+    // cloud-init (`type_from_starts_with`) lower-cases and left-strips the payload before
+    // comparing: user-data that starts with a blank line (a templated heredoc) is still
+    // `#cloud-config`.
+    let text = data.trim_ascii_start();
     let starts = |p: &str| {
-        data.get(..p.len())
+        text.get(..p.len())
             .is_some_and(|h| h.eq_ignore_ascii_case(p.as_bytes()))
     };
     // Longest prefixes first (cloud-init's INCLUSION_TYPES_MAP order).
@@ -400,6 +432,8 @@ struct Collector<'l> {
     /// Keep going after an error (for `validate`), collecting them in `errors`.
     collect_all: bool,
     parts: usize,
+    /// What is left of [`Limits::max_gunzip_bytes`] for this file.
+    gunzip_left: u64,
     names: BTreeSet<String>,
     configs: Vec<(String, Node)>,
     scripts: Vec<Script>,
@@ -416,6 +450,7 @@ impl<'l> Collector<'l> {
             prefix,
             collect_all,
             parts: 0,
+            gunzip_left: limits.max_gunzip_bytes,
             names: BTreeSet::new(),
             configs: Vec::new(),
             scripts: Vec::new(),
@@ -438,6 +473,22 @@ impl<'l> Collector<'l> {
 
     fn warn(&mut self, label: &str, msg: impl Into<String>) {
         self.warnings.push(warning(label, msg));
+    }
+
+    /// Gunzip within what is left of the file's budget (retained script bodies add up:
+    /// one limit per decompression let a thousand small parts hold 64 GiB).
+    fn gunzip(&mut self, data: &[u8]) -> Result<Vec<u8>, String> {
+        let max = self.limits.max_gunzip_bytes;
+        let left = self.gunzip_left;
+        let plain = cloud_config::gunzip_limited(data, left).map_err(|e| {
+            if left < max && e.contains("expands to more than") {
+                format!("{e}: all gzip data of one file together may expand to {max} bytes")
+            } else {
+                e
+            }
+        })?;
+        self.gunzip_left = left.saturating_sub(plain.len() as u64);
+        Ok(plain)
     }
 
     /// A unique script name: the part's file name if usable, else `part-NNN`.
@@ -468,7 +519,7 @@ impl<'l> Collector<'l> {
         }
         let data = data.strip_prefix(b"\xef\xbb\xbf").unwrap_or(data);
         match classify(data) {
-            Kind::Gzip => match cloud_config::gunzip_limited(data, self.limits.max_gunzip_bytes) {
+            Kind::Gzip => match self.gunzip(data) {
                 Ok(plain) => self.bytes(&plain, label, depth + 1),
                 Err(e) => self.fail(warning(label, e)),
             },
@@ -480,12 +531,12 @@ impl<'l> Collector<'l> {
             }
             Kind::Boothook => {
                 self.parts += 1;
-                self.boothook(data, None, label);
+                self.boothook(data.trim_ascii_start(), None, label);
                 Ok(())
             }
             Kind::Script => {
                 self.parts += 1;
-                self.script(data, None, Frequency::PerInstance, label);
+                self.script(data.trim_ascii_start(), None, Frequency::PerInstance, label);
                 Ok(())
             }
             Kind::Mime => self.mime(data, label, depth),
@@ -552,11 +603,21 @@ impl<'l> Collector<'l> {
     }
 
     /// `#include` / `#include-once` bodies: one URL per line; blank lines and comments
-    /// skipped (the `#include…` lines themselves are comments).
+    /// skipped. Like cloud-init, a line's leading `#include` / `#include-once` is dropped
+    /// first, so `#include http://host/cfg` on one line names a URL.
     fn include(&mut self, data: &[u8], label: &str) {
         let text = String::from_utf8_lossy(data);
         for line in text.lines() {
-            let line = line.trim();
+            let mut line = line.trim();
+            for directive in ["#include-once", "#include"] {
+                if line
+                    .get(..directive.len())
+                    .is_some_and(|h| h.eq_ignore_ascii_case(directive))
+                {
+                    line = line.get(directive.len()..).unwrap_or_default().trim();
+                    break;
+                }
+            }
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
@@ -652,7 +713,7 @@ impl<'l> Collector<'l> {
                         | "application/x-gunzip"
                 )
             {
-                match cloud_config::gunzip_limited(&body, self.limits.max_gunzip_bytes) {
+                match self.gunzip(&body) {
                     Ok(plain) => body = plain,
                     Err(e) => {
                         self.fail(warning(&part_label, e))?;
@@ -667,10 +728,13 @@ impl<'l> Collector<'l> {
             match ctype {
                 "" | "text/plain" | "text/x-not-multipart" => match classify(&body) {
                     // Classified by content, keeping the part's file name.
-                    Kind::Script => {
-                        self.script(&body, filename, Frequency::PerInstance, &part_label)
-                    }
-                    Kind::Boothook => self.boothook(&body, filename, &part_label),
+                    Kind::Script => self.script(
+                        body.trim_ascii_start(),
+                        filename,
+                        Frequency::PerInstance,
+                        &part_label,
+                    ),
+                    Kind::Boothook => self.boothook(body.trim_ascii_start(), filename, &part_label),
                     _ => self.bytes(&body, &part_label, depth + 1)?,
                 },
                 "text/cloud-config" => self.cloud_config(&body, &part_label)?,

@@ -30,7 +30,7 @@ done
 [ "$(id -u)" = 0 ] || { echo "install-deps: run as root" >&2; exit 1; }
 
 PKGS=(busybox-static genisoimage xorriso cpio mtools dosfstools xz-utils zstd kmod e2fsprogs systemd
-      ca-certificates python3 devscripts)   # devscripts: checkbashisms for rc.d/test.sh
+      ca-certificates python3 devscripts strace)   # devscripts: checkbashisms for rc.d/test.sh; strace: mkdir-mode test
 [ "$DISTRO" = 1 ] && PKGS+=(debootstrap)
 apt-get update -q >/dev/null
 apt-get install -y -q --no-install-recommends "${PKGS[@]}" >/dev/null
