@@ -95,6 +95,9 @@ impl System for CountingSystem {
     fn create_dir_all(&self, path: &Path, mode: u32, owner: Option<(u32, u32)>) -> io::Result<()> {
         self.inner.create_dir_all(path, mode, owner)
     }
+    fn truncate(&self, path: &Path) -> io::Result<()> {
+        self.inner.truncate(path)
+    }
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         self.inner.remove_file(path)
     }
@@ -130,6 +133,12 @@ impl System for CountingSystem {
     }
     fn random(&self, buf: &mut [u8]) -> io::Result<()> {
         self.inner.random(buf)
+    }
+    fn host_path(&self, path: &Path) -> io::Result<PathBuf> {
+        self.inner.host_path(path)
+    }
+    fn exists(&self, path: &Path) -> bool {
+        self.inner.exists(path)
     }
 }
 
