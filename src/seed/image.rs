@@ -221,11 +221,15 @@ pub fn write_temp(path: &Path, bytes: &[u8]) -> io::Result<TempFile> {
 pub fn write_sparse(file: &File, bytes: &[u8]) -> io::Result<()> {
     use std::os::unix::fs::FileExt;
     const BLOCK: usize = 4096;
-    let end = nonzero_len(bytes);
-    let start = bytes[..end]
-        .iter()
-        .position(|&b| b != 0)
-        .map_or(end, |i| i - i % BLOCK);
+    // Whole-block scans (an OR-fold the compiler vectorises), not a byte at a time: this
+    // runs once per seed of a batch over ~350 KiB that is mostly zeros.
+    let nonzero = |c: &[u8]| c.iter().fold(0u8, |acc, &b| acc | b) != 0;
+    let first = bytes.chunks(BLOCK).position(nonzero);
+    let last = bytes.chunks(BLOCK).rposition(nonzero);
+    let (start, end) = match (first, last) {
+        (Some(f), Some(l)) => (f * BLOCK, ((l + 1) * BLOCK).min(bytes.len())),
+        _ => (0, 0),
+    };
     if start < end {
         file.write_all_at(&bytes[start..end], start as u64)?;
     }
@@ -233,18 +237,6 @@ pub fn write_sparse(file: &File, bytes: &[u8]) -> io::Result<()> {
         file.set_len(bytes.len() as u64)?;
     }
     Ok(())
-}
-
-/// Length of `b` without its trailing zero bytes.
-fn nonzero_len(b: &[u8]) -> usize {
-    let mut end = b.len();
-    while end >= 8 && b[end - 8..end] == [0u8; 8] {
-        end -= 8;
-    }
-    while end > 0 && b[end - 1] == 0 {
-        end -= 1;
-    }
-    end
 }
 
 /// fsync a directory so renames in it are durable.
@@ -386,8 +378,17 @@ mod tests {
             tmp.persist(&path).unwrap();
             assert_eq!(fs::read(&path).unwrap(), bytes);
         }
-        assert_eq!(nonzero_len(&[0, 1, 0, 0, 0, 0, 0, 0, 0, 0]), 2);
-        assert_eq!(nonzero_len(&[0; 17]), 0);
+        // The zero head and tail become a hole, not written blocks.
+        let path = dir.path().join("holes");
+        let bytes = [vec![0u8; 64 * 1024], vec![9u8; 10], vec![0u8; 1 << 20]].concat();
+        write_temp(&path, &bytes).unwrap().persist(&path).unwrap();
+        let m = fs::metadata(&path).unwrap();
+        assert_eq!(m.len(), bytes.len() as u64);
+        assert!(
+            std::os::unix::fs::MetadataExt::blocks(&m) * 512 < 256 * 1024,
+            "allocated {} blocks",
+            std::os::unix::fs::MetadataExt::blocks(&m)
+        );
     }
 
     #[test]
