@@ -65,7 +65,8 @@ if [ "$BUILD" = 1 ]; then
 fi
 AGENT=${CI_AGENT:-$BIN/ci-agent}; CISEED=${CI_SEED:-$BIN/ci-seed}
 [ -x "$AGENT" ] && [ -x "$CISEED" ] || { echo "bench.sh: no $AGENT / $CISEED (drop --no-build)" >&2; exit 1; }
-record group=facts key=build value="cargo build --release --target $TARGET (profile.release: opt-level s, lto, codegen-units 1, panic abort, strip)"
+OPT=$(awk '/^\[profile.release\]/{p=1;next} /^\[/{p=0} p && $1=="opt-level"{gsub(/"/,"",$3); print $3}' "$REPO/Cargo.toml" 2>/dev/null)
+record group=facts key=build value="cargo build --release --target $TARGET (profile.release: opt-level ${OPT:-?}, lto, codegen-units 1, panic abort, strip)"
 
 # the same seed as images, made by the reference tool
 cloud-localds "$W/seed.iso" "$SEED/user-data" "$SEED/meta-data"

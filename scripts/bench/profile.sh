@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Where the instructions go: callgrind on the release binaries built with symbols (same
-# profile otherwise: opt-level s, LTO, panic=abort), on the standard seed. Instruction
+# profile otherwise: the release opt-level, LTO, panic=abort), on the standard seed. Instruction
 # counts are repeatable, unlike times on a shared machine.
 #
 #   scripts/bench/profile.sh [--top N] [-- COMMAND ARGS...]
