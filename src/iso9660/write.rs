@@ -671,6 +671,12 @@ impl Image {
                 opts.mtime
             )));
         }
+        if tree.dirs.len() > usize::from(u16::MAX) {
+            return Err(invalid(format!(
+                "{} directories; path tables number at most 65535",
+                tree.dirs.len()
+            )));
+        }
         let c = Civil::from_unix(opts.mtime);
         let d7 = date7(&c);
         let d17 = date17(&c);
