@@ -862,12 +862,7 @@ fn parse_run_args(args: Vec<OsString>) -> Result<Option<RunArgs>, lexopt::Error>
             Long("seed") => a.opts.seed = Some(p.value()?.into()),
             Long("config") => a.config = Some(p.value()?.into()),
             Long("dry-run") | Short('n') => a.opts.dry_run = true,
-            Long("os") => {
-                let v = p.value()?.string()?;
-                a.os = OsKind::parse(&v).ok_or_else(|| {
-                    lexopt::Error::Custom(format!("unknown OS {v:?} (linux or freebsd)").into())
-                })?;
-            }
+            Long("os") => a.os = OsKind::from_arg(&mut p)?,
             Long("verbose") | Short('v') => a.verbose = true,
             Short('h') | Long("help") => {
                 print!("{RUN_USAGE}");

@@ -60,12 +60,7 @@ fn parse_args(args: Vec<OsString>) -> Result<Option<QueryArgs>, lexopt::Error> {
             Long("seed") => a.seed = Some(p.value()?.into()),
             Long("root") => a.root = p.value()?.into(),
             Long("config") => a.config = Some(p.value()?.into()),
-            Long("os") => {
-                let v = p.value()?.string()?;
-                a.os = OsKind::parse(&v).ok_or_else(|| {
-                    lexopt::Error::Custom(format!("unknown OS {v:?} (linux or freebsd)").into())
-                })?;
-            }
+            Long("os") => a.os = OsKind::from_arg(&mut p)?,
             Short('h') | Long("help") => {
                 print!("{USAGE}");
                 return Ok(None);

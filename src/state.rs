@@ -551,12 +551,7 @@ fn parse_status_args(args: Vec<OsString>) -> Result<Option<StatusArgs>, lexopt::
             Long("timeout") => a.timeout = Some(p.value()?.parse()?),
             Long("root") => a.root = p.value()?.into(),
             Long("config") => a.config = Some(p.value()?.into()),
-            Long("os") => {
-                let v = p.value()?.string()?;
-                a.os = OsKind::parse(&v).ok_or_else(|| {
-                    lexopt::Error::Custom(format!("unknown OS {v:?} (linux or freebsd)").into())
-                })?;
-            }
+            Long("os") => a.os = OsKind::from_arg(&mut p)?,
             Short('h') | Long("help") => {
                 print!("{STATUS_USAGE}");
                 return Ok(None);

@@ -46,6 +46,15 @@ impl OsKind {
         }
     }
 
+    /// The value of a `--os` option (`linux` or `freebsd`), for the CLIs.
+    pub fn from_arg(p: &mut lexopt::Parser) -> Result<Self, lexopt::Error> {
+        use lexopt::ValueExt as _;
+        let v = p.value()?.string()?;
+        OsKind::parse(&v).ok_or_else(|| {
+            lexopt::Error::Custom(format!("unknown OS {v:?} (linux or freebsd)").into())
+        })
+    }
+
     /// Default config file.
     pub fn config_path(self) -> PathBuf {
         match self {
