@@ -239,10 +239,50 @@ pub fn fetch_nocloud(limits: &HttpLimits, base_url: &str) -> anyhow::Result<Seed
     Ok(seed)
 }
 
-/// Fetch user-data `#include` URLs in order. At most [`MAX_INCLUDES`] URLs, each bounded by
-/// `limits`, and all bodies together by `limits.max_bytes`. Any failure (including a 404) is
-/// an error naming the URL: a first boot that silently skips part of its configuration is
-/// worse than one that reports it and retries.
+/// Fetch user-data `#include` URLs in order, going on past failures: at most
+/// [`MAX_INCLUDES`] URLs, each bounded by `limits` and all bodies together by
+/// `limits.max_bytes` (each URL may read only what the earlier ones left). Returns the
+/// bodies fetched and one problem per URL that was not (each naming the URL). This is
+/// what the agent applies, like cloud-init: a missing include is a warning.
+pub fn fetch_includes_lenient(
+    urls: &[String],
+    limits: &HttpLimits,
+) -> (Vec<(String, Vec<u8>)>, Vec<String>) {
+    let mut out = Vec::new();
+    let mut problems = Vec::new();
+    let mut remaining = limits.max_bytes;
+    for (i, url) in urls.iter().enumerate() {
+        if i >= MAX_INCLUDES {
+            problems.push(format!(
+                "more than {MAX_INCLUDES} #include URLs; {url} and later ones skipped"
+            ));
+            break;
+        }
+        let one = HttpLimits {
+            max_bytes: remaining,
+            ..*limits
+        };
+        match get(url, &one) {
+            Ok(body) => {
+                remaining = remaining.saturating_sub(body.len() as u64);
+                out.push((url.clone(), body));
+            }
+            // A body over what is left is not kept, so the budget is unchanged for the
+            // next URL.
+            Err(FetchError::TooLarge { url, .. }) if remaining < limits.max_bytes => {
+                problems.push(format!(
+                    "{url}: #include bodies together exceed the limit of {} bytes",
+                    limits.max_bytes
+                ));
+            }
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    (out, problems)
+}
+
+/// [`fetch_includes_lenient`], strict: more than [`MAX_INCLUDES`] URLs, or any URL that
+/// cannot be fetched (including a 404), is an error naming it.
 pub fn fetch_includes(
     urls: &[String],
     limits: &HttpLimits,
@@ -253,22 +293,9 @@ pub fn fetch_includes(
             urls.len()
         );
     }
-    let mut out = Vec::with_capacity(urls.len());
-    let mut remaining = limits.max_bytes;
-    for url in urls {
-        let one = HttpLimits {
-            max_bytes: remaining,
-            ..*limits
-        };
-        let body = get(url, &one).map_err(|e| match e {
-            FetchError::TooLarge { url, .. } => anyhow::anyhow!(
-                "{url}: #include bodies together exceed the limit of {} bytes",
-                limits.max_bytes
-            ),
-            e => anyhow::Error::new(e).context("fetching an #include URL"),
-        })?;
-        remaining = remaining.saturating_sub(body.len() as u64);
-        out.push((url.clone(), body));
+    let (out, problems) = fetch_includes_lenient(urls, limits);
+    match problems.into_iter().next() {
+        Some(p) => anyhow::bail!("fetching an #include URL: {p}"),
+        None => Ok(out),
     }
-    Ok(out)
 }

@@ -90,33 +90,11 @@ pub fn find_seed(
 /// (inside fetched bodies) are not followed.
 pub fn resolve_includes(config: &Config, seed: &Seed, data: SeedData) -> SeedData {
     let limits = http::HttpLimits::from_bootstrap(&config.bootstrap);
-    let mut bodies = Vec::new();
-    let mut warnings = Vec::new();
-    // The same bounds as `http::fetch_includes`: a count, and one byte budget for all.
-    let mut total = 0u64;
-    for (i, url) in data.includes.iter().enumerate() {
-        if i >= http::MAX_INCLUDES {
-            warnings.push(format!(
-                "user-data: more than {} #include URLs; {url} and later ones skipped",
-                http::MAX_INCLUDES
-            ));
-            break;
-        }
-        match http::get(url, &limits) {
-            Ok(body) => {
-                total = total.saturating_add(body.len() as u64);
-                if total > limits.max_bytes {
-                    warnings.push(format!(
-                        "user-data: #include bodies exceed {} bytes together; {url} and later ones skipped",
-                        limits.max_bytes
-                    ));
-                    break;
-                }
-                bodies.push((url.clone(), body));
-            }
-            Err(e) => warnings.push(format!("user-data: #include {url}: {e}; skipped")),
-        }
-    }
+    let (bodies, problems) = http::fetch_includes_lenient(&data.includes, &limits);
+    let mut warnings: Vec<String> = problems
+        .into_iter()
+        .map(|p| format!("user-data: #include {p}; skipped"))
+        .collect();
     if bodies.is_empty() {
         let mut data = data;
         data.warnings.extend(warnings);
