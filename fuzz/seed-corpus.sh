@@ -11,7 +11,8 @@ ud="$here/corpus/userdata"
 yml="$here/corpus/yaml"
 srv="$here/corpus/serve_request"
 cml="$here/corpus/cmdline"
-mkdir -p "$iso" "$fat" "$ud" "$yml" "$srv" "$cml"
+bsr="$here/corpus/bootstrap_response"
+mkdir -p "$iso" "$fat" "$ud" "$yml" "$srv" "$cml" "$bsr"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
@@ -76,4 +77,15 @@ printf 'BOOT_IMAGE=/vmlinuz root=/dev/vda1 ro ds=nocloud;s=http://10.0.2.2:8000/
 printf "ds='nocloud-net;seedfrom=file:///mnt/seed/;local-hostname=x' console=ttyS0\n" > "$cml/quoted"
 printf 'ds=nocloud\n' > "$cml/bare"
 
-ls -l "$iso" "$fat" "$ud" "$yml" "$srv" "$cml"
+# HTTP responses the agent reads (first byte: 0 bootstrap, 1 seedfrom, 2 #include).
+for sel in 0 1 2; do
+    printf '%s' "$sel" | tr 012 '\000\001\002' > "$tmp/sel"
+    { cat "$tmp/sel"; printf 'HTTP/1.1 200 OK\r\nContent-Length: 19\r\n\r\n#!/bin/sh\necho hi\n'; } > "$bsr/$sel-length"
+    { cat "$tmp/sel"; printf 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n'; } > "$bsr/$sel-chunked"
+    { cat "$tmp/sel"; printf 'HTTP/1.0 200 OK\r\n\r\n#cloud-config\nhostname: x\n'; } > "$bsr/$sel-close"
+    { cat "$tmp/sel"; printf 'HTTP/1.1 302 Found\r\nLocation: /next\r\nContent-Length: 0\r\n\r\n'; } > "$bsr/$sel-redirect"
+    { cat "$tmp/sel"; printf 'HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n'; } > "$bsr/$sel-404"
+    { cat "$tmp/sel"; printf 'HTTP/1.1 200 OK\r\nContent-Length: 4000\r\n\r\nshort'; } > "$bsr/$sel-truncated"
+done
+
+ls -l "$iso" "$fat" "$ud" "$yml" "$srv" "$cml" "$bsr"
