@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime};
 
 use ci_agent::config::Config;
 use ci_agent::platform::host::HostSystem;
-use ci_agent::platform::system::{Cmd, CmdOutput, FileInfo, ReadSeek, System, WriteOpts};
+use ci_agent::platform::system::{Cmd, CmdOutput, FileInfo, FileLock, ReadSeek, System, WriteOpts};
 use ci_agent::platform::OsKind;
 
 /// What the counting readers saw, summed over every device opened.
@@ -118,6 +118,9 @@ impl System for CountingSystem {
             pos: 0,
             counts: self.counts.clone(),
         }))
+    }
+    fn lock_file(&self, path: &Path, wait: bool) -> io::Result<Option<FileLock>> {
+        self.inner.lock_file(path, wait)
     }
     fn run(&self, cmd: &Cmd) -> io::Result<CmdOutput> {
         self.inner.run(cmd)

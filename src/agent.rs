@@ -28,7 +28,7 @@ use crate::datasource::bootstrap::{self, BootstrapStatus, Outcome};
 use crate::modules::{Context, Frequency, Module, Stage};
 use crate::platform::dryrun::DryRunSystem;
 use crate::platform::host::HostSystem;
-use crate::platform::{OsKind, System};
+use crate::platform::{FileLock, OsKind, System};
 use crate::state::{rfc3339, LastCheck, ModuleOutcome, ModuleResult, RunStatus, State, StatusFile};
 use crate::userdata::{Seed, SeedData, SeedError};
 
@@ -234,6 +234,8 @@ struct Runner<'a> {
     status: StatusFile,
     /// The instance whose local seed copy is this pass's seed (the seed itself is gone).
     seed_from_copy: Option<String>,
+    /// The run lock, held until the runner (and with it the final status write) is done.
+    _lock: Option<FileLock>,
 }
 
 impl<'a> Runner<'a> {
@@ -274,11 +276,14 @@ impl<'a> Runner<'a> {
             state,
             status,
             seed_from_copy: None,
+            _lock: None,
         }
     }
 
     fn go(&mut self) -> anyhow::Result<u8> {
         self.state.ensure()?;
+        // Before anything is read: a run that waited sees what the other one did.
+        self._lock = Some(self.state.lock_run()?);
         self.status.applied_instance_id = self.state.applied_instance();
         let previous = match self.state.read_status() {
             Ok(p) => p,

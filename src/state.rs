@@ -12,7 +12,9 @@
 //! - `instances/<iid>/seed/`: the local copy of the seed's files (dir 0700, files 0600),
 //!   exported to scripts as `CI_AGENT_SEED_DIR`;
 //! - `status.json`: the record of the last run, replaced atomically;
-//! - `commands.log`: with `--root DIR`, the commands that would have run.
+//! - `commands.log`: with `--root DIR`, the commands that would have run;
+//! - `run.lock`: empty; a run holds its `flock` from start to end, so a second run (by
+//!   hand during a boot pass) waits instead of applying the same instance at the same time.
 //!
 //! Writes are ordered so that a kill at any point re-runs cleanly: a semaphore only after
 //! its module succeeded, `instance-id` only after the last one, the sentinel removed last.
@@ -26,7 +28,7 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use crate::modules::{Frequency, Stage};
-use crate::platform::{OsKind, System, WriteOpts};
+use crate::platform::{FileLock, OsKind, System, WriteOpts};
 use crate::userdata::Seed;
 
 /// Largest state file read back (`instance-id`, `in-progress`).
@@ -195,6 +197,9 @@ mod frequency_serde {
     }
 }
 
+/// The lock file in the state directory (see [`State::lock_run`]).
+pub const RUN_LOCK: &str = "run.lock";
+
 /// The state directory of one machine.
 pub struct State<'a> {
     sys: &'a dyn System,
@@ -211,6 +216,31 @@ impl<'a> State<'a> {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// `<state_dir>/run.lock`.
+    pub fn lock_path(&self) -> PathBuf {
+        self.dir.join(RUN_LOCK)
+    }
+
+    /// Hold the run lock (the state directory must exist): at once when it is free, else
+    /// after saying who waits for what and blocking until the other run ends. The kernel
+    /// drops a dead process's lock, so a crashed run never blocks the next.
+    pub fn lock_run(&self) -> anyhow::Result<FileLock> {
+        let path = self.lock_path();
+        let take = |wait| {
+            self.sys
+                .lock_file(&path, wait)
+                .with_context(|| format!("cannot lock {}", path.display()))
+        };
+        if let Some(l) = take(false)? {
+            return Ok(l);
+        }
+        log::warn!(
+            "another ci-agent run holds {}; waiting for it to finish",
+            path.display()
+        );
+        take(true)?.ok_or_else(|| anyhow::anyhow!("cannot lock {}", path.display()))
     }
 
     /// Create the state directory (0700) or tighten its mode.

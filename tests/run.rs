@@ -1509,3 +1509,70 @@ fn seed_devices_are_awaited_only_when_a_seed_is_expected() {
     let d = h.cfg.seed_wait_secs;
     assert_eq!(*waits.lock().unwrap(), [d, d, 0]);
 }
+
+#[test]
+fn cli_a_second_run_waits_for_the_lock_of_the_first() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::os::unix::fs::PermissionsExt;
+    let r = Root::new();
+    r.put("firstboot", "");
+    let seed = r.seed(
+        "#cloud-config\nhostname: locked\nruncmd:\n  - echo once\n",
+        "instance-id: iid-lock\n",
+    );
+    // Another run (this test) holds the lock: the state dir and its lock file exist.
+    std::fs::create_dir_all(r.path().join("var/lib/ci-agent")).unwrap();
+    std::fs::set_permissions(
+        r.path().join("var/lib/ci-agent"),
+        std::fs::Permissions::from_mode(0o700),
+    )
+    .unwrap();
+    let sys = ci_agent::platform::host::HostSystem::new(r.path());
+    let held = sys
+        .lock_file(Path::new("/var/lib/ci-agent/run.lock"), false)
+        .unwrap()
+        .expect("the lock is free");
+
+    let mut child = bin()
+        .arg("run")
+        .arg("--root")
+        .arg(r.path())
+        .args(["--os", "linux", "--seed", seed.to_str().unwrap()])
+        .env_remove("JOURNAL_STREAM")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "stderr ended: {seen}"
+        );
+        seen.push_str(&line);
+        if line.contains("waiting for it to finish") {
+            break;
+        }
+    }
+    assert!(seen.contains("run.lock"), "{seen}");
+    // Blocked in flock: it has decided nothing and applied nothing.
+    assert!(child.try_wait().unwrap().is_none(), "{seen}");
+    assert_eq!(r.read("etc/hostname").unwrap().trim(), "template");
+    assert!(r.read("var/lib/ci-agent/status.json").is_none());
+
+    drop(held);
+    err.read_to_string(&mut seen).unwrap();
+    let st = child.wait().unwrap();
+    assert_eq!(st.code(), Some(0), "{seen}");
+    assert_eq!(r.read("etc/hostname").unwrap().trim(), "locked");
+    assert_eq!(r.status()["status"], "done");
+    let m = std::fs::metadata(r.path().join("var/lib/ci-agent/run.lock")).unwrap();
+    assert_eq!(m.permissions().mode() & 0o777, 0o600);
+
+    // A run whose lock is free (the first one has ended) never waits.
+    let o = r.run(&["--os", "linux", "--seed", seed.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("waiting"));
+}

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use super::system::{Cmd, CmdOutput, FileInfo, ReadSeek, System, WriteOpts};
+use super::system::{Cmd, CmdOutput, FileInfo, FileLock, ReadSeek, System, WriteOpts};
 
 pub struct DryRunSystem<'a> {
     inner: &'a dyn System,
@@ -124,6 +124,11 @@ impl System for DryRunSystem<'_> {
     }
     fn open_device(&self, path: &Path) -> io::Result<Box<dyn ReadSeek>> {
         self.inner.open_device(path)
+    }
+    fn lock_file(&self, path: &Path, _wait: bool) -> io::Result<Option<FileLock>> {
+        // Taking it would create the file; a dry run changes nothing, so it needs no lock.
+        self.host_path(path)?;
+        Ok(Some(FileLock::none()))
     }
     fn run(&self, cmd: &Cmd) -> io::Result<CmdOutput> {
         if cmd.argv.is_empty() {

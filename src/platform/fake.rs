@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use super::host::HostSystem;
-use super::system::{Cmd, CmdOutput, FileInfo, ReadSeek, System, WriteOpts};
+use super::system::{Cmd, CmdOutput, FileInfo, FileLock, ReadSeek, System, WriteOpts};
 
 type Responder = Box<dyn Fn(&Cmd) -> Option<CmdOutput> + Send>;
 type FaultHook = Box<dyn Fn(&Effect) -> io::Result<()> + Send>;
@@ -184,6 +184,11 @@ impl System for FakeSystem {
     }
     fn open_device(&self, path: &Path) -> io::Result<Box<dyn ReadSeek>> {
         self.inner.open_device(path)
+    }
+    fn lock_file(&self, path: &Path, wait: bool) -> io::Result<Option<FileLock>> {
+        // A real flock on a file under the test's root: it excludes other opens of it,
+        // in this process too, so tests can hold it.
+        self.inner.lock_file(path, wait)
     }
     fn run(&self, cmd: &Cmd) -> io::Result<CmdOutput> {
         self.check(Effect::Run(cmd.argv.clone()))?;

@@ -20,7 +20,7 @@ use std::process::{Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::system::{Cmd, CmdOutput, FileInfo, FileKind, ReadSeek, System, WriteOpts};
+use super::system::{Cmd, CmdOutput, FileInfo, FileKind, FileLock, ReadSeek, System, WriteOpts};
 
 /// Output kept per stream of a command; the rest is drained and dropped.
 const MAX_CAPTURE: usize = 4 << 20;
@@ -245,12 +245,14 @@ impl HostSystem {
             renameat(&dir, tmp.as_os_str(), &dir, name)?;
             File::from(dir.try_clone()?).sync_all()
         })();
-        if result.is_err() {
-            let _ = nix::unistd::unlinkat(
-                &dir,
-                tmp.as_os_str(),
-                nix::unistd::UnlinkatFlags::NoRemoveDir,
-            );
+        // The listing goes by path; the removals go through the directory we wrote in.
+        let stale = match (&result, host.parent()) {
+            (Ok(()), Some(parent)) => stale_temps(parent, name),
+            _ => vec![tmp],
+        };
+        for n in stale {
+            let _ =
+                nix::unistd::unlinkat(&dir, n.as_os_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
         }
         result
     }
@@ -315,6 +317,36 @@ fn temp_name(target: &Path, nonce: u64) -> PathBuf {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     target.with_file_name(format!(".{name}.ci-agent.{}.{nonce:x}", std::process::id()))
+}
+
+/// Names in the directory listed at `listing` that are temp files of earlier replacements
+/// of `name` ([`temp_name`]: `.NAME.ci-agent.PID.NONCE`), which a writer killed between
+/// creating and renaming them left behind. Called after a replacement of `name` has
+/// landed: writers of one target are serialised (one agent run at a time holds the run
+/// lock, and a run writes a file from one thread), so any such file is debris, not a
+/// write in flight. A name that is not UTF-8 has none (nothing is guessed).
+fn stale_temps(listing: &Path, name: &std::ffi::OsStr) -> Vec<std::ffi::OsString> {
+    let Some(name) = name.to_str() else {
+        return Vec::new();
+    };
+    let prefix = format!(".{name}.ci-agent.");
+    let Ok(entries) = fs::read_dir(listing) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok().map(|e| e.file_name()))
+        .filter(|n| {
+            let Some(rest) = n.to_str().and_then(|n| n.strip_prefix(prefix.as_str())) else {
+                return false;
+            };
+            rest.split_once('.').is_some_and(|(pid, nonce)| {
+                !pid.is_empty()
+                    && pid.bytes().all(|b| b.is_ascii_digit())
+                    && !nonce.is_empty()
+                    && nonce.bytes().all(|b| b.is_ascii_hexdigit())
+            })
+        })
+        .collect()
 }
 
 fn fsync_dir(dir: &Path) -> io::Result<()> {
@@ -569,6 +601,16 @@ impl System for HostSystem {
         })();
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
+            return result;
+        }
+        if let Some(name) = host.file_name() {
+            for stale in stale_temps(&parent, name) {
+                log::debug!(
+                    "removing {} (left by a killed write)",
+                    stale.to_string_lossy()
+                );
+                let _ = fs::remove_file(parent.join(stale));
+            }
         }
         result
     }
@@ -699,6 +741,21 @@ impl System for HostSystem {
 
     fn open_device(&self, path: &Path) -> io::Result<Box<dyn ReadSeek>> {
         Ok(Box::new(File::open(self.follow_path(path)?)?))
+    }
+
+    fn lock_file(&self, path: &Path, wait: bool) -> io::Result<Option<FileLock>> {
+        let host = self.host_path(path)?;
+        // Close-on-exec (std's default): a command we run must not inherit the lock.
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+            .open(&host)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        FileLock::take(f, wait)
     }
 
     fn run(&self, cmd: &Cmd) -> io::Result<CmdOutput> {
@@ -860,6 +917,45 @@ mod tests {
             s.read_dir(Path::new("/home/bob/.ssh")).unwrap(),
             ["authorized_keys"]
         );
+    }
+
+    #[test]
+    fn a_landed_write_removes_temps_that_killed_writes_left() {
+        let (d, s) = sys();
+        for strict in [false, true] {
+            let dir = d.path().join("etc/app");
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir_all(&dir).unwrap();
+            let debris = [".conf.ci-agent.4242.1f2e", ".conf.ci-agent.1.0"];
+            let kept = [
+                ".conf.ci-agent.x.1f",     // not a pid
+                ".conf.ci-agent.12.",      // no nonce
+                ".conf.ci-agent.12.zz",    // not hex
+                ".other.ci-agent.4242.1f", // another target's
+                ".conf.ci-agent",          // no pid at all
+                "conf.ci-agent.1.1",       // not hidden
+            ];
+            for n in debris.iter().chain(&kept) {
+                fs::write(dir.join(n), "old").unwrap();
+            }
+            let opts = WriteOpts::mode(0o644);
+            let opts = if strict { opts.strict() } else { opts };
+            s.write_file(Path::new("/etc/app/conf"), b"new\n", opts)
+                .unwrap();
+            let mut want: Vec<String> = kept.iter().map(|n| n.to_string()).collect();
+            want.push("conf".into());
+            want.sort();
+            assert_eq!(
+                s.read_dir(Path::new("/etc/app")).unwrap(),
+                want,
+                "strict {strict}"
+            );
+            // An append creates no temp file and removes nothing.
+            fs::write(dir.join(debris[0]), "old").unwrap();
+            s.write_file(Path::new("/etc/app/conf"), b"more\n", opts.append())
+                .unwrap();
+            assert!(dir.join(debris[0]).exists());
+        }
     }
 
     #[test]

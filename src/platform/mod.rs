@@ -15,7 +15,7 @@ pub mod host;
 pub mod linux;
 pub mod system;
 
-pub use system::{Cmd, CmdOutput, FileInfo, FileKind, ReadSeek, System, WriteOpts};
+pub use system::{Cmd, CmdOutput, FileInfo, FileKind, FileLock, ReadSeek, System, WriteOpts};
 
 use std::path::PathBuf;
 

@@ -147,6 +147,36 @@ impl CmdOutput {
     }
 }
 
+/// An exclusive advisory lock (`flock(2)`) on an open file, released when dropped, and by
+/// the kernel when the process dies however it dies (no stale lock after a crash).
+pub struct FileLock {
+    _held: Option<nix::fcntl::Flock<std::fs::File>>,
+}
+
+impl FileLock {
+    /// A lock on `file`: `Ok(None)` when another open file holds it and `wait` is false;
+    /// with `wait`, blocks until it is free. The file must be opened close-on-exec (std
+    /// does), so commands the agent runs never inherit, and so never keep, the lock.
+    pub fn take(file: std::fs::File, wait: bool) -> io::Result<Option<FileLock>> {
+        use nix::fcntl::{Flock, FlockArg};
+        let arg = if wait {
+            FlockArg::LockExclusive
+        } else {
+            FlockArg::LockExclusiveNonblock
+        };
+        match Flock::lock(file, arg) {
+            Ok(held) => Ok(Some(FileLock { _held: Some(held) })),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) if !wait => Ok(None),
+            Err((_, e)) => Err(io::Error::from(e)),
+        }
+    }
+
+    /// A lock that holds nothing (a dry run changes nothing, so it excludes no one).
+    pub fn none() -> FileLock {
+        FileLock { _held: None }
+    }
+}
+
 /// The only code that touches the host.
 pub trait System {
     /// The root prefix every guest path is resolved under (`/` at boot).
@@ -179,6 +209,10 @@ pub trait System {
     fn set_mode(&self, path: &Path, mode: u32) -> io::Result<()>;
     /// Open a block device or image for reading (seed probing).
     fn open_device(&self, path: &Path) -> io::Result<Box<dyn ReadSeek>>;
+    /// Take the exclusive lock on `path` ([`FileLock::take`]), creating the file (0600,
+    /// never through a symlink) when missing: `Ok(None)` when it is held and `wait` is
+    /// false. Serialises agent runs (`ci-agent run` by hand during a boot pass).
+    fn lock_file(&self, path: &Path, wait: bool) -> io::Result<Option<FileLock>>;
 
     /// Run a command and wait for it (bounded by `cmd.timeout`). Implementations that do
     /// not act on the live host record it instead and report success.
