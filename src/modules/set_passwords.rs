@@ -10,9 +10,9 @@
 //!   printed to the console as cloud-init does: they are written to
 //!   `<instance_dir>/random-passwords` (0600, in the root-only state dir) and a warning
 //!   names that file.
-//! - `chpasswd.expire` (default true) forces a change at the next login for text and
-//!   random passwords: `passwd --expire` / `pw usermod -p`. Hashes are not expired, as
-//!   in cloud-init before 22.3 (22.3 and later expire them too).
+//! - `chpasswd.expire` (default true) forces a change at the next login for every
+//!   password set, hashes included (cloud-init 22.3 and later; before, hashes were left
+//!   unexpired, which cloud-init fixed as a bug): `passwd --expire` / `pw usermod -p`.
 //! - `ssh_pwauth: true|false` sets `PasswordAuthentication yes|no`: in the drop-in
 //!   `/etc/ssh/sshd_config.d/50-ci-agent.conf` when `sshd_config` includes that directory
 //!   before any `PasswordAuthentication` of its own (sshd keeps the first value it reads),
@@ -232,7 +232,7 @@ impl Module for SetPasswords {
                 failed.push(format!("{key}: setting the password of {user}: {e:#}"));
                 continue;
             }
-            if expire && *kind != PasswordKind::Hash {
+            if expire {
                 if let Err(e) = exec::run_ok(ctx, &policy.expire_passwd(user)) {
                     failed.push(format!("{key}: expiring the password of {user}: {e:#}"));
                 }
@@ -309,6 +309,7 @@ mod tests {
                 "chpasswd (arguments withheld)",
                 "passwd --expire debian",
                 "chpasswd (arguments withheld)",
+                "passwd --expire bob",
                 "chpasswd (arguments withheld)",
                 "passwd --expire root"
             ]
@@ -316,7 +317,7 @@ mod tests {
         let c = env.sys.commands();
         assert_eq!(c[0].stdin.as_deref(), Some(&b"debian:x1\n"[..]));
         assert_eq!(c[2].argv, ["chpasswd", "-e"]);
-        let rnd = String::from_utf8(c[3].stdin.clone().unwrap()).unwrap();
+        let rnd = String::from_utf8(c[4].stdin.clone().unwrap()).unwrap();
         let pw = rnd.trim_end().strip_prefix("root:").unwrap();
         assert_eq!(pw.len(), 20);
         assert!(pw.bytes().all(|b| b.is_ascii_alphanumeric()));
@@ -366,7 +367,15 @@ mod tests {
         let c = &env.sys.commands()[0];
         assert_eq!(c.argv, ["pw", "usermod", "freebsd", "-H", "0"]);
         assert_eq!(c.stdin.as_deref(), Some(&b"$6$salt$hashhash\n"[..]));
-        assert_eq!(env.lines().len(), 1, "a hash is not expired");
+        // Expired like any other password (chpasswd.expire defaults to true).
+        assert_eq!(
+            env.lines(),
+            [
+                "pw (arguments withheld)",
+                "pw usermod freebsd -p 02-Jan-1970"
+            ],
+            "a hash is expired too"
+        );
     }
 
     #[test]
