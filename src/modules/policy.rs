@@ -24,7 +24,7 @@ pub struct UserPlan {
     pub system: bool,
     pub no_create_home: bool,
     pub uid: Option<u32>,
-    /// crypt(3) hash set at creation.
+    /// crypt(3) hash set at creation (on stdin).
     pub passwd_hash: Option<String>,
 }
 
@@ -85,7 +85,9 @@ pub trait OsPolicy: Sync {
     fn machine_id_live(&self, id: &uuid::Uuid) -> Vec<Cmd>;
 
     fn groupadd(&self, name: &str) -> Cmd;
-    fn useradd(&self, user: &UserPlan) -> Cmd;
+    /// The commands that create `user`, in order. A `passwd_hash` goes on stdin, never in
+    /// argv (where any local user could read it in `/proc/PID/cmdline` or `ps`).
+    fn useradd(&self, user: &UserPlan) -> Vec<Cmd>;
     fn add_to_group(&self, user: &str, group: &str) -> Cmd;
     /// Disable password logins (key logins keep working).
     fn lock_passwd(&self, user: &str) -> Cmd;

@@ -9,8 +9,9 @@
 //!   (`groupadd` / `pw groupadd`), then looked up again: a user still absent is an error.
 //!   An existing user only gets missing supplementary groups (so a second run creates
 //!   nothing).
-//! - `passwd`/`hashed_passwd` (a hash) go in at creation (`useradd -p`, `pw … -H 0` on
-//!   stdin) or via `chpasswd -e` / `pw usermod -H 0` for an existing user;
+//! - `passwd`/`hashed_passwd` (a hash) go in at creation (`useradd` then `chpasswd -e`,
+//!   `pw useradd … -H 0`), or via `chpasswd -e` / `pw usermod -H 0` for an existing
+//!   user: always on stdin, never in argv;
 //!   `plain_text_passwd` via stdin only. All such commands are marked secret.
 //! - `lock_passwd` (default true, as cloud-init — including for root when root is the
 //!   default user) disables password logins: `passwd -l`, FreeBSD `pw usermod -w no` (not
@@ -303,7 +304,9 @@ fn apply_user(ctx: &mut Context, r: &Resolved) -> anyhow::Result<()> {
         }
     }
     let created = if db.user(&u.name).is_none() {
-        exec::run_ok(ctx, &policy.useradd(&plan(u)))?;
+        for cmd in policy.useradd(&plan(u)) {
+            exec::run_ok(ctx, &cmd)?;
+        }
         let db = AccountDb::load(ctx.sys)?;
         if db.user(&u.name).is_none() {
             let w = missing_after_create(&r.key, &u.name, commands_recorded(ctx.sys))?;
@@ -501,6 +504,35 @@ mod tests {
             .sys
             .read_string("/etc/sudoers.d/90-ci-agent-users")
             .is_none());
+    }
+
+    #[test]
+    fn a_new_users_hash_goes_on_stdin_never_in_argv() {
+        let mut env = Env::new(OsKind::Linux);
+        env.seed.cloud_config.users = Some(vec![UserSpec::User(Box::new(User {
+            name: "carol".into(),
+            passwd: Some("$6$salt$carolhash".into()),
+            ..User::default()
+        }))]);
+        env.run_ok(&Users);
+        assert_eq!(
+            env.lines(),
+            [
+                "useradd --user-group -m carol",
+                "chpasswd (arguments withheld)",
+                "passwd -l carol"
+            ]
+        );
+        let cmds = env.sys.commands();
+        assert_eq!(cmds[1].argv, ["chpasswd", "-e"]);
+        assert_eq!(
+            cmds[1].stdin.as_deref(),
+            Some(&b"carol:$6$salt$carolhash\n"[..])
+        );
+        assert!(!cmds
+            .iter()
+            .flat_map(|c| &c.argv)
+            .any(|a| a.contains("carolhash")));
     }
 
     #[test]

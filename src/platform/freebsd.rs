@@ -85,7 +85,7 @@ impl OsPolicy for FreeBsd {
         Cmd::new(["pw", "groupadd", name])
     }
 
-    fn useradd(&self, u: &UserPlan) -> Cmd {
+    fn useradd(&self, u: &UserPlan) -> Vec<Cmd> {
         let mut argv: Vec<String> =
             vec!["pw".into(), "useradd".into(), "-n".into(), u.name.clone()];
         let mut opt = |flag: &str, v: &str| {
@@ -116,7 +116,7 @@ impl OsPolicy for FreeBsd {
         if !(u.system || u.no_create_home) {
             argv.push("-m".into());
         }
-        match &u.passwd_hash {
+        vec![match &u.passwd_hash {
             // -H 0: the hash is read from stdin, never from argv.
             Some(h) => {
                 argv.push("-H".into());
@@ -129,7 +129,7 @@ impl OsPolicy for FreeBsd {
                 argv.push("-".into());
                 Cmd::new(argv)
             }
-        }
+        }]
     }
 
     fn add_to_group(&self, user: &str, group: &str) -> Cmd {
@@ -246,6 +246,8 @@ mod tests {
             ..UserPlan::default()
         };
         let c = FreeBsd.useradd(&u);
+        assert_eq!(c.len(), 1);
+        let c = &c[0];
         assert_eq!(
             c.argv,
             [
@@ -274,6 +276,8 @@ mod tests {
             ..UserPlan::default()
         };
         let c = FreeBsd.useradd(&with_hash);
+        assert_eq!(c.len(), 1, "pw takes the hash at creation");
+        let c = &c[0];
         assert_eq!(
             c.argv,
             ["pw", "useradd", "-n", "x", "-d", "/nonexistent", "-H", "0"]

@@ -169,7 +169,7 @@ impl OsPolicy for Linux {
         Cmd::new(["groupadd", name])
     }
 
-    fn useradd(&self, u: &UserPlan) -> Cmd {
+    fn useradd(&self, u: &UserPlan) -> Vec<Cmd> {
         let mut argv: Vec<String> = vec!["useradd".into()];
         let mut opt = |flag: &str, v: &str| {
             argv.push(flag.into());
@@ -194,9 +194,6 @@ impl OsPolicy for Linux {
         if let Some(n) = &uid {
             opt("-u", n);
         }
-        if let Some(h) = &u.passwd_hash {
-            opt("-p", h);
-        }
         if u.primary_group.is_none() {
             argv.push("--user-group".into());
         }
@@ -212,12 +209,12 @@ impl OsPolicy for Linux {
             .into(),
         );
         argv.push(u.name.clone());
-        let cmd = Cmd::new(argv);
-        if u.passwd_hash.is_some() {
-            cmd.secret()
-        } else {
-            cmd
+        // useradd takes a hash only in argv (-p); chpasswd -e reads it from stdin.
+        let mut cmds = vec![Cmd::new(argv)];
+        if let Some(h) = &u.passwd_hash {
+            cmds.push(self.set_password_hash(&u.name, h));
         }
+        cmds
     }
 
     fn add_to_group(&self, user: &str, group: &str) -> Cmd {
@@ -338,7 +335,9 @@ mod tests {
             passwd_hash: Some("$6$salt$hash".into()),
             ..UserPlan::default()
         };
-        let c = Linux.useradd(&u);
+        let cmds = Linux.useradd(&u);
+        assert_eq!(cmds.len(), 2);
+        let c = &cmds[0];
         assert_eq!(
             c.argv,
             [
@@ -353,14 +352,20 @@ mod tests {
                 "/bin/bash",
                 "-u",
                 "1500",
-                "-p",
-                "$6$salt$hash",
                 "--user-group",
                 "-m",
                 "deploy"
             ]
         );
-        assert!(c.secret, "a hash in argv must be withheld from logs");
+        // The hash goes on stdin, never in argv (readable by anyone in /proc).
+        assert!(!c.secret && c.stdin.is_none());
+        assert_eq!(cmds[1].argv, ["chpasswd", "-e"]);
+        assert!(cmds[1].secret);
+        assert_eq!(
+            cmds[1].stdin.as_deref(),
+            Some(&b"deploy:$6$salt$hash\n"[..])
+        );
+        assert!(!cmds.iter().flat_map(|c| &c.argv).any(|a| a.contains("$6$")));
         let sys = UserPlan {
             name: "svc".into(),
             primary_group: Some("daemon".into()),
@@ -368,8 +373,9 @@ mod tests {
             ..UserPlan::default()
         };
         let c = Linux.useradd(&sys);
-        assert_eq!(c.argv, ["useradd", "-g", "daemon", "-r", "-M", "svc"]);
-        assert!(!c.secret);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].argv, ["useradd", "-g", "daemon", "-r", "-M", "svc"]);
+        assert!(!c[0].secret);
     }
 
     #[test]
