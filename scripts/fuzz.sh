@@ -1,7 +1,7 @@
-#!/bin/sh
+#!/usr/bin/env bash
 # Fuzz every parser that reads data ci-agent did not write (see docs/security.md).
 #
-# usage: scripts/fuzz.sh SECONDS [TARGET...]
+# usage: scripts/fuzz.sh SECONDS [TARGET...]    (FUZZ_JOBS=N: N targets at a time, default 1)
 #
 # Builds the cargo-fuzz targets (nightly), then runs each TARGET (default: all of
 # `cargo fuzz list`) one after the other for SECONDS with libFuzzer limits (-timeout=10 s
@@ -12,7 +12,9 @@
 # timeout or OOM (the reproducer is in fuzz/artifacts/TARGET/), 2 on usage/build errors.
 #
 # CI runs it with SECONDS=60; a campaign by hand with SECONDS=1800 (under `nice -n 19`
-# on a shared machine). Needs: rustup nightly; cargo-fuzz is installed when missing.
+# on a shared machine). CI sets FUZZ_JOBS to its core count: each target still runs
+# SECONDS on a core of its own, in a fraction of the wall time. Needs: rustup nightly;
+# cargo-fuzz is installed when missing.
 set -eu
 
 usage() {
@@ -67,9 +69,12 @@ if [ -n "$need_seed" ]; then
         echo "fuzz.sh: seed-corpus.sh failed (see $logs/seed-corpus.log); starting from empty corpora" >&2
 fi
 
-failed=0
-printf '%-16s %8s %12s %8s %8s %8s  %s\n' target seconds execs cov ft crashes log
-for t in "$@"; do
+jobs=${FUZZ_JOBS:-1}
+case $jobs in '' | *[!0-9]* | 0) echo "fuzz.sh: FUZZ_JOBS must be a positive number" >&2; exit 2 ;; esac
+
+# One target: its table row goes to $logs/$t.row, its verdict (0 clean, 1 not) to $logs/$t.rc.
+run_one() {
+    t=$1
     mkdir -p "corpus/$t" "artifacts/$t"
     log="$logs/$t.log"
     before=$(find "artifacts/$t" -type f | wc -l)
@@ -90,12 +95,38 @@ for t in "$@"; do
         # libFuzzer failed without an artifact (e.g. the target could not start).
         crashes='?'
     fi
-    printf '%-16s %8s %12s %8s %8s %8s  %s\n' "$t" "$((end - start))" "${execs:--}" \
-        "${cov:--}" "${ft:--}" "$crashes" "$log"
+    printf '%-18s %8s %12s %8s %8s %8s  %s\n' "$t" "$((end - start))" "${execs:--}" \
+        "${cov:--}" "${ft:--}" "$crashes" "$log" >"$logs/$t.row"
     if [ "$rc" -ne 0 ] || [ "$crashes" != 0 ]; then
+        echo 1 >"$logs/$t.rc"
+        {
+            grep -E '^(==[0-9]+==|SUMMARY|thread .* panicked|artifact_prefix)' "$log" | head -5 || true
+            find "artifacts/$t" -type f | sed "s|^|    |"
+        } >"$logs/$t.why"
+    else
+        echo 0 >"$logs/$t.rc"
+    fi
+}
+
+for t in "$@"; do rm -f "$logs/$t.row" "$logs/$t.rc" "$logs/$t.why"; done
+running=0
+for t in "$@"; do
+    if [ "$running" -ge "$jobs" ]; then
+        wait -n || true
+        running=$((running - 1))
+    fi
+    run_one "$t" &
+    running=$((running + 1))
+done
+wait
+
+failed=0
+printf '%-18s %8s %12s %8s %8s %8s  %s\n' target seconds execs cov ft crashes log
+for t in "$@"; do
+    cat "$logs/$t.row" 2>/dev/null || printf '%-18s (no result)\n' "$t"
+    if [ "$(cat "$logs/$t.rc" 2>/dev/null || echo 1)" != 0 ]; then
         failed=1
-        grep -E '^(==[0-9]+==|SUMMARY|thread .* panicked|artifact_prefix)' "$log" | head -5 >&2 || true
-        find "artifacts/$t" -type f | sed "s|^|    |" >&2
+        cat "$logs/$t.why" >&2 2>/dev/null || true
     fi
 done
 exit "$failed"
