@@ -34,6 +34,8 @@ enum Reply {
     Truncated(usize, Vec<u8>),
     /// Redirect to a path.
     Redirect(String),
+    /// These bytes as the whole answer, then close.
+    Raw(Vec<u8>),
 }
 
 struct Server {
@@ -105,6 +107,7 @@ fn answer(mut s: TcpStream, reply: Reply) {
             .and_then(|_| s.write_all(&body))
         }
         Reply::Close => Ok(()),
+        Reply::Raw(bytes) => s.write_all(&bytes),
         Reply::Truncated(len, body) => {
             write!(s, "HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n")
                 .and_then(|_| s.write_all(&body))
@@ -181,6 +184,28 @@ fn http_200_404_500_and_empty() {
     let e = http::get(&u, &limits()).unwrap_err();
     assert!(matches!(e, FetchError::NotFound { .. }), "{e}");
     assert_eq!(http::get_optional(&u, &limits()).unwrap(), None);
+}
+
+/// Answers that are not HTTP are clean errors naming the URL; the first is the input the
+/// `bootstrap_response` fuzz target stopped on (a harness false positive, kept as a case).
+#[test]
+fn http_garbage_answers_are_errors() {
+    let answers: [&[u8]; 5] = [
+        b"0 OK\r\n\r\n#ame:\0\x06x\x01H\xdfTP/1.0 200 O+\r\n\r\n#amu:\0\x06x\n",
+        b"HTTP/1.1 abc OK\r\n\r\nbody",
+        b"HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\nbody",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nbody\r\n",
+        b"\0\0\0\0",
+    ];
+    let srv = Server::start(Reply::Close);
+    for a in answers {
+        srv.push(Reply::Raw(a.to_vec()));
+    }
+    let u = srv.url("/vm-bootstrap");
+    for a in answers {
+        let e = http::get(&u, &limits()).expect_err(&String::from_utf8_lossy(a));
+        assert!(e.to_string().contains(&u), "{e}");
+    }
 }
 
 #[test]
