@@ -2,7 +2,8 @@
 //! `cc_set_passwords`.
 //!
 //! - `password` sets the default user's password (`R`/`RANDOM` and crypt hashes read as
-//!   in a `list` line); `chpasswd.users` (and the legacy
+//!   in a `list` line) when `chpasswd` lists no one (cloud-init ignores it otherwise, and
+//!   so do we, with a warning); `chpasswd.users` (and the legacy
 //!   `list`) set text, hashed or `RANDOM` passwords. Linux: `chpasswd` (`-e` for hashes),
 //!   FreeBSD: `pw usermod NAME -h 0` / `-H 0` — always on stdin, commands marked secret,
 //!   so no password reaches a log, a warning, status or commands.log.
@@ -176,7 +177,12 @@ impl Module for SetPasswords {
         let cc = ctx.cc().clone();
         // (key, user, kind, password)
         let mut items: Vec<(String, String, PasswordKind, Option<String>)> = Vec::new();
-        if let Some(p) = &cc.password {
+        let listed = cc.chpasswd.as_ref().is_some_and(|c| !c.users.is_empty());
+        if cc.password.is_some() && listed {
+            // cloud-init's rule: `password` is only a fallback for when chpasswd lists no
+            // one; the lists say exactly whose password changes.
+            ctx.warn("password: ignored because chpasswd lists users (as cloud-init does)");
+        } else if let Some(p) = &cc.password {
             match default_user_name(ctx) {
                 // cloud-init reads `password` like a `list` line: `R`/`RANDOM` is a
                 // random password and a crypt hash is a hash, not the literal text.
@@ -303,28 +309,28 @@ mod tests {
             ],
         });
         let w = env.run_ok(&SetPasswords);
+        // `password` gives way to the chpasswd list, as in cloud-init.
         assert_eq!(
             env.lines(),
             [
-                "chpasswd (arguments withheld)",
-                "passwd --expire debian",
                 "chpasswd (arguments withheld)",
                 "passwd --expire bob",
                 "chpasswd (arguments withheld)",
                 "passwd --expire root"
             ]
         );
+        assert!(w.iter().any(|w| w.contains("password: ignored")), "{w:?}");
         let c = env.sys.commands();
-        assert_eq!(c[0].stdin.as_deref(), Some(&b"debian:x1\n"[..]));
-        assert_eq!(c[2].argv, ["chpasswd", "-e"]);
-        let rnd = String::from_utf8(c[4].stdin.clone().unwrap()).unwrap();
+        assert_eq!(c[0].argv, ["chpasswd", "-e"]);
+        assert_eq!(c[0].stdin.as_deref(), Some(&b"bob:$6$abc$def\n"[..]));
+        let rnd = String::from_utf8(c[2].stdin.clone().unwrap()).unwrap();
         let pw = rnd.trim_end().strip_prefix("root:").unwrap();
         assert_eq!(pw.len(), 20);
         assert!(pw.bytes().all(|b| b.is_ascii_alphanumeric()));
         let file = "/var/lib/ci-agent/instances/iid-test/random-passwords";
         assert_eq!(env.read(file), format!("root:{pw}\n"));
         assert_eq!(env.mode(file), 0o600);
-        assert!(w[0].contains(file) && !w[0].contains(pw), "{w:?}");
+        assert!(w[1].contains(file) && !w[1].contains(pw), "{w:?}");
     }
 
     #[test]
