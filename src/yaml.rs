@@ -410,7 +410,10 @@ impl Builder<'_> {
         self.src.get(start..start.checked_add(len)?)
     }
 
-    fn node(&self, s: Spanned<Raw>) -> Node {
+    /// The node of `s`; the one error is a mapping key that is itself a mapping or a
+    /// sequence (PyYAML, hence cloud-init, refuses those as unhashable; spelling them out
+    /// as text grows twice as long with every level of nesting).
+    fn node(&self, s: Spanned<Raw>) -> Result<Node, (Pos, String)> {
         let pos = Self::pos(&s);
         // A plain scalar's source text is exactly its value; quoted scalars start with a
         // quote, block scalars span several lines (or differ by their indentation).
@@ -440,7 +443,12 @@ impl Builder<'_> {
                 (NodeValue::Str(st), plain)
             }
             Raw::Seq(items) => (
-                NodeValue::Seq(items.into_iter().map(|i| self.node(i)).collect()),
+                NodeValue::Seq(
+                    items
+                        .into_iter()
+                        .map(|i| self.node(i))
+                        .collect::<Result<_, _>>()?,
+                ),
                 false,
             ),
             Raw::Map(entries) => {
@@ -450,16 +458,19 @@ impl Builder<'_> {
                 let mut index: HashMap<String, usize> = HashMap::with_capacity(entries.len());
                 for (k, v) in entries {
                     let kpos = Self::pos(&k);
-                    let knode = self.node(k);
+                    if matches!(k.value, Raw::Seq(_) | Raw::Map(_)) {
+                        return Err((
+                            kpos,
+                            "a mapping key must be a scalar, not a sequence or a mapping"
+                                .to_owned(),
+                        ));
+                    }
+                    let knode = self.node(k)?;
                     let name = match &knode.value {
                         NodeValue::Null => String::from("null"),
-                        NodeValue::Seq(_) | NodeValue::Map(_) => {
-                            // Complex keys: keep a stable spelling (cloud-init never uses them).
-                            knode.to_json().to_string()
-                        }
                         _ => knode.as_text().unwrap_or_default(),
                     };
-                    let vnode = self.node(v);
+                    let vnode = self.node(v)?;
                     // Duplicate keys: last wins, first position kept (PyYAML's dict).
                     match index.get(&name).and_then(|&i| out.get_mut(i)) {
                         Some(slot) => slot.1 = vnode,
@@ -472,12 +483,12 @@ impl Builder<'_> {
                 (NodeValue::Map(out), false)
             }
         };
-        Node {
+        Ok(Node {
             value,
             pos,
             plain,
             text,
-        }
+        })
     }
 }
 
@@ -562,7 +573,9 @@ pub fn parse_node_with(text: &str, file: &str, limits: &Limits) -> Result<Node, 
                 });
                 seed_error(&file_name, pos.and_then(Pos::known), saphyr_message(&e))
             })?;
-        Ok(Builder { src: text }.node(raw))
+        Builder { src: text }
+            .node(raw)
+            .map_err(|(pos, msg)| seed_error(&file_name, pos.known(), msg))
     })
     .unwrap_or_else(|e| {
         Err(seed_error(
@@ -1161,6 +1174,43 @@ mod tests {
             doc.push_str(&format!("{}: &{} [{refs}]\n", w[1], w[1]));
         }
         doc
+    }
+
+    #[test]
+    fn complex_keys_are_refused_where_they_are() {
+        for (doc, line, column) in [
+            ("a: 1\n? [x, y]\n: 2\n", 2, 3),
+            ("? {k: v}\n: 1\n", 1, 3),
+            ("outer:\n  {[1]: 2}: 3\n", 2, 3),
+        ] {
+            let e = parse_node(doc, "meta-data").expect_err(doc);
+            let m = e.to_string();
+            assert!(m.contains("a mapping key must be a scalar"), "{doc:?}: {m}");
+            assert!(
+                m.starts_with(&format!("meta-data:{line}:{column}")),
+                "{doc:?}: {m}"
+            );
+        }
+        // Scalar keys of every kind still work.
+        let n = parse_node("1: a\n~: b\ntrue: c\n\"q\": d\n", "m").unwrap();
+        let j = n.to_json();
+        assert_eq!(j["1"], "a");
+        assert_eq!(j["null"], "b");
+        assert_eq!(j["true"], "c");
+        assert_eq!(j["q"], "d");
+    }
+
+    /// Found by the `userdata` fuzz target: 112 bytes of nested complex keys
+    /// (`? ? ? ? : ?`…) made the key spelling (JSON text of JSON text…) double with each
+    /// level, until a 2 GiB allocation aborted the agent after a minute. Refused at once.
+    #[test]
+    fn nested_complex_keys_cannot_blow_up() {
+        let doc = " ? ? ? ? : ?  ? ? : ?  ? : ? : ?  ? : ?  ? ? : ?  ? : ?    : ?  ?  ? ? : ?  ? : ? : ?  ? : ?  ? ? : ?  ? : ? : ?";
+        let e = parse_node(doc, "meta-data").unwrap_err().to_string();
+        assert!(e.contains("a mapping key must be a scalar"), "{e}");
+        let deep = format!("{}x: 1\n", "? ".repeat(60));
+        let e = parse_node(&deep, "meta-data").unwrap_err().to_string();
+        assert!(e.contains("a mapping key must be a scalar"), "{e}");
     }
 
     #[test]

@@ -713,6 +713,27 @@ fn deeply_nested_yaml_is_refused() {
     refused_seed(&g, &seed, &["meta-data"]);
 }
 
+/// Mapping keys that are mappings or sequences, nested: their spelling as text doubled
+/// with each level (112 bytes of meta-data aborted the agent on a 2 GiB allocation; found
+/// by the `userdata` fuzz target). PyYAML refuses such keys, and so do we, at once.
+#[test]
+fn nested_complex_keys_are_refused() {
+    let g = Guest::new();
+    let meta = " ? ? ? ? : ?  ? ? : ?  ? : ? : ?  ? : ?  ? ? : ?  ? : ?    : ?  ?  ? ? : ?  ? : ? : ?  ? : ?  ? ? : ?  ? : ? : ?";
+    let seed = g.seed_dir(&[("user-data", b""), ("meta-data", meta.as_bytes())]);
+    refused_seed(
+        &g,
+        &seed,
+        &["meta-data:1:", "a mapping key must be a scalar"],
+    );
+    let ud = format!("#cloud-config\nruncmd:\n  - {}x: 1\n", "? ".repeat(60));
+    refused_seed(
+        &g,
+        &g.user_data(&ud),
+        &["user-data:3:", "a mapping key must be a scalar"],
+    );
+}
+
 /// A gzip stream of `members` × 1 MiB of zeros (concatenated members are one valid gzip
 /// file; every member is identical, so it is built by compressing 1 MiB once).
 fn gzip_zeros(members: usize) -> Vec<u8> {
