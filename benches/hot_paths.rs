@@ -11,7 +11,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::ffi::OsStr;
 use std::io::{Cursor, Write};
 
 use ci_agent::iso9660;
@@ -26,18 +25,7 @@ struct Image {
 
 fn cloud_localds(fs: &str) -> Option<Vec<u8>> {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = dir.path().join(format!("seed.{fs}"));
-    let seed = common::standard_seed_dir();
-    common::tool(
-        "cloud-localds",
-        &[
-            OsStr::new("-f"),
-            OsStr::new(fs),
-            out.as_os_str(),
-            seed.join("user-data").as_os_str(),
-            seed.join("meta-data").as_os_str(),
-        ],
-    )?;
+    let out = common::cloud_localds(dir.path(), fs)?;
     Some(std::fs::read(&out).expect("read cloud-localds output"))
 }
 

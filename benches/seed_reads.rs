@@ -11,7 +11,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::ffi::OsStr;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -145,22 +144,6 @@ impl System for CountingSystem {
     }
 }
 
-fn make_image(dir: &Path, fs: &str) -> Option<PathBuf> {
-    let out = dir.join(format!("seed.{fs}"));
-    let seed = common::standard_seed_dir();
-    common::tool(
-        "cloud-localds",
-        &[
-            OsStr::new("-f"),
-            OsStr::new(fs),
-            out.as_os_str(),
-            seed.join("user-data").as_os_str(),
-            seed.join("meta-data").as_os_str(),
-        ],
-    )?;
-    Some(out)
-}
-
 fn main() {
     let mut h = common::Harness::from_args();
     // The images live inside the System's root: `--seed` paths outside it are read through
@@ -169,7 +152,7 @@ fn main() {
     let root = tmp.path().to_path_buf();
     let mut images: Vec<(String, PathBuf)> = Vec::new();
     for fs in ["iso9660", "vfat"] {
-        match make_image(tmp.path(), fs) {
+        match common::cloud_localds(tmp.path(), fs) {
             Some(p) => images.push((format!("cloud-localds -f {fs}"), p)),
             None => println!("{fs}: cloud-localds not installed, skipped"),
         }

@@ -187,6 +187,24 @@ pub fn fmt_ns(ns: f64) -> String {
     }
 }
 
+/// `cloud-localds -f FS DIR/seed.FS` of the standard seed; `None` when cloud-localds is not
+/// installed (the caller falls back to our own writers).
+pub fn cloud_localds(dir: &Path, fs: &str) -> Option<PathBuf> {
+    let out = dir.join(format!("seed.{fs}"));
+    let seed = standard_seed_dir();
+    tool(
+        "cloud-localds",
+        &[
+            std::ffi::OsStr::new("-f"),
+            std::ffi::OsStr::new(fs),
+            out.as_os_str(),
+            seed.join("user-data").as_os_str(),
+            seed.join("meta-data").as_os_str(),
+        ],
+    )?;
+    Some(out)
+}
+
 /// Run an external tool; `None` when it is not installed (the caller falls back).
 pub fn tool(cmd: &str, args: &[&std::ffi::OsStr]) -> Option<()> {
     match std::process::Command::new(cmd)
