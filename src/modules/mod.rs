@@ -30,7 +30,7 @@ pub mod write_files;
 use std::path::PathBuf;
 
 use crate::config::Config;
-use crate::platform::{OsKind, System};
+use crate::platform::{OsKind, System, WriteOpts};
 use crate::userdata::{CloudConfig, SeedData};
 
 /// How often a module runs.
@@ -97,6 +97,23 @@ impl Context<'_> {
     /// status).
     pub fn warn(&mut self, msg: impl Into<String>) {
         self.warnings.push(msg.into());
+    }
+
+    /// Write `name` in this instance's state directory (created 0700 if missing), with
+    /// `mode`; returns its guest path. The error names the file.
+    pub fn write_instance_file(
+        &self,
+        name: &str,
+        data: &[u8],
+        mode: u32,
+    ) -> anyhow::Result<PathBuf> {
+        use anyhow::Context as _;
+        let path = self.instance_dir.join(name);
+        self.sys
+            .create_dir_all(&self.instance_dir, 0o700, None)
+            .and_then(|_| self.sys.write_file(&path, data, WriteOpts::mode(mode)))
+            .with_context(|| format!("writing {}", path.display()))?;
+        Ok(path)
     }
 }
 

@@ -14,12 +14,15 @@ use anyhow::{bail, Context as _};
 
 use super::policy::{shorten, PowerMode};
 use super::{exec, Context, Frequency, Module, Stage};
-use crate::platform::{Cmd, WriteOpts};
+use crate::platform::Cmd;
 
 pub struct PowerStateModule;
 
+/// Written in the instance dir before the shutdown command runs.
+const MARKER: &str = "power_state.done";
+
 fn marker(ctx: &Context) -> PathBuf {
-    ctx.instance_dir.join("power_state.done")
+    ctx.instance_dir.join(MARKER)
 }
 
 /// `delay` as shutdown(8) wants it.
@@ -96,14 +99,7 @@ impl Module for PowerStateModule {
                 return Ok(());
             }
         }
-        let m = marker(ctx);
-        ctx.sys
-            .create_dir_all(&ctx.instance_dir, 0o700, None)
-            .and_then(|_| {
-                ctx.sys
-                    .write_file(&m, ps.mode.as_bytes(), WriteOpts::mode(0o600))
-            })
-            .with_context(|| format!("writing {}", m.display()))?;
+        ctx.write_instance_file(MARKER, ps.mode.as_bytes(), 0o600)?;
         let cmd = ctx.policy().shutdown(mode, &delay, message.as_deref());
         exec::run_ok(ctx, &cmd)?;
         Ok(())

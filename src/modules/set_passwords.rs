@@ -245,15 +245,8 @@ impl Module for SetPasswords {
             }
         }
         if !randoms.is_empty() {
-            let path = ctx.instance_dir.join("random-passwords");
             let text: String = randoms.iter().map(|(u, p)| format!("{u}:{p}\n")).collect();
-            ctx.sys
-                .create_dir_all(&ctx.instance_dir, 0o700, None)
-                .and_then(|_| {
-                    ctx.sys
-                        .write_file(&path, text.as_bytes(), WriteOpts::mode(0o600))
-                })
-                .with_context(|| format!("writing {}", path.display()))?;
+            let path = ctx.write_instance_file("random-passwords", text.as_bytes(), 0o600)?;
             let names: Vec<&str> = randoms.iter().map(|(u, _)| u.as_str()).collect();
             ctx.warn(format!(
                 "chpasswd: random passwords set for {}; they are in {} (root only)",

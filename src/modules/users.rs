@@ -208,14 +208,7 @@ fn check_sudoers(ctx: &Context, text: &str) -> anyhow::Result<()> {
     if !ctx.sys.exists(&visudo) {
         return Ok(());
     }
-    let candidate = ctx.instance_dir.join("sudoers.check");
-    ctx.sys
-        .create_dir_all(&ctx.instance_dir, 0o700, None)
-        .and_then(|_| {
-            ctx.sys
-                .write_file(&candidate, text.as_bytes(), WriteOpts::mode(0o440))
-        })
-        .with_context(|| format!("writing {}", candidate.display()))?;
+    let candidate = ctx.write_instance_file("sudoers.check", text.as_bytes(), 0o440)?;
     let cmd = Cmd::new([
         visudo.to_string_lossy().into_owned(),
         "-c".into(),
