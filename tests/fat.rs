@@ -4,6 +4,9 @@
 //!
 //! A missing tool skips its test with a loud message, except under CI (`CI` set).
 
+mod common;
+
+use common::set_fat12;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -370,16 +373,7 @@ fn fat_chain_loops_and_bad_clusters_are_errors() {
     let at = root_entry(&img0, 70_000);
     let first = u16::from_le_bytes([img0[at + 26], img0[at + 27]]) as usize;
     let fat_start = 512usize;
-    let set12 = |img: &mut Vec<u8>, c: usize, v: u16| {
-        let off = fat_start + c + c / 2;
-        let cur = u16::from_le_bytes([img[off], img[off + 1]]);
-        let new = if c.is_multiple_of(2) {
-            (cur & 0xF000) | v
-        } else {
-            (cur & 0x000F) | (v << 4)
-        };
-        img[off..off + 2].copy_from_slice(&new.to_le_bytes());
-    };
+    let set12 = |img: &mut Vec<u8>, c: usize, v: u16| set_fat12(img, fat_start, c, v);
     // Loop: the file's first cluster points to itself.
     let mut img = img0.clone();
     set12(&mut img, first, first as u16);

@@ -13,11 +13,13 @@
 //! (outside the guest tree); the only network peer is a server on 127.0.0.1 started by
 //! the test itself.
 
-use std::collections::BTreeMap;
+mod common;
+
+use common::{both32, ce_pointing_at_itself, set_fat12, snapshot, Tree};
 use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -277,36 +279,6 @@ impl Guest {
     }
 }
 
-/// path → (mode, contents or link target) for every entry under a directory.
-type Tree = BTreeMap<PathBuf, (u32, Vec<u8>)>;
-
-fn snapshot(root: &Path) -> Tree {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            let m = std::fs::symlink_metadata(&p).unwrap();
-            let data = if m.file_type().is_symlink() {
-                std::fs::read_link(&p)
-                    .unwrap()
-                    .into_os_string()
-                    .into_encoded_bytes()
-            } else if m.is_dir() {
-                stack.push(p.clone());
-                Vec::new()
-            } else {
-                std::fs::read(&p).unwrap()
-            };
-            out.insert(
-                p.strip_prefix(root).unwrap().to_path_buf(),
-                (m.mode(), data),
-            );
-        }
-    }
-    out
-}
-
 /// The records a run documents (and the directories that hold them).
 fn is_record(p: &Path) -> bool {
     p.starts_with(STATE)
@@ -391,13 +363,6 @@ fn seed_files() -> Vec<(String, Vec<u8>)> {
 
 fn iso() -> Vec<u8> {
     image_bytes(&seed_files(), &WriteOptions::default()).unwrap()
-}
-
-fn both32(v: u32) -> [u8; 8] {
-    let mut b = [0u8; 8];
-    b[..4].copy_from_slice(&v.to_le_bytes());
-    b[4..].copy_from_slice(&v.to_be_bytes());
-    b
 }
 
 /// Sector of an entry of our ISO (found with our reader on the intact image).
@@ -519,16 +484,8 @@ fn iso_directory_and_ce_loops_terminate() {
             .windows(4)
             .rposition(|w| w == b"CE\x1c\x01")
             .expect("a CE entry in the root directory");
-    let block = u32::from_le_bytes(img0[ce + 4..ce + 8].try_into().unwrap()) as usize;
-    let off = u32::from_le_bytes(img0[ce + 12..ce + 16].try_into().unwrap()) as usize;
     let mut img = img0.clone();
-    let area = block * 2048 + off;
-    let mut e = b"CE\x1c\x01".to_vec();
-    e.extend_from_slice(&both32(block as u32));
-    e.extend_from_slice(&both32(off as u32));
-    e.extend_from_slice(&both32(28));
-    img[area..area + 28].copy_from_slice(&e);
-    img[ce + 20..ce + 28].copy_from_slice(&both32(28));
+    ce_pointing_at_itself(&mut img, ce);
     refused_image(&g, &img, &["loop"]);
 
     // A CE past the end of the image.
@@ -594,16 +551,7 @@ fn fat_chain_loops_and_four_gib_sizes_fail_cleanly() {
     let first = u16::from_le_bytes([img0[at + 26], img0[at + 27]]) as usize;
     let fat_at = u16::from_le_bytes([img0[14], img0[15]]) as usize
         * u16::from_le_bytes([img0[11], img0[12]]) as usize;
-    let set12 = |img: &mut Vec<u8>, c: usize, v: u16| {
-        let off = fat_at + c + c / 2;
-        let cur = u16::from_le_bytes([img[off], img[off + 1]]);
-        let new = if c.is_multiple_of(2) {
-            (cur & 0xF000) | v
-        } else {
-            (cur & 0x000F) | (v << 4)
-        };
-        img[off..off + 2].copy_from_slice(&new.to_le_bytes());
-    };
+    let set12 = |img: &mut Vec<u8>, c: usize, v: u16| set_fat12(img, fat_at, c, v);
 
     // The chain checks run on the raw directory entries, before long names are
     // assembled: the message names the file by its 8.3 alias (`USER-D~1`), not

@@ -6,6 +6,9 @@
 //! A missing tool skips its test with a loud message, except under CI (`CI` set), where
 //! it fails: CI installs them.
 
+mod common;
+
+use common::{both32, ce_pointing_at_itself};
 use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -555,13 +558,6 @@ fn record_offset(img: &[u8], dir_sector: u64, id: &[u8]) -> usize {
     panic!("record {id:?} not found");
 }
 
-fn both32(v: u32) -> [u8; 8] {
-    let mut b = [0u8; 8];
-    b[..4].copy_from_slice(&v.to_le_bytes());
-    b[4..].copy_from_slice(&v.to_be_bytes());
-    b
-}
-
 fn ours() -> (Vec<u8>, u64) {
     let img = image_bytes(&small_files(), &WriteOptions::default()).unwrap();
     let root = IsoImage::open(Cursor::new(&img))
@@ -717,8 +713,6 @@ fn long_name_ce(img: &[u8], root: u64) -> usize {
 fn ce_loops_and_ce_past_end_are_errors() {
     let (img0, root) = ours();
     let ce = long_name_ce(&img0, root);
-    let block = u32::from_le_bytes(img0[ce + 4..ce + 8].try_into().unwrap()) as usize;
-    let off = u32::from_le_bytes(img0[ce + 12..ce + 16].try_into().unwrap()) as usize;
 
     // CE pointing past the end.
     let mut img = img0.clone();
@@ -728,13 +722,7 @@ fn ce_loops_and_ce_past_end_are_errors() {
 
     // The continuation area starts with a CE pointing at itself.
     let mut img = img0.clone();
-    let area = block * 2048 + off;
-    let mut e = b"CE\x1c\x01".to_vec();
-    e.extend_from_slice(&both32(block as u32));
-    e.extend_from_slice(&both32(off as u32));
-    e.extend_from_slice(&both32(28));
-    img[area..area + 28].copy_from_slice(&e);
-    img[ce + 20..ce + 28].copy_from_slice(&both32(28));
+    ce_pointing_at_itself(&mut img, ce);
     let err = iso9660::read_root_files(&mut Cursor::new(&img), MAX).unwrap_err();
     assert!(matches!(err, IsoError::BadSusp { .. }), "{err}");
     assert!(err.to_string().contains("loop"), "{err}");

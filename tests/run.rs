@@ -3,6 +3,9 @@
 //! recording fake with test modules (so these do not depend on the real modules), and
 //! end-to-end through the built binary with `--root`.
 
+mod common;
+
+use common::snapshot;
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -1011,33 +1014,6 @@ fn malformed_seed_is_fatal_exit_2() {
 }
 
 /// Every file under a directory: path → (mode, contents or link target).
-fn snapshot(root: &Path) -> BTreeMap<PathBuf, (u32, Vec<u8>)> {
-    use std::os::unix::fs::MetadataExt;
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            let m = std::fs::symlink_metadata(&p).unwrap();
-            let data = if m.is_dir() {
-                stack.push(p.clone());
-                Vec::new()
-            } else if m.file_type().is_symlink() {
-                std::fs::read_link(&p)
-                    .unwrap()
-                    .into_os_string()
-                    .into_encoded_bytes()
-            } else {
-                std::fs::read(&p).unwrap()
-            };
-            out.insert(
-                p.strip_prefix(root).unwrap().to_path_buf(),
-                (m.mode(), data),
-            );
-        }
-    }
-    out
-}
 
 #[test]
 fn dry_run_plans_and_changes_nothing() {
