@@ -13,8 +13,8 @@ mod common;
 use std::collections::BTreeMap;
 use std::io::{Cursor, Write};
 
-use ci_agent::iso9660;
-use ci_agent::userdata::{self, Seed};
+use ci_agent::formats::iso9660;
+use ci_agent::formats::userdata::{self, Seed};
 use common::{standard_seed_files, Harness};
 
 /// A seed image of the standard seed and what made it.
@@ -41,7 +41,7 @@ fn iso_image() -> Image {
                 &iso9660::write::WriteOptions::default(),
             )
             .expect("write ISO"),
-            made_by: "ci_agent::iso9660::write (cloud-localds not installed)",
+            made_by: "ci_agent::formats::iso9660::write (cloud-localds not installed)",
         },
     }
 }
@@ -123,7 +123,7 @@ fn main() {
     );
     h.bench(
         "fat::volume_label (probe)",
-        || ci_agent::fat::volume_label(&mut Cursor::new(&vfat.bytes[..])),
+        || ci_agent::formats::fat::volume_label(&mut Cursor::new(&vfat.bytes[..])),
         |r| {
             let label = r.as_ref().expect("volume_label").clone();
             assert_eq!(
@@ -134,7 +134,7 @@ fn main() {
     );
     h.bench(
         "fat::read_root_files",
-        || ci_agent::fat::read_root_files(&mut Cursor::new(&vfat.bytes[..]), max_file),
+        || ci_agent::formats::fat::read_root_files(&mut Cursor::new(&vfat.bytes[..]), max_file),
         |r| check_files("vfat", r.as_ref().expect("fat read_root_files")),
     );
 
@@ -159,7 +159,7 @@ fn main() {
         },
     );
 
-    // For scale: what the YAML wrapper's own parser thread costs per spawn (src/yaml.rs runs
+    // For scale: what the YAML wrapper's own parser thread costs per spawn (src/formats/yaml.rs runs
     // every parse on a scoped thread with a 64 MiB stack; empty body here).
     h.bench(
         "thread spawn+join, 64 MiB stack (reference)",

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use ci_agent::config::Config;
+use ci_agent::platform::config::Config;
 use ci_agent::platform::host::HostSystem;
 use ci_agent::platform::system::{Cmd, CmdOutput, FileInfo, FileLock, ReadSeek, System, WriteOpts};
 use ci_agent::platform::OsKind;
@@ -159,13 +159,13 @@ fn main() {
     }
     // our own writer's ISO, always available
     let ours = tmp.path().join("seed-ci.iso");
-    let bytes = ci_agent::iso9660::write::image_bytes(
+    let bytes = ci_agent::formats::iso9660::write::image_bytes(
         &common::standard_seed_files(),
-        &ci_agent::iso9660::write::WriteOptions::default(),
+        &ci_agent::formats::iso9660::write::WriteOptions::default(),
     )
     .expect("write ISO");
     std::fs::write(&ours, bytes).expect("write image");
-    images.push(("ci_agent::iso9660::write".into(), ours));
+    images.push(("ci_agent::formats::iso9660::write".into(), ours));
 
     let config = Config::defaults(OsKind::Linux);
     println!(
@@ -209,7 +209,7 @@ fn main() {
     // directories and file data only, without the agent's probing around it
     for (made_by, path) in images.iter().filter(|(m, _)| !m.contains("vfat")) {
         let f = std::fs::File::open(path).expect("open image");
-        let mut img = ci_agent::iso9660::IsoImage::open(f).expect("IsoImage::open");
+        let mut img = ci_agent::formats::iso9660::IsoImage::open(f).expect("IsoImage::open");
         let files = img.read_root_files(1 << 20).expect("read_root_files");
         assert_eq!(files.len(), 2, "{made_by}: {files:?}");
         let st = img.stats();

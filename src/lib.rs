@@ -5,33 +5,22 @@
 //! the block device, a vfat `CIDATA` disk, a directory, or an HTTP `seedfrom`), or a
 //! vm-bootstrap HTTP endpoint, and applies it once per instance.
 //!
-//! Layout (see `docs/architecture.md`):
-//! - [`iso9660`], [`fat`]: pure codecs over `Read + Seek` / `Write`, shared by both binaries.
-//! - [`yaml`]: the one wrapper around the YAML parser, with budgets.
-//! - [`userdata`]: classify, gunzip, split multipart, merge; typed cloud-config.
-//! - [`datasource`]: find and load a seed (NoCloud device/image/dir, kernel command line,
-//!   HTTP bootstrap).
-//! - [`modules`]: one file per cloud-config key.
-//! - [`platform`]: `System` (the only code that touches the host) and per-OS policy.
-//! - [`agent`], [`state`], [`config`], [`logging`]: the first-boot run and its records.
-//! - [`seed`], [`serve`]: the host side (`ci-seed`).
+//! Layout (see `docs/architecture.md`); imports only go down this list:
+//! - [`agent`]: the first-boot run (decide, discover, parse, modules, record), its state,
+//!   logging, `seal` and `query`.
+//! - [`seed`]: the host side (`ci-seed`): build, batch, validate, images, `serve`.
+//! - [`modules`]: one file per cloud-config key; [`datasource`]: where a seed comes from.
+//! - [`platform`]: `System` (the only code that touches the host), the per-OS policy, the
+//!   agent's config, accounts and command helpers.
+//! - [`formats`]: pure codecs shared by both binaries: ISO9660, FAT, YAML, user-data,
+//!   calendar.
 
 pub mod agent;
-pub mod civil;
-pub mod config;
 pub mod datasource;
-pub mod fat;
-pub mod iso9660;
-pub mod logging;
+pub mod formats;
 pub mod modules;
 pub mod platform;
-pub mod query;
-pub mod seal;
 pub mod seed;
-pub mod serve;
-pub mod state;
-pub mod userdata;
-pub mod yaml;
 
 /// Exit codes shared by both binaries.
 pub mod exit {

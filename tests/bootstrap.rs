@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ci_agent::config::{BootstrapConfig, Config};
 use ci_agent::datasource::bootstrap::{self, Outcome};
 use ci_agent::datasource::http::{self, FetchError, HttpLimits};
+use ci_agent::platform::config::{BootstrapConfig, Config};
 use ci_agent::platform::fake::FakeSystem;
 use ci_agent::platform::system::{Cmd, CmdOutput};
 use ci_agent::platform::OsKind;
@@ -335,7 +335,7 @@ fn includes_are_bounded() {
 
 #[test]
 fn include_urls_are_fetched_and_merged_after_user_data() {
-    use ci_agent::userdata::{parse_seed, Seed};
+    use ci_agent::formats::userdata::{parse_seed, Seed};
     let srv = Server::start(Reply::Full(404, Vec::new()));
     srv.push(Reply::Full(
         200,
@@ -358,7 +358,8 @@ fn include_urls_are_fetched_and_merged_after_user_data() {
         .insert("meta-data".into(), b"instance-id: iid-inc\n".to_vec());
     let data = parse_seed(&seed).unwrap();
     assert_eq!(data.includes.len(), 2);
-    let mut config = ci_agent::config::Config::defaults(ci_agent::platform::OsKind::Linux);
+    let mut config =
+        ci_agent::platform::config::Config::defaults(ci_agent::platform::OsKind::Linux);
     config.bootstrap.connect_timeout_secs = 2;
     config.bootstrap.timeout_secs = 2;
     let data = ci_agent::datasource::resolve_includes(&config, &seed, data);

@@ -112,14 +112,14 @@ fn root_only(expected: &Files) -> Files {
 fn check_iso(img: &Path, expected: &Files) {
     // Our own reader (root directory).
     let mut f = fs::File::open(img).unwrap();
-    let got: Files = ci_agent::iso9660::read_root_files(&mut f, 1 << 20)
+    let got: Files = ci_agent::formats::iso9660::read_root_files(&mut f, 1 << 20)
         .expect("our ISO reader")
         .into_iter()
         .collect();
     assert_eq!(got, root_only(expected), "our ISO reader");
     let mut f = fs::File::open(img).unwrap();
     assert_eq!(
-        ci_agent::iso9660::volume_id(&mut f)
+        ci_agent::formats::iso9660::volume_id(&mut f)
             .expect("volume id")
             .as_deref(),
         Some("cidata")
@@ -196,13 +196,13 @@ fn check_iso(img: &Path, expected: &Files) {
 /// Read a vfat seed back with every reader and compare with `expected`.
 fn check_vfat(img: &Path, expected: &Files) {
     let mut f = fs::File::open(img).unwrap();
-    let got: Files = ci_agent::fat::read_root_files(&mut f, 1 << 20)
+    let got: Files = ci_agent::formats::fat::read_root_files(&mut f, 1 << 20)
         .expect("our FAT reader")
         .into_iter()
         .collect();
     assert_eq!(got, root_only(expected), "our FAT reader");
     let mut f = fs::File::open(img).unwrap();
-    let label = ci_agent::fat::volume_label(&mut f).expect("label");
+    let label = ci_agent::formats::fat::volume_label(&mut f).expect("label");
     assert_eq!(
         label.map(|l| l.to_ascii_lowercase()).as_deref(),
         Some("cidata")
@@ -279,7 +279,7 @@ fn generated_meta_data_has_fresh_instance_id_and_hostname() {
         ok(&run(c));
     }
     let mut f = fs::File::open(&a).unwrap();
-    let got: Files = ci_agent::iso9660::read_root_files(&mut f, 1 << 20)
+    let got: Files = ci_agent::formats::iso9660::read_root_files(&mut f, 1 << 20)
         .unwrap()
         .into_iter()
         .collect();
@@ -289,7 +289,7 @@ fn generated_meta_data_has_fresh_instance_id_and_hostname() {
     let iid_a = assert_fresh_iid(&md_a);
     assert_ne!(iid_a, "iid-local01");
     let mut f = fs::File::open(&b).unwrap();
-    let got_b: Files = ci_agent::iso9660::read_root_files(&mut f, 1 << 20)
+    let got_b: Files = ci_agent::formats::iso9660::read_root_files(&mut f, 1 << 20)
         .unwrap()
         .into_iter()
         .collect();
@@ -329,9 +329,9 @@ fn vfat_seed_reads_back_everywhere() {
 fn seed_files(img: &Path, vfat: bool) -> Files {
     let mut f = fs::File::open(img).unwrap();
     let list = if vfat {
-        ci_agent::fat::read_root_files(&mut f, 1 << 20).expect("FAT reader")
+        ci_agent::formats::fat::read_root_files(&mut f, 1 << 20).expect("FAT reader")
     } else {
-        ci_agent::iso9660::read_root_files(&mut f, 1 << 20).expect("ISO reader")
+        ci_agent::formats::iso9660::read_root_files(&mut f, 1 << 20).expect("ISO reader")
     };
     list.into_iter().collect()
 }

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use ci_agent::config::Config;
 use ci_agent::datasource::{self, discover, find_seed, Found};
+use ci_agent::platform::config::Config;
 use ci_agent::platform::fake::FakeSystem;
 use ci_agent::platform::{CmdOutput, OsKind, System};
 
@@ -116,7 +116,7 @@ fn freebsd() -> Config {
     c
 }
 
-fn found(t: &Tree, c: &Config) -> ci_agent::userdata::Seed {
+fn found(t: &Tree, c: &Config) -> ci_agent::formats::userdata::Seed {
     find_seed(&t.sys, c, None).unwrap().expect("a seed")
 }
 
@@ -143,7 +143,7 @@ fn linux_scan_skips_non_seed_disks_and_finds_vfat_partition() {
     t.block("vdb1", &vfat(t.w(), "CIDATA"));
     let s = found(&t, &linux());
     assert_eq!(s.source, "vfat:/dev/vdb1");
-    let d = ci_agent::userdata::parse_seed(&s).unwrap();
+    let d = ci_agent::formats::userdata::parse_seed(&s).unwrap();
     assert_eq!(d.instance_id, "iid-seed");
     assert_eq!(d.cloud_config.hostname.as_deref(), Some("from-seed"));
 }
@@ -225,7 +225,7 @@ fn cmdline_seedfrom_directory_with_overrides() {
     assert_eq!(s.hostname_override.as_deref(), Some("cmdhost"));
     assert_eq!(s.instance_id_override.as_deref(), Some("cmd-iid"));
     assert!(s.files.contains_key("scripts/extra.sh"));
-    let d = ci_agent::userdata::parse_seed(&s).unwrap();
+    let d = ci_agent::formats::userdata::parse_seed(&s).unwrap();
     assert_eq!(d.instance_id, "cmd-iid");
     assert_eq!(d.hostname.as_deref(), Some("cmdhost"));
 }

@@ -11,7 +11,7 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ci_agent::fat::{self, FatError};
+use ci_agent::formats::fat::{self, FatError};
 
 const MAX: u64 = 16 << 20;
 
@@ -232,7 +232,8 @@ fn iso_and_junk_are_not_fat() {
         fat::volume_label(&mut Cursor::new(vec![0u8; 10])).unwrap(),
         None
     );
-    let iso = ci_agent::iso9660::write::image_bytes(&sample(), &Default::default()).unwrap();
+    let iso =
+        ci_agent::formats::iso9660::write::image_bytes(&sample(), &Default::default()).unwrap();
     assert_eq!(fat::volume_label(&mut Cursor::new(&iso)).unwrap(), None);
     assert!(fat::read_root_files(&mut Cursor::new(&iso), MAX).is_err());
 }

@@ -26,8 +26,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ci_agent::iso9660::write::{image_bytes, WriteOptions};
-use ci_agent::iso9660::IsoImage;
+use ci_agent::formats::iso9660::write::{image_bytes, WriteOptions};
+use ci_agent::formats::iso9660::IsoImage;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ci-agent");
 
@@ -423,7 +423,7 @@ fn truncated_iso_and_fat_images_fail_cleanly() {
     ] {
         refused_image(&g, &img[..cut], &[]);
     }
-    let fat = ci_agent::fat::write_image(&seed_files(), "CIDATA").unwrap();
+    let fat = ci_agent::formats::fat::write_image(&seed_files(), "CIDATA").unwrap();
     for cut in [100, 600, fat.len() / 2, fat.len() - 1] {
         refused_image(&g, &fat[..cut], &[]);
     }
@@ -541,7 +541,7 @@ fn fat_chain_loops_and_four_gib_sizes_fail_cleanly() {
         ("user-data".to_string(), ud),
         ("meta-data".to_string(), b"instance-id: iid-fat\n".to_vec()),
     ];
-    let img0 = ci_agent::fat::write_image(&files, "CIDATA").unwrap();
+    let img0 = ci_agent::formats::fat::write_image(&files, "CIDATA").unwrap();
     assert_eq!(
         &img0[54..59],
         b"FAT12",

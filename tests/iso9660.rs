@@ -14,8 +14,8 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ci_agent::iso9660::write::{image_bytes, write_image, WriteOptions};
-use ci_agent::iso9660::{self, CountingReader, EntryKind, IsoError, IsoImage, NameSource};
+use ci_agent::formats::iso9660::write::{image_bytes, write_image, WriteOptions};
+use ci_agent::formats::iso9660::{self, CountingReader, EntryKind, IsoError, IsoImage, NameSource};
 
 const MAX: u64 = 16 << 20;
 

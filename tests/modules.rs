@@ -5,14 +5,15 @@
 
 use std::path::{Path, PathBuf};
 
-use ci_agent::config::Config;
-use ci_agent::modules::{self, fake_accounts, Context, Stage};
-use ci_agent::platform::fake::FakeSystem;
-use ci_agent::platform::{CmdOutput, OsKind, System};
-use ci_agent::userdata::cloud_config::{
+use ci_agent::formats::userdata::cloud_config::{
     Chpasswd, CommandSpec, ManageEtcHosts, User, UserSpec, WriteFile,
 };
-use ci_agent::userdata::{MetaData, SeedData};
+use ci_agent::formats::userdata::{MetaData, SeedData};
+use ci_agent::modules::{self, Context, Stage};
+use ci_agent::platform::accounts::fake as fake_accounts;
+use ci_agent::platform::config::Config;
+use ci_agent::platform::fake::FakeSystem;
+use ci_agent::platform::{CmdOutput, OsKind, System};
 
 const KEY: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEW5qwDTLFzoiwFYA6liGjXBToid7HjnK5ioO0CoUEC0 anchor@e2e";
@@ -541,7 +542,7 @@ runcmd:
 const ANCHOR_META_DATA: &str = "instance-id: anchor-0001\nlocal-hostname: anchor-vm\n";
 
 fn parsed(files: &[(&str, &[u8])]) -> SeedData {
-    let seed = ci_agent::userdata::Seed {
+    let seed = ci_agent::formats::userdata::Seed {
         source: "dir:/seed".into(),
         files: files
             .iter()
@@ -549,7 +550,7 @@ fn parsed(files: &[(&str, &[u8])]) -> SeedData {
             .collect(),
         ..Default::default()
     };
-    ci_agent::userdata::parse_seed(&seed).expect("seed parses")
+    ci_agent::formats::userdata::parse_seed(&seed).expect("seed parses")
 }
 
 #[test]

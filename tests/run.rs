@@ -12,15 +12,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
+use ci_agent::agent::state::{ModuleOutcome, RunStatus, State};
 use ci_agent::agent::{self, decide, Decision, Facts, Parts, RunOptions, StageSel};
-use ci_agent::config::{Config, DatasourceKind};
 use ci_agent::datasource::bootstrap::{BootstrapStatus, Outcome};
+use ci_agent::formats::userdata::{Seed, SeedData, SeedError};
 use ci_agent::modules::{Context, Frequency, Module, Stage};
+use ci_agent::platform::config::{Config, DatasourceKind};
 use ci_agent::platform::dryrun::DryRunSystem;
 use ci_agent::platform::fake::{Effect, FakeSystem};
 use ci_agent::platform::{Cmd, OsKind, System};
-use ci_agent::state::{ModuleOutcome, RunStatus, State};
-use ci_agent::userdata::{Seed, SeedData, SeedError};
 
 // ---------------------------------------------------------------------------------------
 // Test modules and parts
@@ -942,9 +942,11 @@ fn a_pending_bootstrap_is_recorded_as_running_while_it_runs() {
         let mut parts = h.parts();
         let s = seen.clone();
         parts.bootstrap = Box::new(move |sys, _| {
-            let st =
-                ci_agent::state::read_status_at(sys, Path::new("/var/lib/ci-agent/status.json"))
-                    .unwrap();
+            let st = ci_agent::agent::state::read_status_at(
+                sys,
+                Path::new("/var/lib/ci-agent/status.json"),
+            )
+            .unwrap();
             s.lock()
                 .unwrap()
                 .push(st.map(|st| st.status.as_str().to_string()));
@@ -1425,16 +1427,16 @@ fn real_modules_apply_a_seed_and_keep_secrets_out_of_logs() {
     );
     let sys = HostSystem::new(r.path());
     sys.set_command_log("/var/lib/ci-agent/commands.log".into());
-    ci_agent::logging::init("ci-agent-test", false);
-    ci_agent::logging::set_stderr_level(log::LevelFilter::Off);
-    ci_agent::logging::open_file(&sys, Path::new("/var/log/ci-agent.log")).unwrap();
+    ci_agent::agent::logging::init("ci-agent-test", false);
+    ci_agent::agent::logging::set_stderr_level(log::LevelFilter::Off);
+    ci_agent::agent::logging::open_file(&sys, Path::new("/var/log/ci-agent.log")).unwrap();
     let cfg = Config::defaults(OsKind::Linux);
     let mut parts = Parts::real();
     let sd = seed_dir.clone();
     parts.find_seed = Box::new(move |_, _, _| Ok(Some(dir_seed(&sd))));
     parts.bootstrap = Box::new(|_, _| Ok(Outcome::Disabled));
     let rep = agent::run(&sys, &cfg, &RunOptions::default(), &parts);
-    ci_agent::logging::close();
+    ci_agent::agent::logging::close();
     assert_eq!(rep.exit, 0, "{:#?}", rep.status);
     let st = r.status();
     assert_eq!(st["instance_id"], "iid-real");

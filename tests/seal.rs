@@ -6,10 +6,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
-use ci_agent::config::Config;
+use ci_agent::agent::seal::{seal, Item, SealOptions};
+use ci_agent::platform::config::Config;
 use ci_agent::platform::fake::FakeSystem;
 use ci_agent::platform::OsKind;
-use ci_agent::seal::{seal, Item, SealOptions};
 
 fn put(root: &Path, rel: &str, data: &str) {
     let p = root.join(rel);

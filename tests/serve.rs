@@ -7,9 +7,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ci_agent::config::Config;
 use ci_agent::datasource::bootstrap::{self, Outcome};
 use ci_agent::datasource::http::{self, FetchError, HttpLimits};
+use ci_agent::platform::config::Config;
 use ci_agent::platform::fake::FakeSystem;
 use ci_agent::platform::OsKind;
 

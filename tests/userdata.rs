@@ -4,10 +4,10 @@
 
 use std::io::Write;
 
-use ci_agent::userdata::cloud_config::{
+use ci_agent::formats::userdata::cloud_config::{
     CommandSpec, ManageEtcHosts, Package, PasswordKind, UserSpec,
 };
-use ci_agent::userdata::{
+use ci_agent::formats::userdata::{
     self, parse_seed, validate_meta_data, validate_user_data, CloudConfig, Frequency, Seed,
     SeedData,
 };
@@ -779,8 +779,8 @@ fn many_keys_parse_and_merge() {
     }
     a.push_str("hostname: again\n");
     b.push_str("fqdn: from-b.example\n");
-    let node = ci_agent::yaml::parse_node(&a, "a").unwrap();
-    let ci_agent::yaml::NodeValue::Map(m) = &node.value else {
+    let node = ci_agent::formats::yaml::parse_node(&a, "a").unwrap();
+    let ci_agent::formats::yaml::NodeValue::Map(m) = &node.value else {
         panic!("not a map")
     };
     assert_eq!(m.len(), n + 1);

@@ -21,13 +21,13 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use ci_agent::config::Config;
+use ci_agent::platform::config::Config;
 use ci_agent::datasource::bootstrap::{self, Outcome};
 use ci_agent::datasource::http::{self, HttpLimits};
 use ci_agent::platform::fake::FakeSystem;
 use ci_agent::platform::system::{Cmd, CmdOutput};
 use ci_agent::platform::OsKind;
-use ci_agent::userdata;
+use ci_agent::formats::userdata;
 use libfuzzer_sys::fuzz_target;
 
 /// Small, so "too large" is reachable by the fuzzer.

@@ -5,7 +5,7 @@
 
 use std::io::Cursor;
 
-use ci_agent::fat;
+use ci_agent::formats::fat;
 use libfuzzer_sys::fuzz_target;
 
 const MAX_FILE: u64 = 16 << 20;

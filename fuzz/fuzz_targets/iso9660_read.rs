@@ -5,7 +5,7 @@
 
 use std::io::Cursor;
 
-use ci_agent::iso9660::{self, IsoImage};
+use ci_agent::formats::iso9660::{self, IsoImage};
 use libfuzzer_sys::fuzz_target;
 
 const MAX_FILE: u64 = 16 << 20;

@@ -6,7 +6,7 @@
 //! Not `serve::serve_one`: it reads the head on a detached thread (by design: `--stdio`
 //! exits after one request), which LeakSanitizer reports as a leak when the fuzzer checks
 //! before that thread has finished exiting. The head reader itself is covered by the unit
-//! and property tests in `src/serve.rs`.
+//! and property tests in `src/seed/serve.rs`.
 //!
 //! Invariant checked beyond "no panic": a 200 response only ever carries the bytes of a
 //! file inside the served tree (the secret outside it never leaks, whatever the target).
@@ -15,7 +15,7 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use ci_agent::serve::{self, Site};
+use ci_agent::seed::serve::{self, Site};
 use libfuzzer_sys::fuzz_target;
 
 const SECRET: &[u8] = b"SECRET-OUTSIDE-THE-SERVED-TREE";

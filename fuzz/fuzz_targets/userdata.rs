@@ -3,7 +3,7 @@
 //! validator. Any panic, hang or oversized allocation is a bug.
 #![no_main]
 
-use ci_agent::userdata::{self, mime, Seed};
+use ci_agent::formats::userdata::{self, mime, Seed};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -30,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
     };
     if let Ok(d) = userdata::parse_seed_with(&seed, &limits) {
         // The merged JSON must convert back.
-        let _ = ci_agent::userdata::CloudConfig::from_value(&d.cloud_config_json);
+        let _ = ci_agent::formats::userdata::CloudConfig::from_value(&d.cloud_config_json);
     }
     let _ = userdata::validate_user_data("user-data", rest);
     let _ = userdata::validate_meta_data("meta-data", rest);

@@ -3,8 +3,8 @@
 //! budget escape is a bug.
 #![no_main]
 
-use ci_agent::userdata::{CloudConfig, MetaData};
-use ci_agent::yaml;
+use ci_agent::formats::userdata::{CloudConfig, MetaData};
+use ci_agent::formats::yaml;
 use libfuzzer_sys::fuzz_target;
 
 #[derive(serde::Deserialize)]

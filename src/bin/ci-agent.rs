@@ -25,9 +25,9 @@ fn main() -> ExitCode {
     let rest: Vec<_> = args.collect();
     let code = match cmd.to_str().unwrap_or("") {
         "run" => ci_agent::agent::cli(rest),
-        "status" => ci_agent::state::cli_status(rest),
-        "query" => ci_agent::query::cli(rest),
-        "seal" => ci_agent::seal::cli(rest),
+        "status" => ci_agent::agent::state::cli_status(rest),
+        "query" => ci_agent::agent::query::cli(rest),
+        "seal" => ci_agent::agent::seal::cli(rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             ci_agent::exit::OK

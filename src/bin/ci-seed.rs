@@ -8,7 +8,7 @@ fn main() -> ExitCode {
     let code = match args.first().and_then(|a| a.to_str()) {
         Some("validate") => ci_agent::seed::cli_validate(args[1..].to_vec()),
         Some("batch") => ci_agent::seed::cli_batch(args[1..].to_vec()),
-        Some("serve") => ci_agent::serve::cli(args[1..].to_vec()),
+        Some("serve") => ci_agent::seed::serve::cli(args[1..].to_vec()),
         _ => ci_agent::seed::cli_build(args),
     };
     ExitCode::from(code)

@@ -47,10 +47,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use super::http::{self, HttpLimits};
-use crate::config::BootstrapConfig;
+use crate::formats::civil::rfc3339;
+use crate::platform::config::BootstrapConfig;
 use crate::platform::system::{Cmd, WriteOpts};
 use crate::platform::System;
-use crate::state::rfc3339;
 
 /// File names inside `bootstrap.dir`.
 pub const GATE_FILE: &str = "start-bootstrap";
@@ -488,7 +488,8 @@ mod tests {
     fn counter_parsing() {
         let d = tempfile::tempdir().unwrap();
         let sys = FakeSystem::new(d.path());
-        let mut cfg = crate::config::Config::defaults(crate::platform::OsKind::Linux).bootstrap;
+        let mut cfg =
+            crate::platform::config::Config::defaults(crate::platform::OsKind::Linux).bootstrap;
         cfg.dir = "/b".into();
         let f = Files::new(&cfg);
         assert_eq!(read_counter(&sys, &f).unwrap(), 0);

@@ -18,8 +18,8 @@
 
 use std::time::Duration;
 
-use crate::config::BootstrapConfig;
-use crate::userdata::Seed;
+use crate::formats::userdata::Seed;
+use crate::platform::config::BootstrapConfig;
 
 /// Redirect hops followed before giving up.
 pub const MAX_REDIRECTS: u32 = 3;

@@ -26,9 +26,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::config::Config;
+use crate::formats::userdata::{Seed, SeedData};
+use crate::platform::config::Config;
 use crate::platform::{Cmd, FileKind, OsKind, System};
-use crate::userdata::{Seed, SeedData};
 
 pub use cmdline::{NocloudArgs, SeedFrom};
 
@@ -100,8 +100,8 @@ pub fn resolve_includes(config: &Config, seed: &Seed, data: SeedData) -> SeedDat
         data.warnings.extend(warnings);
         return data;
     }
-    let limits = crate::userdata::Limits::default();
-    match crate::userdata::parse_seed_including(seed, &limits, &bodies) {
+    let limits = crate::formats::userdata::Limits::default();
+    match crate::formats::userdata::parse_seed_including(seed, &limits, &bodies) {
         Ok(mut d) => {
             for url in &d.includes {
                 if !data.includes.contains(url) {

@@ -5,8 +5,8 @@
 //! Primary Volume Descriptor: `CD001`, volume id at byte 40) and, if that is not ISO9660,
 //! one 512-byte read of the boot sector (FAT BPB: label at byte 43 on FAT12/16, 71 on
 //! FAT32). Only when a FAT boot sector says `NO NAME` is the root directory's volume-label
-//! entry consulted (through [`crate::fat::volume_label`]). The chosen device is then opened
-//! once more and its root files read by the codec ([`crate::iso9660`], [`crate::fat`]).
+//! entry consulted (through [`crate::formats::fat::volume_label`]). The chosen device is then opened
+//! once more and its root files read by the codec ([`crate::formats::iso9660`], [`crate::formats::fat`]).
 //!
 //! Scanning policy per OS:
 //! - Linux: every entry of `/sys/class/block` (cdroms, virtio/SCSI/NVMe disks and their
@@ -25,8 +25,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
 
+use crate::formats::userdata::Seed;
 use crate::platform::{FileKind, ReadSeek, System};
-use crate::userdata::Seed;
 
 /// The file systems a seed volume may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,14 +55,14 @@ pub fn is_cidata(label: &str) -> bool {
 /// sector, and the root directory only when the boot sector is a valid FAT one (its
 /// volume-label entry wins over the boot sector's, like blkid).
 pub fn probe(r: &mut dyn ReadSeek) -> io::Result<Option<(FsKind, String)>> {
-    match crate::iso9660::volume_id(&mut &mut *r) {
+    match crate::formats::iso9660::volume_id(&mut &mut *r) {
         Ok(Some(label)) => return Ok(Some((FsKind::Iso9660, label))),
         Ok(None) => {}
         // A damaged descriptor set is not a seed we can read; FAT may still be there.
-        Err(crate::iso9660::IsoError::Io(e)) => return Err(e),
+        Err(crate::formats::iso9660::IsoError::Io(e)) => return Err(e),
         Err(_) => {}
     }
-    Ok(crate::fat::volume_label(&mut &mut *r)?.map(|label| (FsKind::Vfat, label)))
+    Ok(crate::formats::fat::volume_label(&mut &mut *r)?.map(|label| (FsKind::Vfat, label)))
 }
 
 /// Read the root files of a seed volume of a known kind.
@@ -76,9 +76,9 @@ pub fn read_volume(
         .open_device(path)
         .with_context(|| format!("opening {}", path.display()))?;
     let files = match kind {
-        FsKind::Iso9660 => crate::iso9660::read_root_files(&mut dev, max_file)
+        FsKind::Iso9660 => crate::formats::iso9660::read_root_files(&mut dev, max_file)
             .with_context(|| format!("reading the ISO9660 seed on {}", path.display()))?,
-        FsKind::Vfat => crate::fat::read_root_files(&mut dev, max_file)
+        FsKind::Vfat => crate::formats::fat::read_root_files(&mut dev, max_file)
             .with_context(|| format!("reading the vfat seed on {}", path.display()))?,
     };
     Ok(Seed {

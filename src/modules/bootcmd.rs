@@ -1,9 +1,11 @@
+//! Key: `bootcmd`. cloud-init: `cc_bootcmd`.
+//!
 //! `bootcmd`: commands run early on every boot (before networking), like cloud-init's
 //! `cc_bootcmd`. A string item is run by `sh -c`, a list item is an argv; every item runs
 //! even when an earlier one failed, and the module fails naming the failed items. Each
 //! gets `INSTANCE_ID` (as cloud-init exports it) and `CI_AGENT_SEED_DIR`.
 
-use super::{exec, Context, Frequency, Module, Stage};
+use super::{Context, Frequency, Module, Stage};
 
 pub struct Bootcmd;
 
@@ -23,16 +25,16 @@ impl Module for Bootcmd {
     fn run(&self, ctx: &mut Context) -> anyhow::Result<()> {
         let items = ctx.cc().bootcmd.clone();
         let iid = ctx.seed.instance_id.clone();
-        exec::run_items(ctx, "bootcmd", &items, &[("INSTANCE_ID", &iid)])
+        ctx.run_items("bootcmd", &items, &[("INSTANCE_ID", &iid)])
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::formats::userdata::cloud_config::CommandSpec;
     use crate::modules::test_env::Env;
     use crate::platform::{CmdOutput, OsKind};
-    use crate::userdata::cloud_config::CommandSpec;
 
     #[test]
     fn runs_all_items_and_names_failures() {

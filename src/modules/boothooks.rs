@@ -1,3 +1,5 @@
+//! Key: `#cloud-boothook` user-data parts (no cloud-config key). cloud-init: the boot-hook part handler (`handlers/boot_hook.py`).
+//!
 //! `boothooks`: `#cloud-boothook` parts, run very early on every boot like cloud-init's
 //! boothook handler. Each is written to `<instance_dir>/boothooks/<name>` (0700) and run
 //! with `INSTANCE_ID` (cloud-init's variable) and `CI_AGENT_SEED_DIR` in its environment.
@@ -5,7 +7,8 @@
 
 use anyhow::bail;
 
-use super::{exec, scripts, Context, Frequency, Module, Stage};
+use super::{scripts, Context, Frequency, Module, Stage};
+use crate::platform::exec;
 
 pub struct Boothooks;
 
@@ -59,9 +62,9 @@ impl Module for Boothooks {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::formats::userdata::{Frequency as F, Script};
     use crate::modules::test_env::Env;
     use crate::platform::OsKind;
-    use crate::userdata::{Frequency as F, Script};
 
     #[test]
     fn writes_strips_marker_and_runs_with_instance_id() {

@@ -1,3 +1,5 @@
+//! Key: `final_message`. cloud-init: `cc_final_message`.
+//!
 //! `final_message`: the line that tells the console the run is over, like cloud-init's
 //! "Cloud-init v. … finished at …". The default is
 //! `ci-agent v. $VERSION finished at $TIMESTAMP. Datasource $DATASOURCE.  Up $UPTIME seconds`;
@@ -8,8 +10,8 @@
 use std::path::Path;
 use std::time::UNIX_EPOCH;
 
-use super::policy::UptimeSource;
 use super::{Context, Frequency, Module, Stage};
+use crate::platform::policy::UptimeSource;
 
 pub struct FinalMessage;
 
@@ -18,7 +20,7 @@ pub const DEFAULT: &str =
 
 /// `secs` since the epoch as `Sun, 22 Nov 2026 03:04:05 +0000`.
 pub fn rfc2822(secs: u64) -> String {
-    crate::civil::Civil::from_unix(i64::try_from(secs).unwrap_or(i64::MAX / 2)).rfc2822()
+    crate::formats::civil::Civil::from_unix(i64::try_from(secs).unwrap_or(i64::MAX / 2)).rfc2822()
 }
 
 fn uptime(ctx: &Context, now: u64) -> Option<String> {

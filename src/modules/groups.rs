@@ -1,11 +1,14 @@
+//! Key: `groups`. cloud-init: `cc_users_groups`.
+//!
 //! `groups`: create the listed groups (before `users`, so users can join them) and add
 //! their listed members. Names are validated; a member that does not exist is a warning
 //! (as cloud-init). Looks groups up in the guest's `/etc/group`. Once per instance.
 
 use anyhow::bail;
 
-use super::passwd_db::{check_account_name, AccountDb};
-use super::{exec, Context, Frequency, Module, Stage};
+use super::{Context, Frequency, Module, Stage};
+use crate::platform::accounts::{check_account_name, AccountDb};
+use crate::platform::exec;
 
 pub struct Groups;
 
@@ -35,7 +38,7 @@ impl Module for Groups {
         for g in &specs {
             let db = AccountDb::load(ctx.sys)?;
             if db.group(&g.name).is_none() {
-                if let Err(e) = exec::run_ok(ctx, &policy.groupadd(&g.name)) {
+                if let Err(e) = exec::run_ok(ctx.sys, &policy.groupadd(&g.name)) {
                     failed.push(format!("{e:#}"));
                     continue;
                 }
@@ -45,7 +48,7 @@ impl Module for Groups {
                 if db.user(m).is_none() {
                     ctx.warn(format!("not adding {m} to group {}: no such user", g.name));
                 } else if !db.is_member(m, &g.name) {
-                    if let Err(e) = exec::run_ok(ctx, &policy.add_to_group(m, &g.name)) {
+                    if let Err(e) = exec::run_ok(ctx.sys, &policy.add_to_group(m, &g.name)) {
                         failed.push(format!("{e:#}"));
                     }
                 }
@@ -61,9 +64,9 @@ impl Module for Groups {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::formats::userdata::cloud_config::GroupSpec;
     use crate::modules::test_env::Env;
     use crate::platform::OsKind;
-    use crate::userdata::cloud_config::GroupSpec;
 
     #[test]
     fn creates_once_adds_members_warns_unknown() {

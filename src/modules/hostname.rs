@@ -1,3 +1,5 @@
+//! Key: `hostname`, `fqdn`, `preserve_hostname`, `prefer_fqdn_over_hostname`, `manage_etc_hosts`. cloud-init: `cc_set_hostname`, `cc_update_hostname`, `cc_update_etc_hosts`.
+//!
 //! `hostname` (with `fqdn`, `preserve_hostname`, `prefer_fqdn_over_hostname`,
 //! `manage_etc_hosts`): give the clone its own name.
 //!
@@ -19,10 +21,10 @@ use std::path::Path;
 
 use anyhow::{bail, Context as _};
 
-use super::policy::shorten;
 use super::{Context, Frequency, Module, Stage};
+use crate::formats::userdata::cloud_config::ManageEtcHosts;
+use crate::platform::policy::shorten;
 use crate::platform::WriteOpts;
-use crate::userdata::cloud_config::ManageEtcHosts;
 
 pub struct Hostname;
 

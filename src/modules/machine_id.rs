@@ -1,3 +1,5 @@
+//! Key: none (config `identity.reset_machine_id`). cloud-init: none (`cloud-init clean --machine-id` empties it).
+//!
 //! `machine_id` (config `identity.reset_machine_id`): a clone must not share the
 //! template's machine identity. Linux: a fresh random `/etc/machine-id` (32 hex digits,
 //! 0444, systemd's format), and `/var/lib/dbus/machine-id` replaced when it is a copy (a
@@ -7,7 +9,8 @@
 
 use anyhow::Context as _;
 
-use super::{exec, Context, Frequency, Module, Stage};
+use super::{Context, Frequency, Module, Stage};
+use crate::platform::exec;
 use crate::platform::{FileKind, WriteOpts};
 
 pub struct MachineId;
@@ -56,7 +59,7 @@ impl Module for MachineId {
             }
         }
         for cmd in policy.machine_id_live(&id) {
-            exec::run_ok(ctx, &cmd)?;
+            exec::run_ok(ctx.sys, &cmd)?;
         }
         Ok(())
     }

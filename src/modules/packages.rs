@@ -1,3 +1,5 @@
+//! Key: `packages`, `package_update`, `package_upgrade`. cloud-init: `cc_package_update_upgrade_install`.
+//!
 //! `packages` (with `package_update`, `package_upgrade`): install what the seed asks for,
 //! late (the network is up). FreeBSD: `pkg` with `ASSUME_ALWAYS_YES=yes`, bootstrapped
 //! first when `/usr/local/sbin/pkg` is missing; Linux: the first of apt-get, dnf, yum,
@@ -7,8 +9,9 @@
 
 use anyhow::bail;
 
-use super::policy::PackageRequest;
-use super::{exec, Context, Frequency, Module, Stage};
+use super::{Context, Frequency, Module, Stage};
+use crate::platform::exec;
+use crate::platform::policy::PackageRequest;
 
 pub struct Packages;
 
@@ -44,7 +47,7 @@ impl Module for Packages {
             Err(e) => bail!("{e}"),
         };
         for cmd in cmds {
-            let out = exec::run_ok(ctx, &cmd.timeout(TIMEOUT))?;
+            let out = exec::run_ok(ctx.sys, &cmd.timeout(TIMEOUT))?;
             exec::log_output("packages", &out);
         }
         Ok(())
@@ -54,9 +57,9 @@ impl Module for Packages {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::formats::userdata::cloud_config::Package;
     use crate::modules::test_env::Env;
     use crate::platform::{CmdOutput, OsKind};
-    use crate::userdata::cloud_config::Package;
 
     fn pkgs() -> Vec<Package> {
         vec![

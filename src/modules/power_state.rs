@@ -1,3 +1,5 @@
+//! Key: `power_state`. cloud-init: `cc_power_state_change`.
+//!
 //! `power_state`: power off, reboot or halt at the end of the first run, like cloud-init's
 //! `cc_power_state_change`. `mode` is `poweroff|reboot|halt`, `delay` `now`, `+N` or a
 //! number of minutes, `message` goes to the console, `condition` (a command: string → `sh
@@ -12,8 +14,9 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context as _};
 
-use super::policy::{shorten, PowerMode};
-use super::{exec, Context, Frequency, Module, Stage};
+use super::{Context, Frequency, Module, Stage};
+use crate::platform::exec;
+use crate::platform::policy::{shorten, PowerMode};
 use crate::platform::Cmd;
 
 pub struct PowerStateModule;
@@ -81,7 +84,7 @@ impl Module for PowerStateModule {
             let Some(argv) = exec::spec_argv(cond) else {
                 bail!("power_state.condition: empty command");
             };
-            let cmd = exec::seed_env(ctx, Cmd::new(argv));
+            let cmd = ctx.seed_env(Cmd::new(argv));
             let cmd = match ps.timeout_secs {
                 Some(t) => cmd.timeout(std::time::Duration::from_secs(t)),
                 None => cmd,
@@ -101,7 +104,7 @@ impl Module for PowerStateModule {
         }
         ctx.write_instance_file(MARKER, ps.mode.as_bytes(), 0o600)?;
         let cmd = ctx.policy().shutdown(mode, &delay, message.as_deref());
-        exec::run_ok(ctx, &cmd)?;
+        exec::run_ok(ctx.sys, &cmd)?;
         Ok(())
     }
 }
@@ -109,9 +112,9 @@ impl Module for PowerStateModule {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::formats::userdata::cloud_config::{CommandSpec, PowerState};
     use crate::modules::test_env::Env;
     use crate::platform::{CmdOutput, OsKind};
-    use crate::userdata::cloud_config::{CommandSpec, PowerState};
 
     fn ps(mode: &str, delay: Option<&str>) -> PowerState {
         PowerState {

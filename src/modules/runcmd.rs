@@ -1,3 +1,5 @@
+//! Key: `runcmd`. cloud-init: `cc_runcmd` (run by `cc_scripts_user`).
+//!
 //! `runcmd`: the user's commands, late (after the network and packages), once per
 //! instance. A string item is run by `sh -c`, a list item is an argv (no shell). Every
 //! item runs even when one fails, like cloud-init's single script without `set -e`; the
@@ -6,7 +8,7 @@
 //! Unlike cloud-init, each item is its own process: a `cd` or `export` in one item does
 //! not carry over to the next (put such sequences in one string item).
 
-use super::{exec, Context, Frequency, Module, Stage};
+use super::{Context, Frequency, Module, Stage};
 
 pub struct Runcmd;
 
@@ -25,16 +27,16 @@ impl Module for Runcmd {
     }
     fn run(&self, ctx: &mut Context) -> anyhow::Result<()> {
         let items = ctx.cc().runcmd.clone();
-        exec::run_items(ctx, "runcmd", &items, &[])
+        ctx.run_items("runcmd", &items, &[])
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::formats::userdata::cloud_config::CommandSpec;
     use crate::modules::test_env::Env;
     use crate::platform::{CmdOutput, OsKind};
-    use crate::userdata::cloud_config::CommandSpec;
 
     #[test]
     fn string_is_shell_list_is_argv_and_failures_are_named() {

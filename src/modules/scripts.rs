@@ -1,3 +1,5 @@
+//! Key: `#!` user-data parts (no cloud-config key). cloud-init: `cc_scripts_user` and the shell-script part handler.
+//!
 //! `scripts`: user-data scripts (`#!` parts, `text/x-shellscript`), late, in order.
 //!
 //! Each script is written to `<instance_dir>/scripts/<name>` (0700) and executed directly
@@ -14,9 +16,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
 
-use super::{exec, Context, Frequency, Module, Stage};
+use super::{Context, Frequency, Module, Stage};
+use crate::formats::userdata::{Frequency as ScriptFrequency, Script};
+use crate::platform::exec;
 use crate::platform::{Cmd, CmdOutput, WriteOpts};
-use crate::userdata::{Frequency as ScriptFrequency, Script};
 
 pub struct Scripts;
 
@@ -84,7 +87,7 @@ pub fn install_and_run(
     } else {
         vec!["sh".to_string(), p]
     };
-    let mut cmd = exec::seed_env(ctx, Cmd::new(argv));
+    let mut cmd = ctx.seed_env(Cmd::new(argv));
     for (k, v) in extra_env {
         cmd = cmd.env(*k, *v);
     }

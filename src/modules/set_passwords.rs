@@ -1,3 +1,5 @@
+//! Key: `password`, `chpasswd`, `ssh_pwauth`. cloud-init: `cc_set_passwords`.
+//!
 //! `set_passwords` (keys `password`, `chpasswd`, `ssh_pwauth`), like cloud-init's
 //! `cc_set_passwords`.
 //!
@@ -27,11 +29,12 @@ use std::path::Path;
 
 use anyhow::{bail, Context as _};
 
-use super::passwd_db::{check_account_name, commands_recorded, AccountDb};
 use super::users::default_user_name;
-use super::{exec, Context, Frequency, Module, Stage};
+use super::{Context, Frequency, Module, Stage};
+use crate::formats::userdata::cloud_config::{infer_password, PasswordKind};
+use crate::platform::accounts::{check_account_name, commands_recorded, AccountDb};
+use crate::platform::exec;
 use crate::platform::{FileKind, WriteOpts};
-use crate::userdata::cloud_config::{infer_password, PasswordKind};
 
 pub struct SetPasswords;
 
@@ -150,7 +153,7 @@ fn set_pwauth(ctx: &mut Context, yes: bool) -> anyhow::Result<()> {
                 _ => return Ok(()),
             }
         }
-        if let Err(e) = exec::run_ok(ctx, &r.reload) {
+        if let Err(e) = exec::run_ok(ctx.sys, &r.reload) {
             ctx.warn(format!("ssh_pwauth: reloading sshd: {e:#}"));
         }
     }
@@ -234,12 +237,12 @@ impl Module for SetPasswords {
                     c
                 }
             };
-            if let Err(e) = exec::run_ok(ctx, &cmd) {
+            if let Err(e) = exec::run_ok(ctx.sys, &cmd) {
                 failed.push(format!("{key}: setting the password of {user}: {e:#}"));
                 continue;
             }
             if expire {
-                if let Err(e) = exec::run_ok(ctx, &policy.expire_passwd(user)) {
+                if let Err(e) = exec::run_ok(ctx.sys, &policy.expire_passwd(user)) {
                     failed.push(format!("{key}: expiring the password of {user}: {e:#}"));
                 }
             }
@@ -269,9 +272,9 @@ impl Module for SetPasswords {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::formats::userdata::cloud_config::{Chpasswd, ChpasswdUser};
     use crate::modules::test_env::Env;
     use crate::platform::OsKind;
-    use crate::userdata::cloud_config::{Chpasswd, ChpasswdUser};
 
     fn env(os: OsKind) -> Env {
         let e = Env::new(os);

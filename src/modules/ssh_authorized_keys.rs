@@ -1,3 +1,5 @@
+//! Key: `ssh_authorized_keys`, `disable_root` and meta-data `public-keys`. cloud-init: `cc_ssh` (its authorized-keys half).
+//!
 //! `ssh_authorized_keys` (with meta-data `public-keys`, per-user `ssh_authorized_keys`
 //! and `disable_root`): install login keys, the one place that writes `authorized_keys`.
 //!
@@ -22,11 +24,11 @@ use std::path::{Component, Path, PathBuf};
 
 use anyhow::{bail, Context as _};
 
-use super::passwd_db::{commands_recorded, AccountDb};
 use super::users::{default_user_name, resolve};
 use super::{Context, Frequency, Module, Stage};
+use crate::formats::userdata::cloud_config::UserSpec;
+use crate::platform::accounts::{commands_recorded, AccountDb};
 use crate::platform::{FileKind, System, WriteOpts};
-use crate::userdata::cloud_config::UserSpec;
 
 pub struct SshAuthorizedKeys;
 
@@ -281,7 +283,7 @@ fn parse_keys(ctx: &mut Context, key: &str, lines: &[String]) -> Vec<KeyLine> {
             (false, Some(k)) => out.push(k),
             _ => ctx.warn(format!(
                 "{key}[{i}]: not an SSH public key ({:?}), skipped",
-                super::policy::shorten(l)
+                crate::platform::policy::shorten(l)
             )),
         }
     }
@@ -379,9 +381,9 @@ impl Module for SshAuthorizedKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::formats::userdata::cloud_config::User;
     use crate::modules::test_env::Env;
     use crate::platform::OsKind;
-    use crate::userdata::cloud_config::User;
 
     const K1: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEW5qwDTLFzoiwFYA6liGjXBToid7HjnK5ioO0CoUEC0 anchor@e2e";
     const K2: &str = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7 bob@laptop";

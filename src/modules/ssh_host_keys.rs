@@ -1,3 +1,5 @@
+//! Key: `ssh_deletekeys`, `ssh_genkeytypes`. cloud-init: `cc_ssh` (its host-keys half).
+//!
 //! `ssh_host_keys` (keys `ssh_deletekeys`, `ssh_genkeytypes`; config
 //! `identity.regenerate_ssh_host_keys`): a clone must not share the template's SSH host
 //! keys. On a new instance the `/etc/ssh/ssh_host_*key*` files are deleted and new keys
@@ -10,7 +12,8 @@ use std::path::Path;
 
 use anyhow::{bail, Context as _};
 
-use super::{exec, Context, Frequency, Module, Stage};
+use super::{Context, Frequency, Module, Stage};
+use crate::platform::exec;
 use crate::platform::Cmd;
 
 pub struct SshHostKeys;
@@ -59,7 +62,7 @@ impl Module for SshHostKeys {
                 if !KEY_TYPES.contains(&t.as_str()) {
                     bail!(
                         "ssh_genkeytypes[{i}]: unknown key type {:?} (expected one of {})",
-                        super::policy::shorten(t),
+                        crate::platform::policy::shorten(t),
                         KEY_TYPES.join(", ")
                     );
                 }
@@ -91,7 +94,7 @@ impl Module for SshHostKeys {
         let sys = ctx.sys;
         let missing = |t: &str| !sys.exists(&dir.join(format!("ssh_host_{t}_key")));
         for cmd in keygen_commands(types.as_deref(), missing) {
-            exec::run_ok(ctx, &cmd)?;
+            exec::run_ok(ctx.sys, &cmd)?;
         }
         Ok(())
     }

@@ -1,3 +1,5 @@
+//! Key: `users`. cloud-init: `cc_users_groups`.
+//!
 //! `users`: create the accounts a seed asks for, like cloud-init's `users-groups`.
 //!
 //! - `users` absent → the configured default user only; `- default` in the list → the
@@ -28,13 +30,14 @@ use std::path::Path;
 
 use anyhow::{bail, Context as _};
 
-use super::passwd_db::{
+use super::{Context, Frequency, Module, Stage};
+use crate::formats::userdata::cloud_config::{User, UserSpec};
+use crate::platform::accounts::{
     check_account_name, check_field, commands_recorded, missing_after_create, AccountDb,
 };
-use super::policy::UserPlan;
-use super::{exec, Context, Frequency, Module, Stage};
+use crate::platform::exec;
+use crate::platform::policy::UserPlan;
 use crate::platform::{Cmd, WriteOpts};
-use crate::userdata::cloud_config::{User, UserSpec};
 
 pub struct Users;
 
@@ -292,13 +295,13 @@ fn apply_user(ctx: &mut Context, r: &Resolved) -> anyhow::Result<()> {
     let mut made: Vec<&str> = Vec::new();
     for g in u.primary_group.iter().chain(u.groups.iter()) {
         if db.group(g).is_none() && !made.contains(&g.as_str()) {
-            exec::run_ok(ctx, &policy.groupadd(g))?;
+            exec::run_ok(ctx.sys, &policy.groupadd(g))?;
             made.push(g);
         }
     }
     let created = if db.user(&u.name).is_none() {
         for cmd in policy.useradd(&plan(u)) {
-            exec::run_ok(ctx, &cmd)?;
+            exec::run_ok(ctx.sys, &cmd)?;
         }
         let db = AccountDb::load(ctx.sys)?;
         if db.user(&u.name).is_none() {
@@ -312,19 +315,19 @@ fn apply_user(ctx: &mut Context, r: &Resolved) -> anyhow::Result<()> {
         let db = AccountDb::load(ctx.sys)?;
         for g in &u.groups {
             if !db.is_member(&u.name, g) {
-                exec::run_ok(ctx, &policy.add_to_group(&u.name, g))?;
+                exec::run_ok(ctx.sys, &policy.add_to_group(&u.name, g))?;
             }
         }
         false
     };
     if let (Some(h), false) = (&u.passwd, created) {
-        exec::run_ok(ctx, &policy.set_password_hash(&u.name, h))?;
+        exec::run_ok(ctx.sys, &policy.set_password_hash(&u.name, h))?;
     }
     if let Some(p) = &u.plain_text_passwd {
-        exec::run_ok(ctx, &policy.set_password_text(&u.name, p))?;
+        exec::run_ok(ctx.sys, &policy.set_password_text(&u.name, p))?;
     }
     if u.lock_passwd.unwrap_or(true) {
-        exec::run_ok(ctx, &policy.lock_passwd(&u.name))?;
+        exec::run_ok(ctx.sys, &policy.lock_passwd(&u.name))?;
     }
     write_sudo_rules(ctx, &u.name, &u.sudo)
 }

@@ -1,3 +1,5 @@
+//! Key: `write_files`. cloud-init: `cc_write_files`, `cc_write_files_deferred`.
+//!
 //! `write_files`: files from the seed. Items without `defer` are written early (module
 //! `write_files`); `defer: true` items late, after users and packages exist (module
 //! `write_files_deferred`), like cloud-init.
@@ -16,11 +18,11 @@ use std::path::{Component, Path};
 
 use anyhow::{bail, Context as _};
 
-use super::passwd_db::AccountDb;
-use super::policy::shorten;
 use super::{Context, Frequency, Module, Stage};
+use crate::formats::userdata::cloud_config::WriteFile;
+use crate::platform::accounts::AccountDb;
+use crate::platform::policy::shorten;
 use crate::platform::{FileKind, WriteOpts};
-use crate::userdata::cloud_config::WriteFile;
 
 pub struct WriteFiles {
     /// `false`: the early module (`write_files`); `true`: `write_files_deferred`.

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::modules::policy::{
+use crate::platform::policy::{
     check_package, IdFile, OsPolicy, PackageRequest, PowerMode, SshdReload, UptimeSource, UserPlan,
 };
 use crate::platform::Cmd;
@@ -233,7 +233,7 @@ impl OsPolicy for FreeBsd {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::userdata::cloud_config::Package;
+    use crate::formats::userdata::cloud_config::Package;
 
     #[test]
     fn pw_useradd() {

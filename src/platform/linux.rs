@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::modules::policy::{
+use crate::platform::policy::{
     check_package, IdFile, OsPolicy, PackageRequest, PowerMode, SshdReload, UptimeSource, UserPlan,
 };
 use crate::platform::Cmd;
@@ -95,7 +95,10 @@ impl PackageManager {
 
     /// One install command for all packages; a version pin pacman cannot express is an
     /// error naming the package.
-    pub fn install(self, pkgs: &[crate::userdata::cloud_config::Package]) -> Result<Cmd, String> {
+    pub fn install(
+        self,
+        pkgs: &[crate::formats::userdata::cloud_config::Package],
+    ) -> Result<Cmd, String> {
         let mut names = Vec::with_capacity(pkgs.len());
         for p in pkgs {
             check_package(p)?;
@@ -314,7 +317,7 @@ impl OsPolicy for Linux {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::userdata::cloud_config::Package;
+    use crate::formats::userdata::cloud_config::Package;
 
     fn pkg(n: &str, v: Option<&str>) -> Package {
         Package {

@@ -7,12 +7,23 @@
 //! - [`linux`], [`freebsd`]: per-OS policy (paths, `useradd` vs `pw`, apt vs `pkg`,
 //!   rc.conf.d) as plain code compiled on every target, so both are unit-tested on Linux.
 //!   `#[cfg(target_os)]` appears only in [`host`] and in [`OsKind::host`].
+//! - [`policy`]: the `OsPolicy` trait those two implement (what differs between the OSes,
+//!   as data and command builders).
+//! - [`config`]: the agent's configuration (per-OS defaults plus `/etc/ci-agent.conf`),
+//!   read by every layer above.
+//! - [`accounts`]: users and groups read from `<root>/etc/passwd` and `/etc/group` (never
+//!   libc, so `--root` holds), and a fake account toolchain for tests.
+//! - [`exec`]: running commands with bounded, secret-aware logging.
 
+pub mod accounts;
+pub mod config;
 pub mod dryrun;
+pub mod exec;
 pub mod fake;
 pub mod freebsd;
 pub mod host;
 pub mod linux;
+pub mod policy;
 pub mod system;
 
 pub use system::{Cmd, CmdOutput, FileInfo, FileKind, FileLock, ReadSeek, System, WriteOpts};
@@ -29,6 +40,14 @@ pub enum OsKind {
 }
 
 impl OsKind {
+    /// The per-OS policy (paths, commands) for this OS.
+    pub fn policy(self) -> &'static dyn policy::OsPolicy {
+        match self {
+            OsKind::Linux => &linux::Linux,
+            OsKind::FreeBsd => &freebsd::FreeBsd,
+        }
+    }
+
     /// The OS this binary was built for.
     pub const fn host() -> Self {
         if cfg!(target_os = "freebsd") {

@@ -1,7 +1,7 @@
 //! From a set of seed files to image bytes on disk.
 //!
-//! The file system is written in memory by our own codecs ([`crate::iso9660`] with Rock
-//! Ridge and Joliet, like `genisoimage -volid cidata -joliet -rock`; or [`crate::fat`]), so a
+//! The file system is written in memory by our own codecs ([`crate::formats::iso9660`] with Rock
+//! Ridge and Joliet, like `genisoimage -volid cidata -joliet -rock`; or [`crate::formats::fat`]), so a
 //! seed costs no process spawn. The bytes then reach the disk atomically: a temporary file
 //! in the target directory, one write, fsync, rename, fsync of the directory — an error
 //! never leaves a half-written image under the final name. Disk formats other than `raw`
@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{bail, Context, Result};
 
-use crate::fat as fatwrite;
-use crate::iso9660::write as isowrite;
+use crate::formats::fat as fatwrite;
+use crate::formats::iso9660::write as isowrite;
 
 /// Volume label of every seed (cloud-init and nuageinit look for it).
 pub const LABEL: &str = "cidata";

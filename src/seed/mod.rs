@@ -8,12 +8,13 @@
 //! - [`metadata`]: the generated meta-data (fresh instance id, escaped values).
 //! - [`image`]: file system bytes and the atomic write.
 //!
-//! `ci-seed serve` lives in [`crate::serve`].
+//! - [`serve`]: `ci-seed serve` (bootstrap scripts and `seedfrom` trees over HTTP).
 
 pub mod batch;
 pub mod build;
 pub mod image;
 pub mod metadata;
+pub mod serve;
 pub mod validate;
 
 use std::ffi::OsString;

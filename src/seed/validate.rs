@@ -2,14 +2,14 @@
 //! `ci-seed validate`.
 //!
 //! A seed the agent would reject at first boot is caught on the host instead: the same
-//! [`crate::userdata::parse_seed`] runs over the files, and a problem is reported as
+//! [`crate::formats::userdata::parse_seed`] runs over the files, and a problem is reported as
 //! `file:line:column: message` with the user's own path in place of the seed file name.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::Path;
 
-use crate::userdata::SeedError;
+use crate::formats::userdata::SeedError;
 
 /// What a file given to `ci-seed validate` is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,8 +136,10 @@ impl Report {
 pub fn check_file(kind: Kind, shown: &str, bytes: &[u8]) -> Report {
     let mut report = Report::default();
     let found = match kind {
-        Kind::UserData | Kind::VendorData => crate::userdata::validate_user_data(shown, bytes),
-        Kind::MetaData => crate::userdata::validate_meta_data(shown, bytes),
+        Kind::UserData | Kind::VendorData => {
+            crate::formats::userdata::validate_user_data(shown, bytes)
+        }
+        Kind::MetaData => crate::formats::userdata::validate_meta_data(shown, bytes),
         Kind::NetworkConfig => check_network_config(bytes, shown).into_iter().collect(),
     };
     report.add(found);
@@ -178,7 +180,7 @@ fn check_network_config(bytes: &[u8], shown: &str) -> Option<SeedError> {
             })
         }
     };
-    crate::yaml::parse_value(text, shown).err()
+    crate::formats::yaml::parse_value(text, shown).err()
 }
 
 pub(super) const HELP: &str = "\

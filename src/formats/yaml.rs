@@ -54,7 +54,7 @@ use serde::de::{self, DeserializeOwned, IntoDeserializer, Visitor};
 use serde_saphyr::options::DuplicateKeyPolicy;
 use serde_saphyr::Spanned;
 
-use crate::userdata::SeedError;
+use crate::formats::SeedError;
 
 /// Resource budgets for one YAML document. Every limit is enforced while parsing, so a
 /// hostile document fails fast with a clear error instead of exhausting memory or time.

@@ -22,14 +22,15 @@
 use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
+use crate::formats::civil::rfc3339;
+use crate::formats::userdata::Seed;
 use crate::modules::{Frequency, Stage};
 use crate::platform::{FileLock, OsKind, System, WriteOpts};
-use crate::userdata::Seed;
 
 /// Largest state file read back (`instance-id`, `in-progress`).
 const MAX_SMALL: u64 = 4096;
@@ -520,11 +521,6 @@ pub fn iid_dir_name(iid: &str) -> String {
     out
 }
 
-/// RFC 3339 UTC with second precision (`2026-01-01T00:00:00Z`).
-pub fn rfc3339(t: SystemTime) -> String {
-    crate::civil::Civil::from_system_time(t).rfc3339()
-}
-
 // ---------------------------------------------------------------------------------------
 // ci-agent status
 
@@ -602,7 +598,7 @@ pub fn cli_status(args: Vec<OsString>) -> u8 {
             return status_exit::USAGE;
         }
     };
-    let root = match crate::agent::absolute(&a.root) {
+    let root = match crate::platform::config::absolute(&a.root) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("ci-agent status: {e:#}");
@@ -611,7 +607,8 @@ pub fn cli_status(args: Vec<OsString>) -> u8 {
     };
     // Reading only: a recording system never acts on the host.
     let sys = crate::platform::host::HostSystem::recording(&root);
-    let config = match crate::agent::load_config(&sys, &root, a.config.as_deref(), a.os) {
+    let config = match crate::platform::config::load_config(&sys, &root, a.config.as_deref(), a.os)
+    {
         Ok(c) => c,
         Err(e) => {
             eprintln!("ci-agent status: {e:#}");
@@ -781,16 +778,6 @@ fn render_bootstrap(b: &serde_json::Value) -> String {
 mod tests {
     use super::*;
     use crate::platform::fake::FakeSystem;
-
-    #[test]
-    fn rfc3339_formats_wall_clock_times() {
-        let t = |s| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
-        assert_eq!(rfc3339(t(1_767_225_600)), "2026-01-01T00:00:00Z");
-        assert_eq!(
-            rfc3339(SystemTime::UNIX_EPOCH - Duration::from_secs(5)),
-            "1970-01-01T00:00:00Z"
-        );
-    }
 
     #[test]
     fn iid_names_are_safe_and_distinct() {

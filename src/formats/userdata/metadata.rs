@@ -11,7 +11,7 @@
 //! Everything, unknown keys included, is kept in `raw` as JSON.
 
 use super::SeedError;
-use crate::yaml::{self, Node, NodeValue};
+use crate::formats::yaml::{self, Node, NodeValue};
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MetaData {

@@ -1,13 +1,16 @@
 //! Users and groups as the guest sees them: `/etc/passwd` and `/etc/group` read through
 //! `System` under the root prefix (never libc/getent, so `--root DIR` and the test fake
 //! see the guest's accounts, not the host's). Also the name checks every module that
-//! takes a user or group name from a seed applies.
+//! takes a user or group name from a seed applies. [`fake`] gives the test fake working
+//! account tools (`useradd`, `pw`, … that edit those files).
+
+pub mod fake;
 
 use std::path::Path;
 
 use anyhow::{bail, Context as _};
 
-use crate::modules::policy::shorten;
+use crate::platform::policy::shorten;
 use crate::platform::System;
 
 /// Largest passwd/group file read.

@@ -5,7 +5,7 @@
 //!
 //! # Conversion and error positions
 //!
-//! The conversion is hand-written over the located YAML tree ([`crate::yaml::Node`]) rather
+//! The conversion is hand-written over the located YAML tree ([`crate::formats::yaml::Node`]) rather
 //! than derived: cloud-init accepts several shapes per key, and serde's untagged enums
 //! would both lose positions and give useless "did not match any variant" errors. Every
 //! node of the tree keeps its line and column, so a type error names the key path, what
@@ -31,7 +31,7 @@ use std::io::Read;
 use base64::Engine;
 
 use super::SeedError;
-use crate::yaml::{Key, Node, NodeValue};
+use crate::formats::yaml::{Key, Node, NodeValue};
 
 use serde::Serialize;
 

@@ -32,12 +32,15 @@
 //! | `identity.regenerate_ssh_host_keys` | `true` | new SSH host keys on a new instance |
 //! | `identity.reset_machine_id` | `true` | new machine-id on a new instance |
 //!
-//! The file is parsed by [`crate::yaml::from_str`] (same budgets and YAML 1.1 booleans as
+//! The file is parsed by [`crate::formats::yaml::from_str`] (same budgets and YAML 1.1 booleans as
 //! seeds); every error names the file, the line/column or key, and what was expected.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use crate::platform::OsKind;
+use anyhow::Context as _;
+
+use crate::platform::host::HostSystem;
+use crate::platform::{OsKind, System};
 
 /// Which seed sources the run consults, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -211,7 +214,7 @@ pub fn parse(text: &str, file: &str, os: OsKind) -> anyhow::Result<Config> {
     if !meaningful {
         return Ok(cfg);
     }
-    let raw: raw::File = crate::yaml::from_str(text, file).map_err(anyhow::Error::new)?;
+    let raw: raw::File = crate::formats::yaml::from_str(text, file).map_err(anyhow::Error::new)?;
     raw.apply(&mut cfg, file)?;
     cfg.validate(file)?;
     Ok(cfg)
@@ -468,6 +471,50 @@ mod raw {
     }
 }
 
+/// A command-line path made absolute against the current directory. Guest paths never
+/// hold `..` (`System` refuses them), so the part up to the last `..` is resolved as the
+/// kernel would (`canonicalize`); the rest is kept as given, so symlinks there are still
+/// resolved inside a `--root` by `System`.
+pub fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
+    use std::path::Component;
+    let abs = std::path::absolute(p).with_context(|| format!("cannot resolve {}", p.display()))?;
+    let comps: Vec<Component> = abs.components().collect();
+    let Some(last) = comps.iter().rposition(|c| *c == Component::ParentDir) else {
+        return Ok(abs);
+    };
+    let (head, rest) = comps.split_at(last + 1);
+    let head: PathBuf = head.iter().collect();
+    let mut out =
+        std::fs::canonicalize(&head).with_context(|| format!("cannot resolve {}", p.display()))?;
+    out.extend(rest);
+    Ok(out)
+}
+
+/// Load the agent config for a system rooted at `root`. `--config FILE` is a path on the
+/// machine running us: read through `sys` when it lies under the root, else through a
+/// read-only view of `/`. Without it, the OS default path under the root, if present.
+pub fn load_config(
+    sys: &dyn System,
+    root: &Path,
+    config: Option<&Path>,
+    os: OsKind,
+) -> anyhow::Result<Config> {
+    let Some(file) = config else {
+        return load(sys, None, os);
+    };
+    let file = absolute(file)?;
+    if root == Path::new("/") {
+        return load(sys, Some(&file), os);
+    }
+    if let Ok(rel) = file.strip_prefix(root) {
+        let guest = Path::new("/").join(rel);
+        return load(sys, Some(&guest), os);
+    }
+    // Outside the root: only read, through a system that never acts.
+    let outside = HostSystem::recording("/");
+    load(&outside, Some(&file), os)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -530,7 +577,7 @@ mod tests {
         assert!(format!("{e:#}").contains("/nope.conf"));
     }
 
-    // These need the YAML wrapper (crate::yaml::from_str).
+    // These need the YAML wrapper (crate::formats::yaml::from_str).
     #[test]
     fn keys_override_defaults() {
         let text = "\

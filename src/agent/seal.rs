@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use crate::config::Config;
+use crate::platform::config::Config;
 use crate::platform::host::HostSystem;
 use crate::platform::{FileKind, OsKind, System, WriteOpts};
 
@@ -471,7 +471,7 @@ pub fn cli(args: Vec<OsString>) -> u8 {
             return crate::exit::USAGE;
         }
     };
-    let root = match crate::agent::absolute(&a.root) {
+    let root = match crate::platform::config::absolute(&a.root) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("ci-agent seal: {e:#}");
@@ -490,7 +490,8 @@ pub fn cli(args: Vec<OsString>) -> u8 {
         return crate::exit::USAGE;
     }
     let sys = HostSystem::new(&root);
-    let config = match crate::agent::load_config(&sys, &root, a.config.as_deref(), a.os) {
+    let config = match crate::platform::config::load_config(&sys, &root, a.config.as_deref(), a.os)
+    {
         Ok(c) => c,
         Err(e) => {
             eprintln!("ci-agent seal: {e:#}");

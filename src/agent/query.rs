@@ -15,10 +15,10 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use crate::config::Config;
+use crate::formats::userdata::{Script, SeedData};
+use crate::platform::config::Config;
 use crate::platform::host::HostSystem;
 use crate::platform::{OsKind, System};
-use crate::userdata::{Script, SeedData};
 
 const USAGE: &str = "\
 usage: ci-agent query [--seed PATH] [--root DIR] [--config FILE] [--os linux|freebsd]
@@ -88,7 +88,7 @@ pub fn query(
 ) -> Result<serde_json::Value, QueryError> {
     let found = crate::datasource::find_seed(sys, config, seed).map_err(QueryError::Malformed)?;
     let seed = found.ok_or(QueryError::NotFound)?;
-    let data = crate::userdata::parse_seed(&seed)
+    let data = crate::formats::userdata::parse_seed(&seed)
         .map_err(|e| QueryError::Malformed(anyhow::Error::new(e)))?;
     Ok(to_json(&data))
 }
@@ -128,14 +128,14 @@ pub fn cli(args: Vec<OsString>) -> u8 {
             return crate::exit::USAGE;
         }
     };
-    crate::logging::init("ci-agent", false);
+    crate::agent::logging::init("ci-agent", false);
     let code = run(&a);
-    crate::logging::close();
+    crate::agent::logging::close();
     code
 }
 
 fn run(a: &QueryArgs) -> u8 {
-    let root = match crate::agent::absolute(&a.root) {
+    let root = match crate::platform::config::absolute(&a.root) {
         Ok(r) if r.is_dir() => r,
         Ok(r) => {
             eprintln!("ci-agent query: --root {}: not a directory", r.display());
@@ -147,14 +147,20 @@ fn run(a: &QueryArgs) -> u8 {
         }
     };
     let sys = HostSystem::new(&root);
-    let config = match crate::agent::load_config(&sys, &root, a.config.as_deref(), a.os) {
+    let config = match crate::platform::config::load_config(&sys, &root, a.config.as_deref(), a.os)
+    {
         Ok(c) => c,
         Err(e) => {
             eprintln!("ci-agent query: {e:#}");
             return crate::exit::USAGE;
         }
     };
-    let seed = match a.seed.as_deref().map(crate::agent::absolute).transpose() {
+    let seed = match a
+        .seed
+        .as_deref()
+        .map(crate::platform::config::absolute)
+        .transpose()
+    {
         Ok(s) => s,
         Err(e) => {
             eprintln!("ci-agent query: {e:#}");

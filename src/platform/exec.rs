@@ -1,14 +1,13 @@
-//! Running commands for modules: `bootcmd`/`runcmd` items to argv, the environment seed
-//! commands get, output logged line by line (bounded), and failures turned into errors
-//! that say which command and which exit code — never a secret command's arguments or
-//! output.
+//! Running commands: `bootcmd`/`runcmd` items to argv, output logged line by line
+//! (bounded), and failures turned into errors that say which command and which exit code —
+//! never a secret command's arguments or output. Modules reach these through
+//! the modules' `Context`, which adds the environment seed commands get.
 
 use anyhow::bail;
 
-use crate::modules::policy::shorten;
-use crate::modules::Context;
-use crate::platform::{Cmd, CmdOutput};
-use crate::userdata::cloud_config::CommandSpec;
+use crate::formats::userdata::cloud_config::CommandSpec;
+use crate::platform::policy::shorten;
+use crate::platform::{Cmd, CmdOutput, System};
 
 /// Lines of each stream logged per command; the rest is counted, not logged.
 const MAX_LOG_LINES: usize = 100;
@@ -23,12 +22,6 @@ pub fn spec_argv(spec: &CommandSpec) -> Option<Vec<String>> {
         CommandSpec::Argv(v) if v.is_empty() => None,
         CommandSpec::Argv(v) => Some(v.clone()),
     }
-}
-
-/// The environment every seed-supplied command gets.
-pub fn seed_env(ctx: &Context, cmd: Cmd) -> Cmd {
-    cmd.env("CI_AGENT_SEED_DIR", ctx.seed_dir.to_string_lossy())
-        .env("CI_AGENT_INSTANCE_ID", ctx.seed.instance_id.clone())
 }
 
 /// Log a command's output under `label`, line by line, bounded.
@@ -67,9 +60,9 @@ pub fn describe_exit(out: &CmdOutput) -> String {
 
 /// Run a system command (useradd, pkg, …); a failure is an error naming the command
 /// (arguments withheld when secret) with the end of its stderr (not for secret ones).
-pub fn run_ok(ctx: &Context, cmd: &Cmd) -> anyhow::Result<CmdOutput> {
+pub fn run_ok(sys: &dyn System, cmd: &Cmd) -> anyhow::Result<CmdOutput> {
     log::info!("running {}", cmd.display());
-    let out = match ctx.sys.run(cmd) {
+    let out = match sys.run(cmd) {
         Ok(o) => o,
         Err(e) => bail!("{}: could not run: {e}", cmd.display()),
     };
@@ -94,13 +87,13 @@ pub fn run_ok(ctx: &Context, cmd: &Cmd) -> anyhow::Result<CmdOutput> {
 }
 
 /// Run a list of seed commands in order, all of them even when some fail; each one's
-/// output is logged; `extra_env` is added to the seed environment. Returns an error
-/// naming every failed item (`key[i]`).
+/// output is logged; `env` gives each command its environment (the seed's, plus extras).
+/// Returns an error naming every failed item (`key[i]`).
 pub fn run_items(
-    ctx: &Context,
+    sys: &dyn System,
     key: &str,
     items: &[CommandSpec],
-    extra_env: &[(&str, &str)],
+    env: &dyn Fn(Cmd) -> Cmd,
 ) -> anyhow::Result<()> {
     let mut failed = Vec::new();
     for (i, spec) in items.iter().enumerate() {
@@ -109,12 +102,9 @@ pub fn run_items(
             failed.push(format!("{label}: empty command"));
             continue;
         };
-        let mut cmd = seed_env(ctx, Cmd::new(argv));
-        for (k, v) in extra_env {
-            cmd = cmd.env(*k, *v);
-        }
+        let cmd = env(Cmd::new(argv));
         log::info!("{label}: {}", shorten(&cmd.display()));
-        match ctx.sys.run(&cmd) {
+        match sys.run(&cmd) {
             Ok(out) => {
                 log_output(&label, &out);
                 if !out.success() {

@@ -32,7 +32,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 
 use super::{IsoError, SECTOR};
-use crate::civil::Civil;
+use crate::formats::civil::Civil;
 
 const SECTOR_BYTES: usize = SECTOR as usize;
 /// Tail padding in sectors (genisoimage's `-pad`, 300 KiB).

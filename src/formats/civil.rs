@@ -81,9 +81,25 @@ impl Civil {
     }
 }
 
+/// RFC 3339 UTC with second precision (`2026-01-01T00:00:00Z`).
+pub fn rfc3339(t: std::time::SystemTime) -> String {
+    Civil::from_system_time(t).rfc3339()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn rfc3339_formats_wall_clock_times() {
+        let t = |s| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
+        assert_eq!(rfc3339(t(1_767_225_600)), "2026-01-01T00:00:00Z");
+        assert_eq!(
+            rfc3339(SystemTime::UNIX_EPOCH - Duration::from_secs(5)),
+            "1970-01-01T00:00:00Z"
+        );
+    }
 
     #[test]
     fn known_dates() {

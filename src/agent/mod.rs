@@ -16,6 +16,14 @@
 //! An already applied instance still gets its per-boot modules on every boot. The exit code
 //! is 0 when everything due succeeded (or nothing was due), 1 when a module (or the
 //! bootstrap) failed, 2 on usage or fatal errors (bad config, malformed seed).
+//!
+//! Beside the run: [`state`] (semaphores, status, `ci-agent status`), [`logging`],
+//! [`seal`] (`ci-agent seal`) and [`query`] (`ci-agent query`).
+
+pub mod logging;
+pub mod query;
+pub mod seal;
+pub mod state;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -23,14 +31,15 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 
-use crate::config::{BootstrapConfig, Config, DatasourceKind};
+use crate::agent::state::{LastCheck, ModuleOutcome, ModuleResult, RunStatus, State, StatusFile};
 use crate::datasource::bootstrap::{self, BootstrapStatus, Outcome};
+use crate::formats::civil::rfc3339;
+use crate::formats::userdata::{Seed, SeedData, SeedError};
 use crate::modules::{Context, Frequency, Module, Stage};
+use crate::platform::config::{absolute, load_config, BootstrapConfig, Config, DatasourceKind};
 use crate::platform::dryrun::DryRunSystem;
 use crate::platform::host::HostSystem;
 use crate::platform::{FileLock, OsKind, System};
-use crate::state::{rfc3339, LastCheck, ModuleOutcome, ModuleResult, RunStatus, State, StatusFile};
-use crate::userdata::{Seed, SeedData, SeedError};
 
 /// Which pass(es) this invocation runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,7 +127,7 @@ impl Parts {
         Parts {
             modules: crate::modules::all(),
             find_seed: Box::new(|sys, cfg, seed| crate::datasource::find_seed(sys, cfg, seed)),
-            parse_seed: Box::new(crate::userdata::parse_seed),
+            parse_seed: Box::new(crate::formats::userdata::parse_seed),
             bootstrap: Box::new(|sys, cfg| bootstrap::run(sys, cfg)),
             bootstrap_status: Box::new(|sys, cfg| bootstrap::status(sys, cfg)),
             include: Box::new(crate::datasource::resolve_includes),
@@ -879,50 +888,6 @@ fn parse_run_args(args: Vec<OsString>) -> Result<Option<RunArgs>, lexopt::Error>
     Ok(Some(a))
 }
 
-/// A command-line path made absolute against the current directory. Guest paths never
-/// hold `..` (`System` refuses them), so the part up to the last `..` is resolved as the
-/// kernel would (`canonicalize`); the rest is kept as given, so symlinks there are still
-/// resolved inside a `--root` by `System`.
-pub fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
-    use std::path::Component;
-    let abs = std::path::absolute(p).with_context(|| format!("cannot resolve {}", p.display()))?;
-    let comps: Vec<Component> = abs.components().collect();
-    let Some(last) = comps.iter().rposition(|c| *c == Component::ParentDir) else {
-        return Ok(abs);
-    };
-    let (head, rest) = comps.split_at(last + 1);
-    let head: PathBuf = head.iter().collect();
-    let mut out =
-        std::fs::canonicalize(&head).with_context(|| format!("cannot resolve {}", p.display()))?;
-    out.extend(rest);
-    Ok(out)
-}
-
-/// Load the agent config for a system rooted at `root`. `--config FILE` is a path on the
-/// machine running us: read through `sys` when it lies under the root, else through a
-/// read-only view of `/`. Without it, the OS default path under the root, if present.
-pub fn load_config(
-    sys: &dyn System,
-    root: &Path,
-    config: Option<&Path>,
-    os: OsKind,
-) -> anyhow::Result<Config> {
-    let Some(file) = config else {
-        return crate::config::load(sys, None, os);
-    };
-    let file = absolute(file)?;
-    if root == Path::new("/") {
-        return crate::config::load(sys, Some(&file), os);
-    }
-    if let Ok(rel) = file.strip_prefix(root) {
-        let guest = Path::new("/").join(rel);
-        return crate::config::load(sys, Some(&guest), os);
-    }
-    // Outside the root: only read, through a system that never acts.
-    let outside = HostSystem::recording("/");
-    crate::config::load(&outside, Some(&file), os)
-}
-
 /// `ci-agent run`.
 pub fn cli(args: Vec<OsString>) -> u8 {
     let a = match parse_run_args(args) {
@@ -933,7 +898,7 @@ pub fn cli(args: Vec<OsString>) -> u8 {
             return crate::exit::USAGE;
         }
     };
-    crate::logging::init("ci-agent", a.verbose);
+    crate::agent::logging::init("ci-agent", a.verbose);
     let code = match cli_run(&a) {
         Ok(code) => code,
         Err(e) => {
@@ -941,7 +906,7 @@ pub fn cli(args: Vec<OsString>) -> u8 {
             crate::exit::USAGE
         }
     };
-    crate::logging::close();
+    crate::agent::logging::close();
     code
 }
 
@@ -965,11 +930,11 @@ fn cli_run(a: &RunArgs) -> anyhow::Result<u8> {
         if !host.is_live() {
             host.set_command_log(config.state_dir.join("commands.log"));
         }
-        if let Err(e) = crate::logging::open_file(&host, &config.log_file) {
+        if let Err(e) = crate::agent::logging::open_file(&host, &config.log_file) {
             log::warn!("cannot open log file {}: {e}", config.log_file.display());
         }
         if host.is_live() {
-            crate::logging::open_syslog(config.os);
+            crate::agent::logging::open_syslog(config.os);
         }
         run(&host, &config, &opts, &parts)
     };

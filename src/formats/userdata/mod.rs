@@ -45,7 +45,7 @@ pub mod mime;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use crate::yaml::{self, Node, NodeValue};
+use crate::formats::yaml::{self, Node, NodeValue};
 
 pub use cloud_config::CloudConfig;
 pub use metadata::MetaData;
@@ -109,15 +109,7 @@ pub struct SeedData {
     pub warnings: Vec<String>,
 }
 
-/// A malformed seed: names the file and, where known, the line and column.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}{}: {message}", match (line, column) { (Some(l), Some(c)) => format!(":{l}:{c}"), (Some(l), None) => format!(":{l}"), _ => String::new() })]
-pub struct SeedError {
-    pub file: String,
-    pub line: Option<usize>,
-    pub column: Option<usize>,
-    pub message: String,
-}
+pub use crate::formats::SeedError;
 
 /// Budgets for user-data processing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

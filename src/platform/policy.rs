@@ -2,14 +2,14 @@
 //!
 //! The trait is implemented by [`crate::platform::linux::Linux`] and
 //! [`crate::platform::freebsd::FreeBsd`] as plain code compiled on every target, so both
-//! policies are unit-tested on Linux. Modules pick the policy with [`for_os`] from
+//! policies are unit-tested on Linux. Modules pick the policy with `OsKind::policy` from
 //! `ctx.os` (never from `cfg!`), and turn the data it returns into effects through
 //! `ctx.sys`.
 
 use std::path::{Path, PathBuf};
 
-use crate::platform::{freebsd, linux, Cmd, OsKind};
-use crate::userdata::cloud_config::Package;
+use crate::formats::userdata::cloud_config::Package;
+use crate::platform::Cmd;
 
 /// A user to create, already validated (names, paths, hash) by the `users` module.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -135,14 +135,6 @@ pub enum UptimeSource {
     ProcUptime(PathBuf),
     /// A command printing `{ sec = N, usec = M } …`.
     BootTimeCmd(Cmd),
-}
-
-/// The policy for an OS.
-pub fn for_os(os: OsKind) -> &'static dyn OsPolicy {
-    match os {
-        OsKind::Linux => &linux::Linux,
-        OsKind::FreeBsd => &freebsd::FreeBsd,
-    }
 }
 
 /// A package name as given, refused when it could be taken for an option or holds

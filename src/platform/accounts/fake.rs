@@ -189,7 +189,7 @@ fn useradd(root: &Path, files: &Files, name: &str, opts: &[&str], pw: bool) -> O
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::modules::passwd_db::AccountDb;
+    use crate::platform::accounts::AccountDb;
 
     #[test]
     fn useradd_and_groups() {

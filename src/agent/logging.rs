@@ -175,7 +175,7 @@ impl Log for AgentLogger {
             }
         }
         if let Some(f) = s.file.as_mut() {
-            let ts = crate::state::rfc3339(std::time::SystemTime::now());
+            let ts = crate::formats::civil::rfc3339(std::time::SystemTime::now());
             let mut buf = String::new();
             for line in msg.lines() {
                 buf.push_str(&format!("{ts} {} {line}\n", level_word(level)));
