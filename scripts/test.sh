@@ -10,7 +10,8 @@
 #
 #   scripts/test.sh            everything
 #   scripts/test.sh --no-e2e   skip the qemu boots
-# Missing Debian packages are installed first when running as root.
+# Missing tools (scripts/tools.tsv) are installed first when running as root; any still
+# missing stop the run with the tool and its Debian package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 e2e=1
@@ -21,24 +22,23 @@ for a in "$@"; do
     esac
 done
 
-need=()
-for t in genisoimage xorriso isoinfo bsdtar mdir mkfs.vfat cloud-localds qemu-system-x86_64 \
-         busybox cpio mkfs.ext4 debugfs systemd-analyze checkbashisms strace; do
-    command -v "$t" >/dev/null || need+=("$t")
-done
-if [ "$(id -u)" = 0 ]; then
-    command -v debootstrap >/dev/null || need+=(debootstrap)
-    cargo deb --version >/dev/null 2>&1 || need+=(cargo-deb)
-fi
-if [ ${#need[@]} -gt 0 ]; then
-    if [ "$(id -u)" = 0 ]; then
-        echo "test.sh: installing host tools (missing: ${need[*]})"
-        bash tests/e2e/install-deps.sh --distro
-    else
-        echo "test.sh: missing host tools: ${need[*]} (run as root, or: sudo tests/e2e/install-deps.sh --distro)" >&2
+# The tools every test needs (scripts/tools.tsv); as root also those of the debootstrapped
+# boot and the .deb. Missing ones are installed when running as root, then checked again:
+# what is still missing stops the run here, one line per tool with its Debian package.
+scopes=(test)
+[ "$(id -u)" = 0 ] && scopes+=(root)
+if ! sh scripts/tools.sh check "${scopes[@]}" 2>/dev/null; then
+    if [ "$(id -u)" = 0 ] && [ -z "${CI_AGENT_NO_INSTALL:-}" ]; then
+        echo "test.sh: installing host tools (scripts/install-deps.sh)"
+        bash scripts/install-deps.sh
+    fi
+    if ! sh scripts/tools.sh check "${scopes[@]}"; then
+        echo "test.sh: install the packages above (as root: scripts/install-deps.sh)" >&2
         exit 2
     fi
 fi
+# The tests that use these tools fail instead of skipping when one is missing.
+export CI_AGENT_REQUIRE_TOOLS=1
 
 echo "=== cargo test"
 cargo test --all-targets
@@ -49,6 +49,8 @@ echo "=== OpenRC scripts"
 sh -n packaging/openrc/ci-agent && sh -n packaging/openrc/ci-agent-late && echo "ok - sh -n"
 echo "=== systemd units"
 bash systemd/verify.sh
+echo "=== the tools table and its check"
+bash scripts/test-tools-check.sh
 echo "=== FreeBSD package manifest"
 sh packaging/freebsd/make-pkg.sh --check
 

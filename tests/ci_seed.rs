@@ -1,8 +1,11 @@
 //! End-to-end tests of the `ci-seed` binary (build, batch, validate): every image is read
 //! back by our own reader and by the usual tools (isoinfo, xorriso, bsdtar; mtools and
 //! fsck.fat for vfat), byte for byte, and compared with what cloud-localds writes for the
-//! same arguments. A missing tool skips its check loudly (CI installs them all).
+//! same arguments. A missing tool skips its check loudly, or fails it under scripts/test.sh.
 
+mod common;
+
+use common::have;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
@@ -60,17 +63,6 @@ fn stderr(out: &Output) -> String {
 
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Whether `tool` is installed; says so loudly when it is not.
-fn have(tool: &str) -> bool {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-        .unwrap_or(false);
-    if !found {
-        eprintln!("SKIPPED CHECK: {tool} is not installed (CI installs it)");
-    }
-    found
 }
 
 fn tool(cmd: &str, args: &[&str]) -> Vec<u8> {

@@ -6,9 +6,8 @@
 
 mod common;
 
-use common::set_fat12;
+use common::{have, set_fat12, tool_path};
 use std::io::Cursor;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use ci_agent::formats::fat::{self, FatError};
@@ -16,33 +15,6 @@ use ci_agent::formats::fat::{self, FatError};
 const MAX: u64 = 16 << 20;
 
 type Files = Vec<(String, Vec<u8>)>;
-
-fn have(tool: &str) -> bool {
-    let found = std::env::var_os("PATH")
-        .map(|p| {
-            std::env::split_paths(&p)
-                .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
-                .any(|d| d.join(tool).is_file())
-        })
-        .unwrap_or(false);
-    if !found {
-        if std::env::var_os("CI").is_some() {
-            panic!("{tool} is not installed; CI must install it");
-        }
-        eprintln!("\n*** SKIPPED: {tool} is not installed; this test did not run ***\n");
-    }
-    found
-}
-
-fn tool_path(tool: &str) -> PathBuf {
-    for d in ["/usr/sbin", "/sbin", "/usr/bin", "/bin"] {
-        let p = Path::new(d).join(tool);
-        if p.is_file() {
-            return p;
-        }
-    }
-    PathBuf::from(tool)
-}
 
 fn run(cmd: &mut Command) -> Vec<u8> {
     let out = cmd

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{both32, ce_pointing_at_itself};
+use common::{both32, ce_pointing_at_itself, have};
 use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -20,24 +20,6 @@ use ci_agent::formats::iso9660::{self, CountingReader, EntryKind, IsoError, IsoI
 const MAX: u64 = 16 << 20;
 
 type Files = Vec<(String, Vec<u8>)>;
-
-/// Whether `tool` is installed; loud skip (or failure under CI) when it is not.
-fn have(tool: &str) -> bool {
-    let found = std::env::var_os("PATH")
-        .map(|p| {
-            std::env::split_paths(&p)
-                .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
-                .any(|d| d.join(tool).is_file())
-        })
-        .unwrap_or(false);
-    if !found {
-        if std::env::var_os("CI").is_some() {
-            panic!("{tool} is not installed; CI must install it");
-        }
-        eprintln!("\n*** SKIPPED: {tool} is not installed; this test did not run ***\n");
-    }
-    found
-}
 
 fn run(cmd: &mut Command) -> Vec<u8> {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));

@@ -1,5 +1,6 @@
 //! Helpers shared by the integration test crates (`mod common;` in each): a snapshot of a
-//! directory tree, and the byte surgery the ISO9660 and FAT tests do on images.
+//! directory tree, the byte surgery the ISO9660 and FAT tests do on images, and the lookup
+//! of the external tools the tests compare against.
 
 #![allow(dead_code)]
 
@@ -71,4 +72,30 @@ pub fn set_fat12(img: &mut [u8], fat_at: usize, cluster: usize, value: u16) {
         (cur & 0x000F) | (value << 4)
     };
     img[off..off + 2].copy_from_slice(&new.to_le_bytes());
+}
+
+/// Whether the external `tool` is installed (PATH, /usr/sbin, /sbin). A missing tool skips
+/// its check loudly, or fails the test when `CI` or `CI_AGENT_REQUIRE_TOOLS` is set
+/// (`scripts/test.sh` sets it after checking `scripts/tools.tsv`), so a run that is meant
+/// to compare against every tool never passes without one.
+pub fn have(tool: &str) -> bool {
+    if tool_path(tool).is_absolute() {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() || std::env::var_os("CI_AGENT_REQUIRE_TOOLS").is_some() {
+        panic!("{tool} is not installed; scripts/install-deps.sh installs it (scripts/tools.tsv)");
+    }
+    eprintln!("\n*** SKIPPED: {tool} is not installed; this test did not run ***\n");
+    false
+}
+
+/// The absolute path of `tool` (PATH, then /usr/sbin and /sbin), or the bare name when it
+/// is nowhere.
+pub fn tool_path(tool: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+        .map(|d| d.join(tool))
+        .find(|p| p.is_absolute() && p.is_file())
+        .unwrap_or_else(|| PathBuf::from(tool))
 }

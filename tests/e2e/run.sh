@@ -15,7 +15,7 @@
 #
 # Prints one "PASS name (Ns)" or "FAIL name: why" line per case (with the tail of the
 # serial log on failure) and last exactly "N passed, N failed". Exit 1 on any failure.
-# Needs root for debootstrap (--distro) only. Host packages: tests/e2e/install-deps.sh.
+# Needs root for debootstrap (--distro) only. Host packages: scripts/install-deps.sh (scripts/tools.tsv).
 # Environment: E2E_AGENT=/path/ci-agent, E2E_CISEED=/path/ci-seed use other binaries.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)

@@ -1,0 +1,65 @@
+#!/bin/bash
+# The project's install step, for a fresh Debian 12 machine (as root): installs every Debian
+# package of scripts/tools.tsv (tests, the debootstrapped boot, benches), the Rust targets the
+# tests build for, and the tools installed with cargo.
+#
+#   scripts/install-deps.sh [--fuzz] [--no-rust]
+#
+#   --fuzz     also cargo-fuzz (scripts/fuzz.sh; useful only with a nightly toolchain)
+#   --no-rust  Debian packages only (no rustup, no cargo install): scripts/fresh-check.sh
+#              runs it so in a debootstrapped root that has no Rust
+#   --distro   accepted and ignored (everything is installed now)
+#
+# qemu catch on some Debian 12 images: a preinstalled qemu-utils from bookworm-backports
+# declares "Breaks: qemu-system-common (< 1:8.0+dfsg-5~)", so apt refuses bookworm's
+# qemu-system-x86 7.2 ("held broken packages"). qemu-system-x86 then comes from
+# bookworm-backports through a *temporary* source list and lists dir; /etc/apt is untouched.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+here=$(cd "$(dirname "$0")" && pwd)
+RUST=1; FUZZ=0
+for a in "$@"; do
+    case "$a" in
+        --distro|--rootfs) ;;
+        --no-rust) RUST=0 ;;
+        --fuzz) FUZZ=1 ;;
+        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        *) echo "install-deps: unknown arg $a" >&2; exit 2 ;;
+    esac
+done
+[ "$(id -u)" = 0 ] || { echo "install-deps: run as root" >&2; exit 1; }
+
+mapfile -t PKGS < <(sh "$here/tools.sh" packages all | grep -vx qemu-system-x86)
+apt-get update -q >/dev/null
+# DPkg::Lock::Timeout: a fresh machine may still be running apt-daily.
+apt-get install -y -q -o DPkg::Lock::Timeout=300 --no-install-recommends "${PKGS[@]}" >/dev/null
+
+if ! command -v qemu-system-x86_64 >/dev/null; then
+    if apt-get install -s -q --no-install-recommends qemu-system-x86 >/dev/null 2>&1; then
+        apt-get install -y -q -o DPkg::Lock::Timeout=300 --no-install-recommends qemu-system-x86 >/dev/null
+    else
+        T=$(mktemp -d /tmp/ci-agent-apt.XXXXXX); mkdir -p "$T/lists/partial"
+        K=/usr/share/keyrings/debian-archive-keyring.gpg
+        # Reuse the Debian mirror this machine is configured with (deb822 .sources or one-line sources.list).
+        URI=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
+        [ -n "$URI" ] || URI=$(awk '$1=="deb"{for(i=2;i<=NF;i++) if($i ~ /:\/\//){print $i; exit}}' /etc/apt/sources.list 2>/dev/null || true)
+        [ -n "$URI" ] || { echo "install-deps: no Debian mirror configured in /etc/apt" >&2; exit 1; }
+        printf 'deb [signed-by=%s] %s bookworm main\ndeb [signed-by=%s] %s bookworm-backports main\n' "$K" "$URI" "$K" "$URI" > "$T/sources.list"
+        O=(-o "Dir::Etc::sourcelist=$T/sources.list" -o "Dir::Etc::sourceparts=-" -o "Dir::State::Lists=$T/lists")
+        apt-get "${O[@]}" update -q >/dev/null
+        apt-get "${O[@]}" install -y -q -o DPkg::Lock::Timeout=300 --no-install-recommends -t bookworm-backports qemu-system-x86 >/dev/null
+        rm -rf "$T"
+    fi
+fi
+qemu-system-x86_64 --version | head -1
+
+if [ "$RUST" = 1 ]; then
+    command -v rustup >/dev/null || { echo "install-deps: rustup not found (install Rust first, or pass --no-rust)" >&2; exit 1; }
+    rustup target add x86_64-unknown-linux-musl x86_64-unknown-freebsd >/dev/null
+    scopes=(root)
+    [ "$FUZZ" = 1 ] && scopes+=(fuzz)
+    for c in $(sh "$here/tools.sh" crates "${scopes[@]}"); do
+        command -v "$c" >/dev/null || cargo install --locked "$c"
+    done
+fi
+echo "install-deps: ok"
