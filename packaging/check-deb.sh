@@ -1,21 +1,23 @@
 #!/bin/bash
 # Build the Debian package with cargo-deb (static musl binaries) and check what is in it:
-# files and modes (dpkg-deb -c), control fields, conffiles, maintainer scripts, and that
-# the binaries are static.
+# files and modes (dpkg-deb -c), control fields, conffiles, maintainer scripts, that
+# the binaries are static, and lintian: no error and no warning but the ones overridden
+# (with the reason) in packaging/debian/lintian-overrides, which the package ships.
 #
-#   packaging/check-deb.sh [--no-build] [--out FILE.deb]
+#   packaging/check-deb.sh [--no-build] [--no-lintian] [--out FILE.deb]
 #
 # Needs: cargo-deb (cargo install --locked cargo-deb), the rustup target
-# x86_64-unknown-linux-musl, dpkg-deb. Prints the .deb path on the last line.
+# x86_64-unknown-linux-musl, dpkg-deb, lintian. Prints the .deb path on the last line.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 TRIPLE=x86_64-unknown-linux-musl
-OUT=$REPO/target/$TRIPLE/debian/ci-agent.deb; BUILD=1
+OUT=$REPO/target/$TRIPLE/debian/ci-agent.deb; BUILD=1; LINTIAN=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --no-build) BUILD=0; shift ;;
+        --no-lintian) LINTIAN=0; shift ;;
         --out) OUT=$2; shift 2 ;;
-        -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
         *) echo "check-deb: unknown arg $1" >&2; exit 2 ;;
     esac
 done
@@ -59,8 +61,25 @@ for b in ci-agent ci-seed; do
     if LC_ALL=C ldd "$C/root/usr/bin/$b" 2>&1 | grep -q '=>'; then no "$b is dynamically linked"; fi
     "$C/root/usr/bin/$b" --version >/dev/null 2>&1 || [ "$b" = ci-seed ] || no "$b --version failed"
 done
+cl_version=$(dpkg-parsechangelog -l packaging/debian/changelog -S Version)
+[ "$cl_version" = "$(dpkg-deb -f "$OUT" Version)" ] || no "packaging/debian/changelog names $cl_version, the package is $(dpkg-deb -f "$OUT" Version)"
+syn=$(dpkg-deb -f "$OUT" Description | head -n 1)
+[ "${#syn}" -lt 80 ] || no "synopsis is ${#syn} characters (Debian: under 80): $syn"
+# The conffile is all comments: image builders use /etc/ci-agent.conf.d/, and upgrades
+# never stop at a dpkg prompt.
+grep -qvE '^[[:space:]]*(#|$)' "$C/root/etc/ci-agent.conf" && no "/etc/ci-agent.conf has a live (uncommented) line"
 grep -q 'ExecStart=/usr/bin/ci-agent run --stage early' "$C/root/lib/systemd/system/ci-agent.service" || no "early unit ExecStart"
 grep -q 'ExecStart=/usr/bin/ci-agent run --stage late' "$C/root/lib/systemd/system/ci-agent-late.service" || no "late unit ExecStart"
+
+if [ "$LINTIAN" = 1 ]; then
+    command -v lintian >/dev/null || { echo "check-deb: lintian missing (apt-get install lintian)" >&2; exit 1; }
+    # --fail-on error,warning: what the overrides file does not reason away fails. Info
+    # and pedantic tags are printed for the record only.
+    if ! lintian --fail-on error,warning --display-info "$OUT" > "$C/lintian.txt" 2>&1; then
+        no "lintian: $(grep -cE '^[EW]: ' "$C/lintian.txt") error(s)/warning(s)"
+    fi
+    sed 's/^/lintian: /' "$C/lintian.txt" >&2
+fi
 
 printf '%s\n' "$LIST" >&2
 if [ "$bad" != 0 ]; then echo "check-deb: $bad problem(s) in $OUT" >&2; exit 1; fi

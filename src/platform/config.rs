@@ -181,43 +181,87 @@ impl Config {
 const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
 /// Load the config: `path` if given (a guest path; it must exist), else the OS default
-/// path if it exists, else the defaults.
+/// path if it exists, else the defaults; then every `*.conf` in the drop-in directory
+/// beside it (`<path>.d/`, e.g. `/etc/ci-agent.conf.d/`), in name order, each over the
+/// result so far (as cloud-init reads `cloud.cfg.d/`). An image builder adds its settings
+/// as a drop-in, so the packaged main file (a conffile, all comments) never changes and
+/// upgrades never prompt.
 pub fn load(
     sys: &dyn crate::platform::System,
     path: Option<&std::path::Path>,
     os: OsKind,
 ) -> anyhow::Result<Config> {
-    use anyhow::Context as _;
     let default = os.config_path();
     let (path, explicit) = match path {
         Some(p) => (p, true),
         None => (default.as_path(), false),
     };
-    if !explicit && !sys.exists(path) {
-        return Ok(Config::defaults(os));
+    let mut cfg = Config::defaults(os);
+    if explicit || sys.exists(path) {
+        apply_file(sys, path, &mut cfg)?;
     }
+    for file in drop_ins(sys, path)? {
+        apply_file(sys, &file, &mut cfg)?;
+    }
+    Ok(cfg)
+}
+
+/// The `*.conf` files of `<main>.d/`, sorted by name (bytes, as `ls` in the C locale).
+/// Hidden files and other suffixes (`.dpkg-old`, `.bak`, `~`) are ignored; no directory
+/// means no drop-ins.
+pub fn drop_ins(
+    sys: &dyn crate::platform::System,
+    main: &std::path::Path,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let mut dir = main.as_os_str().to_owned();
+    dir.push(".d");
+    let dir = PathBuf::from(dir);
+    match sys.lstat(&dir) {
+        Ok(Some(info)) if info.kind == crate::platform::FileKind::Dir => {}
+        _ => return Ok(Vec::new()),
+    }
+    let mut names = sys
+        .read_dir(&dir)
+        .with_context(|| format!("cannot list {}", dir.display()))?;
+    names.retain(|n| n.ends_with(".conf") && !n.starts_with('.'));
+    names.sort();
+    Ok(names.into_iter().map(|n| dir.join(n)).collect())
+}
+
+/// Read one config file and apply its keys over `cfg`; errors name the file.
+fn apply_file(
+    sys: &dyn crate::platform::System,
+    path: &std::path::Path,
+    cfg: &mut Config,
+) -> anyhow::Result<()> {
     let data = sys
         .read_file(path, MAX_CONFIG_BYTES)
         .with_context(|| format!("cannot read config {}", path.display()))?;
     let text = String::from_utf8(data)
         .map_err(|_| anyhow::anyhow!("{}: config is not UTF-8", path.display()))?;
-    parse(&text, &path.display().to_string(), os)
+    parse_over(&text, &path.display().to_string(), cfg)
 }
 
 /// Parse a config document (`file` names it in errors) over the defaults for `os`.
 pub fn parse(text: &str, file: &str, os: OsKind) -> anyhow::Result<Config> {
     let mut cfg = Config::defaults(os);
-    // An empty document (or only comments) is "all defaults".
+    parse_over(text, file, &mut cfg)?;
+    Ok(cfg)
+}
+
+/// Apply a config document's keys over `cfg` (keys it does not set keep their value) and
+/// check the result; errors name `file`.
+fn parse_over(text: &str, file: &str, cfg: &mut Config) -> anyhow::Result<()> {
+    // An empty document (or only comments) changes nothing.
     let meaningful = text
         .lines()
         .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#') && l.trim() != "---");
     if !meaningful {
-        return Ok(cfg);
+        return Ok(());
     }
     let raw: raw::File = crate::formats::yaml::from_str(text, file).map_err(anyhow::Error::new)?;
-    raw.apply(&mut cfg, file)?;
-    cfg.validate(file)?;
-    Ok(cfg)
+    raw.apply(cfg, file)?;
+    cfg.validate(file)
 }
 
 impl Config {
@@ -575,6 +619,85 @@ mod tests {
         )
         .unwrap_err();
         assert!(format!("{e:#}").contains("/nope.conf"));
+    }
+
+    #[test]
+    fn the_packaged_sample_is_all_comments_and_its_commented_values_are_the_defaults() {
+        let sample = include_str!("../../packaging/ci-agent.conf.sample");
+        let defaults = Config::defaults(OsKind::Linux);
+        assert_eq!(parse(sample, "sample", OsKind::Linux).unwrap(), defaults);
+        // Uncomment the key lines ("#key:" and "#  key:"), not the prose or the example.
+        let live: String = sample
+            .lines()
+            .filter_map(|l| {
+                let rest = l.strip_prefix('#')?;
+                let key = rest.strip_prefix("  ").unwrap_or(rest);
+                let is_key = key.split_once(':').is_some_and(|(k, _)| {
+                    !k.is_empty() && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                });
+                is_key.then(|| format!("{rest}\n"))
+            })
+            .collect();
+        assert!(
+            live.contains("identity:") && live.contains("  max_bytes:"),
+            "{live}"
+        );
+        assert_eq!(parse(&live, "sample", OsKind::Linux).unwrap(), defaults);
+    }
+
+    #[test]
+    fn drop_ins_merge_in_name_order_over_the_main_file() {
+        let d = tempfile::tempdir().unwrap();
+        let sys = crate::platform::fake::FakeSystem::new(d.path());
+        let w = |p: &str, t: &str| {
+            let host = d.path().join(p.trim_start_matches('/'));
+            std::fs::create_dir_all(host.parent().unwrap()).unwrap();
+            std::fs::write(host, t).unwrap();
+        };
+        // The packaged main file: comments only.
+        w(
+            "/etc/ci-agent.conf",
+            "# all defaults\n#seed_wait_secs: 10\n",
+        );
+        w(
+            "/etc/ci-agent.conf.d/50-image.conf",
+            "seed_wait_secs: 3\ndefault_user:\n  name: alpine\n",
+        );
+        w(
+            "/etc/ci-agent.conf.d/90-site.conf",
+            "seed_wait_secs: 7\ndefault_user:\n  shell: /bin/sh\n",
+        );
+        w(
+            "/etc/ci-agent.conf.d/10-ignored.conf.dpkg-old",
+            "nonsense: 1\n",
+        );
+        w("/etc/ci-agent.conf.d/.hidden.conf", "nonsense: 1\n");
+        let c = load(&sys, None, OsKind::Linux).unwrap();
+        assert_eq!(c.seed_wait_secs, 7, "the later drop-in wins");
+        assert_eq!(c.default_user.name, "alpine", "keys merge one by one");
+        assert_eq!(c.default_user.shell.as_deref(), Some("/bin/sh"));
+        assert_eq!(c.default_user.groups, ["adm", "sudo"], "defaults stay");
+
+        // Drop-ins apply without a main file too, and a bad one is named in the error.
+        std::fs::remove_file(d.path().join("etc/ci-agent.conf")).unwrap();
+        assert_eq!(load(&sys, None, OsKind::Linux).unwrap().seed_wait_secs, 7);
+        w("/etc/ci-agent.conf.d/60-typo.conf", "seed_wait_sec: 1\n");
+        let e = format!("{:#}", load(&sys, None, OsKind::Linux).unwrap_err());
+        assert!(
+            e.contains("/etc/ci-agent.conf.d/60-typo.conf") && e.contains("seed_wait_sec"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_explicit_config_reads_its_own_drop_in_directory() {
+        let d = tempfile::tempdir().unwrap();
+        let sys = crate::platform::fake::FakeSystem::new(d.path());
+        std::fs::write(d.path().join("my.conf"), "seed_wait_secs: 1\n").unwrap();
+        std::fs::create_dir(d.path().join("my.conf.d")).unwrap();
+        std::fs::write(d.path().join("my.conf.d/a.conf"), "seed_wait_secs: 2\n").unwrap();
+        let c = load(&sys, Some(Path::new("/my.conf")), OsKind::Linux).unwrap();
+        assert_eq!(c.seed_wait_secs, 2);
     }
 
     // These need the YAML wrapper (crate::formats::yaml::from_str).

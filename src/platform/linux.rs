@@ -25,6 +25,10 @@ pub enum PackageManager {
     Pacman,
 }
 
+/// How long apt-get waits for the dpkg lock (seconds): longer than an unattended-upgrades
+/// run usually takes, finite so a stuck lock fails the module instead of the boot.
+const APT_LOCK_TIMEOUT: &str = "DPkg::Lock::Timeout=300";
+
 impl PackageManager {
     /// Detection order (first found wins), with the binary's name.
     pub const ORDER: [(PackageManager, &'static str); 6] = [
@@ -48,12 +52,16 @@ impl PackageManager {
 
     fn base(self) -> Vec<&'static str> {
         match self {
+            // DPkg::Lock::Timeout: on a first boot apt-daily and unattended-upgrades may
+            // hold the dpkg lock; wait for it (as cloud-init does) instead of failing.
             PackageManager::AptGet => vec![
                 "apt-get",
                 "-y",
                 "-q",
                 "-o",
                 "Dpkg::Options::=--force-confold",
+                "-o",
+                APT_LOCK_TIMEOUT,
             ],
             PackageManager::Dnf => vec!["dnf", "-y"],
             PackageManager::Yum => vec!["yum", "-y"],
@@ -444,6 +452,8 @@ mod tests {
                 "-q",
                 "-o",
                 "Dpkg::Options::=--force-confold",
+                "-o",
+                "DPkg::Lock::Timeout=300",
                 "install",
                 "nginx",
                 "curl=7.88.1-10"
