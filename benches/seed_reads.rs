@@ -94,6 +94,9 @@ impl System for CountingSystem {
     fn create_dir_all(&self, path: &Path, mode: u32, owner: Option<(u32, u32)>) -> io::Result<()> {
         self.inner.create_dir_all(path, mode, owner)
     }
+    fn symlink(&self, target: &Path, link: &Path) -> io::Result<()> {
+        self.inner.symlink(target, link)
+    }
     fn truncate(&self, path: &Path) -> io::Result<()> {
         self.inner.truncate(path)
     }

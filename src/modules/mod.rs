@@ -7,10 +7,14 @@
 
 pub mod bootcmd;
 pub mod boothooks;
+pub mod ca_certs;
 pub mod final_message;
 pub mod groups;
 pub mod hostname;
+pub mod locale;
 pub mod machine_id;
+pub mod mounts;
+pub mod ntp;
 pub mod packages;
 pub mod power_state;
 pub mod runcmd;
@@ -18,12 +22,14 @@ pub mod scripts;
 pub mod set_passwords;
 pub mod ssh_authorized_keys;
 pub mod ssh_host_keys;
+pub mod timezone;
 pub mod users;
 pub mod write_files;
 
 use std::path::PathBuf;
 
 use crate::formats::userdata::cloud_config::CommandSpec;
+use crate::formats::userdata::value::KeyVal;
 use crate::formats::userdata::{CloudConfig, SeedData};
 use crate::platform::config::Config;
 use crate::platform::policy::OsPolicy;
@@ -69,6 +75,59 @@ pub struct Context<'a> {
 impl Context<'_> {
     pub fn cc(&self) -> &CloudConfig {
         &self.seed.cloud_config
+    }
+}
+
+impl<'a> Context<'a> {
+    /// A top-level cloud-config value read by its module (absent or null: `None`); its
+    /// errors name `user-data`, line:column and the key path.
+    pub fn key(&self, name: &str) -> Option<KeyVal<'a>> {
+        let tree = self.seed.cloud_config_tree.as_ref()?;
+        KeyVal::top(tree, "user-data", name).filter(|v| !v.is_null())
+    }
+}
+
+impl Context<'_> {
+    /// The guest path of tool `name` in the usual bin directories of either OS.
+    pub fn find_tool(&self, name: &str) -> Option<PathBuf> {
+        const DIRS: [&str; 6] = [
+            "/usr/sbin",
+            "/usr/bin",
+            "/sbin",
+            "/bin",
+            "/usr/local/sbin",
+            "/usr/local/bin",
+        ];
+        DIRS.iter()
+            .map(|d| std::path::Path::new(d).join(name))
+            .find(|p| self.sys.exists(p))
+    }
+
+    /// True when systemd is the running init (`/run/systemd/system`).
+    pub fn systemd(&self) -> bool {
+        self.sys.exists(std::path::Path::new("/run/systemd/system"))
+    }
+
+    /// Replace `path` with `data` (mode `mode`), creating missing parents 0755; the error
+    /// names the file.
+    pub fn write_config(&self, path: &str, data: &[u8], mode: u32) -> anyhow::Result<()> {
+        use anyhow::Context as _;
+        let p = std::path::Path::new(path);
+        if let Some(parent) = p.parent() {
+            self.sys
+                .create_dir_all(parent, 0o755, None)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        self.sys
+            .write_file(p, data, WriteOpts::mode(mode))
+            .with_context(|| format!("writing {path}"))?;
+        log::info!("wrote {path}");
+        Ok(())
+    }
+
+    /// Run a system command; a failure is an error naming it ([`exec::run_ok`]).
+    pub fn cmd(&self, argv: &[&str]) -> anyhow::Result<crate::platform::CmdOutput> {
+        exec::run_ok(self.sys, &Cmd::new(argv.iter().copied()))
     }
 }
 
@@ -154,6 +213,11 @@ pub fn all() -> Vec<Box<dyn Module>> {
         Box::new(ssh_authorized_keys::SshAuthorizedKeys),
         Box::new(set_passwords::SetPasswords),
         Box::new(write_files::WriteFiles { deferred: false }),
+        Box::new(timezone::Timezone),
+        Box::new(locale::Locale),
+        Box::new(ntp::Ntp),
+        Box::new(mounts::Mounts),
+        Box::new(ca_certs::CaCerts),
         Box::new(packages::Packages),
         Box::new(write_files::WriteFiles { deferred: true }),
         Box::new(runcmd::Runcmd),
@@ -209,6 +273,17 @@ pub(crate) mod test_env {
                     ..SeedData::default()
                 },
             }
+        }
+
+        /// Use `text` (a cloud-config document) as the seed's cloud-config.
+        pub fn yaml(&mut self, text: &str) {
+            use crate::formats::userdata::CloudConfig;
+            let tree = crate::formats::yaml::parse_node(text, "user-data").expect("yaml");
+            let mut w = Vec::new();
+            self.seed.cloud_config =
+                CloudConfig::from_node(&tree, "user-data", &mut w).expect("cloud-config");
+            self.seed.cloud_config_json = tree.to_json();
+            self.seed.cloud_config_tree = Some(tree);
         }
 
         pub fn ctx(&self) -> Context<'_> {

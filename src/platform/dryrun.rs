@@ -93,6 +93,15 @@ impl System for DryRunSystem<'_> {
         self.note(line);
         Ok(())
     }
+    fn symlink(&self, target: &Path, link: &Path) -> io::Result<()> {
+        self.host_path(link)?;
+        self.note(format!(
+            "symlink {} -> {}",
+            link.display(),
+            target.display()
+        ));
+        Ok(())
+    }
     fn truncate(&self, path: &Path) -> io::Result<()> {
         self.host_path(path)?;
         self.note(format!("truncate {}", path.display()));

@@ -162,6 +162,10 @@ impl System for FakeSystem {
         }
         self.inner.create_dir_all(path, mode, owner)
     }
+    fn symlink(&self, target: &Path, link: &Path) -> io::Result<()> {
+        self.check(Effect::Write(link.into()))?;
+        self.inner.symlink(target, link)
+    }
     fn truncate(&self, path: &Path) -> io::Result<()> {
         self.check(Effect::Write(path.into()))?;
         self.inner.truncate(path)

@@ -709,6 +709,27 @@ impl System for HostSystem {
         f.sync_all()
     }
 
+    fn symlink(&self, target: &Path, link: &Path) -> io::Result<()> {
+        let host = self.host_path(link)?;
+        if fs::symlink_metadata(&host).is_ok_and(|m| m.is_dir()) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} is a directory", link.display()),
+            ));
+        }
+        let parent = host.parent().unwrap_or(&self.root).to_path_buf();
+        let mut nonce = [0u8; 8];
+        self.random(&mut nonce)?;
+        let tmp = temp_name(&host, u64::from_le_bytes(nonce));
+        let result = std::os::unix::fs::symlink(target, &tmp)
+            .and_then(|_| fs::rename(&tmp, &host))
+            .and_then(|_| fsync_dir(&parent));
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         match fs::remove_file(self.host_path(path)?) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),

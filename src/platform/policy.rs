@@ -163,11 +163,5 @@ pub fn check_package(p: &Package) -> Result<(), String> {
 
 /// A value cut to a size fit for an error message.
 pub fn shorten(s: &str) -> String {
-    const MAX: usize = 64;
-    if s.chars().count() <= MAX {
-        s.to_string()
-    } else {
-        let head: String = s.chars().take(MAX).collect();
-        format!("{head}… ({} chars)", s.chars().count())
-    }
+    crate::formats::userdata::value::short(s)
 }

@@ -195,6 +195,9 @@ pub trait System {
     fn write_file(&self, path: &Path, data: &[u8], opts: WriteOpts) -> io::Result<()>;
     /// `mkdir -p`; directories it creates get `mode` and `owner`.
     fn create_dir_all(&self, path: &Path, mode: u32, owner: Option<(u32, u32)>) -> io::Result<()>;
+    /// Make `link` a symlink to `target` (stored as given, not resolved), replacing a file
+    /// or symlink already there atomically (temp link, rename); refuses a directory.
+    fn symlink(&self, target: &Path, link: &Path) -> io::Result<()>;
     /// Empty a regular file in place: owner, mode, hard links and labels stay as they are
     /// (a log truncated while sealing must still be writable by its daemon). Refuses a
     /// symlink or anything but a regular file; never creates the file.

@@ -210,6 +210,16 @@ pub const KNOWN_KEYS: &[&str] = &[
     "power_state",
     // Read by parse_seed: `vendor_data: {enabled: false}` drops vendor-data.
     "vendor_data",
+    // Read by their modules from the located tree (modules::Context::key).
+    "timezone",
+    "locale",
+    "locale_configfile",
+    "ntp",
+    "ca_certs",
+    "ca-certs",
+    "mounts",
+    "mount_default_fields",
+    "swap",
 ];
 
 /// Largest decoded `write_files` content (after base64 and gzip).

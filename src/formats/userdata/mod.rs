@@ -42,6 +42,7 @@
 pub mod cloud_config;
 pub mod metadata;
 pub mod mime;
+pub mod value;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -97,6 +98,9 @@ pub struct SeedData {
     pub cloud_config: CloudConfig,
     /// The same merge as plain JSON (unknown keys included).
     pub cloud_config_json: serde_json::Value,
+    /// The same merge as a located tree (modules that read their own keys; `None` when
+    /// the seed was not parsed from files).
+    pub cloud_config_tree: Option<Node>,
     /// User-data scripts in order.
     pub scripts: Vec<Script>,
     /// `#cloud-boothook` parts (run early, every boot).
@@ -246,6 +250,7 @@ pub fn parse_seed_including(
         hostname,
         cloud_config,
         cloud_config_json: merged.to_json(),
+        cloud_config_tree: Some(merged),
         scripts,
         boothooks,
         includes,
