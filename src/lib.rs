@@ -11,6 +11,8 @@
 //! - [`seed`]: the host side (`ci-seed`): build, batch, validate, images, `serve`.
 //! - [`modules`]: one file per cloud-config key; [`datasource`]: where a seed comes from;
 //!   [`disk`]: partition tables and root growth.
+//! - [`network`]: network-config v1/v2 and ENI → one model → networkd, ENI,
+//!   NetworkManager and FreeBSD renderers.
 //! - [`platform`]: `System` (the only code that touches the host), the per-OS policy, the
 //!   agent's config, accounts and command helpers.
 //! - [`formats`]: pure codecs shared by both binaries: ISO9660, FAT, YAML, user-data,
@@ -21,6 +23,7 @@ pub mod datasource;
 pub mod disk;
 pub mod formats;
 pub mod modules;
+pub mod network;
 pub mod platform;
 pub mod seed;
 

@@ -3,7 +3,7 @@
 //! `src/` is parsed with `syn`; every path that names something of this crate (`crate::…`,
 //! `super::…`, `self::…` in `use` items and in code) is resolved to the module it names.
 //! Then:
-//! - imports only go down: bin → agent/seed → modules/datasource/network/disk →
+//! - imports only go down: bin → agent/seed → modules/datasource/disk → network →
 //!   platform → formats (a room may use itself and any lower layer, never a room of its
 //!   own layer or above);
 //! - no two files of a room form an import cycle (a file may use its room's `mod.rs`, the
@@ -19,7 +19,8 @@ use syn::visit::Visit;
 const LAYERS: &[&[&str]] = &[
     &["formats", "exit"],
     &["platform"],
-    &["modules", "datasource", "network", "disk"],
+    &["network"],
+    &["modules", "datasource", "disk"],
     &["agent", "seed"],
 ];
 

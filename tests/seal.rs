@@ -336,3 +336,40 @@ fn refuses_the_running_system_without_yes() {
     assert_eq!(o.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&o.stdout).contains("shell-history"));
 }
+
+/// Seal undoes the network config a clone's seed made the agent render: the rendered files
+/// go, the template files it had changed come back, before the state dir (and the record)
+/// is removed.
+#[test]
+fn seal_undoes_rendered_network_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = dir.path();
+    put(
+        r,
+        "etc/network/interfaces",
+        "auto ens3\niface ens3 inet dhcp\n",
+    );
+    let sys = FakeSystem::new(r);
+    let cfg = Config::defaults(OsKind::Linux);
+    let files = vec![
+        ci_agent::network::OutFile::new(
+            "/etc/network/interfaces.d/50-ci-agent",
+            "iface ens3 inet static\n".into(),
+        ),
+        ci_agent::network::OutFile::new("/etc/network/interfaces", "#ci-agent# auto ens3\n".into()),
+    ];
+    ci_agent::network::apply::write(&sys, &cfg.state_dir, "i-1", "eni", &files).unwrap();
+    assert!(exists(r, "etc/network/interfaces.d/50-ci-agent"));
+    let report = seal(&sys, &cfg, &SealOptions::default());
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert!(!exists(r, "etc/network/interfaces.d/50-ci-agent"));
+    assert_eq!(
+        read(r, "etc/network/interfaces"),
+        "auto ens3\niface ens3 inet dhcp\n"
+    );
+    assert!(report
+        .actions
+        .iter()
+        .any(|a| a == "restored /etc/network/interfaces"));
+    assert!(!exists(r, "var/lib/ci-agent"));
+}

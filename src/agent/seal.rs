@@ -29,6 +29,7 @@ pub enum Item {
     DhcpLeases,
     ShellHistory,
     Logs,
+    Network,
     State,
     Tmp,
     PackageCache,
@@ -36,12 +37,13 @@ pub enum Item {
 }
 
 impl Item {
-    pub const ALL: [Item; 9] = [
+    pub const ALL: [Item; 10] = [
         Item::SshHostKeys,
         Item::MachineId,
         Item::DhcpLeases,
         Item::ShellHistory,
         Item::Logs,
+        Item::Network,
         Item::State,
         Item::Tmp,
         Item::PackageCache,
@@ -55,6 +57,7 @@ impl Item {
             Item::DhcpLeases => "dhcp-leases",
             Item::ShellHistory => "shell-history",
             Item::Logs => "logs",
+            Item::Network => "network",
             Item::State => "state",
             Item::Tmp => "tmp",
             Item::PackageCache => "package-cache",
@@ -73,6 +76,7 @@ impl Item {
             Item::DhcpLeases => "Linux: /var/lib/dhcp, /var/lib/dhclient, NetworkManager leases; FreeBSD: /var/db/dhclient.leases.*",
             Item::ShellHistory => "~/.bash_history, ~/.sh_history, ~/.history, ~/.zsh_history, ~/.lesshst, ~/.viminfo of root and /home/*, /usr/home/*",
             Item::Logs => "truncate files under /var/log (rotated and journal files removed)",
+            Item::Network => "network config the agent rendered from a seed (removed; template files it changed restored)",
             Item::State => "ci-agent state dir, bootstrap retry-amount",
             Item::Tmp => "contents of /tmp and /var/tmp",
             Item::PackageCache => "/var/cache/apt/archives/*.deb, dnf/yum caches, /var/cache/pkg/*",
@@ -337,6 +341,23 @@ pub fn seal(sys: &dyn System, config: &Config, opts: &SealOptions) -> SealReport
     }
     if on(Item::Logs) {
         s.logs(Path::new("/var/log"), 0);
+    }
+    // Before the state dir goes: the record of what was rendered lives there.
+    if on(Item::Network) {
+        let record = crate::network::apply::record_path(&config.state_dir);
+        if s.dry_run {
+            if sys.exists(&record) {
+                s.report.actions.push(format!(
+                    "would undo the network config recorded in {}",
+                    record.display()
+                ));
+            }
+        } else {
+            match crate::network::apply::undo(sys, &config.state_dir) {
+                Ok(done) => s.report.actions.extend(done),
+                Err(e) => s.report.errors.push(format!("network: {e:#}")),
+            }
+        }
     }
     if on(Item::State) {
         s.remove_entry(&config.state_dir);

@@ -14,6 +14,7 @@ pub mod hostname;
 pub mod locale;
 pub mod machine_id;
 pub mod mounts;
+pub mod network;
 pub mod ntp;
 pub mod packages;
 pub mod power_state;
@@ -196,7 +197,7 @@ impl Context<'_> {
 
 /// All modules, in the order they run. The run filters them by stage and frequency:
 ///
-/// - Early: `bootcmd`, `boothooks` (every boot), `hostname`, `ssh_host_keys`,
+/// - Early: `bootcmd`, `boothooks` (every boot), `network`, `hostname`, `ssh_host_keys`,
 ///   `machine_id`, `groups`, `users`, `ssh_authorized_keys`, `set_passwords`,
 ///   `write_files`.
 /// - Late: `packages`, `write_files_deferred`, `runcmd`, `scripts` (every boot; it keeps
@@ -205,6 +206,7 @@ pub fn all() -> Vec<Box<dyn Module>> {
     vec![
         Box::new(bootcmd::Bootcmd),
         Box::new(boothooks::Boothooks),
+        Box::new(network::Network),
         Box::new(hostname::Hostname),
         Box::new(ssh_host_keys::SshHostKeys),
         Box::new(machine_id::MachineId),

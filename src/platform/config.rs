@@ -31,6 +31,8 @@
 //! | `bootstrap.max_bytes` | 16 MiB | largest script accepted |
 //! | `identity.regenerate_ssh_host_keys` | `true` | new SSH host keys on a new instance |
 //! | `identity.reset_machine_id` | `true` | new machine-id on a new instance |
+//! | `network.config` | `enabled` | `disabled`: never touch the network configuration |
+//! | `network.renderer` | `auto` | `auto`, `networkd`, `eni`, `network-manager`, `freebsd` |
 //!
 //! The file is parsed by [`crate::formats::yaml::from_str`] (same budgets and YAML 1.1 booleans as
 //! seeds); every error names the file, the line/column or key, and what was expected.
@@ -91,6 +93,28 @@ pub struct BootstrapConfig {
     pub max_bytes: u64,
 }
 
+/// Which network configuration the `network` module writes (`network.renderer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NetworkRenderer {
+    /// Pick from what the system has (NetworkManager, systemd-networkd or netplan,
+    /// ifupdown; FreeBSD rc.conf).
+    Auto,
+    Networkd,
+    Eni,
+    NetworkManager,
+    Freebsd,
+}
+
+/// `network.*`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct NetworkSettings {
+    /// `network.config: disabled`: the seed's network config is never applied.
+    pub disabled: bool,
+    /// `network.renderer`.
+    pub renderer: NetworkRenderer,
+}
+
 /// Clone identity reset on a new instance (`identity.*`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct IdentityConfig {
@@ -128,6 +152,8 @@ pub struct Config {
     pub bootstrap: BootstrapConfig,
     /// `identity.*`.
     pub identity: IdentityConfig,
+    /// `network.*`.
+    pub network: NetworkSettings,
 }
 
 impl Config {
@@ -172,6 +198,10 @@ impl Config {
             identity: IdentityConfig {
                 regenerate_ssh_host_keys: true,
                 reset_machine_id: true,
+            },
+            network: NetworkSettings {
+                disabled: false,
+                renderer: NetworkRenderer::Auto,
             },
         }
     }
@@ -366,7 +396,7 @@ mod raw {
 
     use serde::Deserialize;
 
-    use super::{Config, DatasourceKind};
+    use super::{Config, DatasourceKind, NetworkRenderer};
 
     #[derive(Debug, Default, Deserialize)]
     #[serde(deny_unknown_fields)]
@@ -382,6 +412,21 @@ mod raw {
         seed_wait_secs: Option<u64>,
         bootstrap: Option<Bootstrap>,
         identity: Option<Identity>,
+        network: Option<Network>,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Network {
+        config: Option<NetworkSwitch>,
+        renderer: Option<NetworkRenderer>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    enum NetworkSwitch {
+        Disabled,
+        Enabled,
     }
 
     #[derive(Debug, Default, Deserialize)]
@@ -509,6 +554,12 @@ mod raw {
                     i.regenerate_ssh_host_keys,
                 );
                 set(&mut cfg.identity.reset_machine_id, i.reset_machine_id);
+            }
+            if let Some(n) = self.network {
+                if let Some(c) = n.config {
+                    cfg.network.disabled = matches!(c, NetworkSwitch::Disabled);
+                }
+                set(&mut cfg.network.renderer, n.renderer);
             }
             Ok(())
         }

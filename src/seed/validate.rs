@@ -140,7 +140,7 @@ pub fn check_file(kind: Kind, shown: &str, bytes: &[u8]) -> Report {
             crate::formats::userdata::validate_user_data(shown, bytes)
         }
         Kind::MetaData => crate::formats::userdata::validate_meta_data(shown, bytes),
-        Kind::NetworkConfig => check_network_config(bytes, shown).into_iter().collect(),
+        Kind::NetworkConfig => check_network_config(bytes, shown),
     };
     report.add(found);
     report
@@ -167,20 +167,47 @@ pub fn check_seed(files: &BTreeMap<String, Vec<u8>>, display: &dyn Fn(&str) -> S
     report
 }
 
-/// network-config is cloud-init's (v1/v2 netplan-like YAML); we only check it parses.
-fn check_network_config(bytes: &[u8], shown: &str) -> Option<SeedError> {
-    let text = match std::str::from_utf8(bytes) {
-        Ok(t) => t,
-        Err(e) => {
-            return Some(SeedError {
-                file: shown.to_string(),
-                line: None,
-                column: None,
-                message: format!("not UTF-8 text (byte {})", e.valid_up_to()),
-            })
-        }
-    };
-    crate::formats::yaml::parse_value(text, shown).err()
+/// network-config, checked by the agent's own parser and validation (v1/v2, addresses,
+/// prefixes, interface names, gateways): errors and warnings with positions.
+fn check_network_config(bytes: &[u8], shown: &str) -> Vec<SeedError> {
+    let mut warnings = Vec::new();
+    let mut out = Vec::new();
+    if let Err(e) = crate::network::parse(shown, bytes, &mut warnings) {
+        out.push(e);
+    }
+    for w in warnings {
+        out.push(positioned_warning(shown, &w));
+    }
+    out
+}
+
+/// A `file:line:col: message` warning as a [`SeedError`] whose message starts with
+/// `warning: `.
+fn positioned_warning(shown: &str, w: &str) -> SeedError {
+    let rest = w
+        .strip_prefix(shown)
+        .and_then(|r| r.strip_prefix(':'))
+        .unwrap_or(w);
+    let mut parts = rest.splitn(3, ':');
+    let (l, c, m) = (parts.next(), parts.next(), parts.next());
+    match (
+        l.and_then(|x| x.parse().ok()),
+        c.and_then(|x| x.parse().ok()),
+        m,
+    ) {
+        (Some(line), Some(column), Some(m)) => SeedError {
+            file: shown.into(),
+            line: Some(line),
+            column: Some(column),
+            message: format!("warning: {}", m.trim_start()),
+        },
+        _ => SeedError {
+            file: shown.into(),
+            line: None,
+            column: None,
+            message: format!("warning: {}", rest.trim_start()),
+        },
+    }
 }
 
 pub(super) const HELP: &str = "\
@@ -383,10 +410,28 @@ mod tests {
 
     #[test]
     fn network_config_yaml_errors_have_a_position() {
-        let p = check_network_config(b"version: 2\nethernets: [a\n", "nc").expect("a problem");
+        let p = check_network_config(b"version: 2\nethernets: [a\n", "nc")
+            .pop()
+            .expect("a problem");
         assert_eq!(p.file, "nc");
         assert!(p.line.is_some(), "{p}");
-        assert!(check_network_config(b"\xff", "nc").is_some());
-        assert!(check_network_config(b"version: 2\n", "nc").is_none());
+        assert!(!check_network_config(b"\xff", "nc").is_empty());
+        assert!(check_network_config(b"version: 2\n", "nc").is_empty());
+        let p = check_network_config(
+            b"version: 2\nethernets:\n  eth0:\n    addresses: [10.0.0.7/40]\n    wakeonlan: true\n",
+            "nc",
+        );
+        assert_eq!(
+            p[0].to_string(),
+            "nc:4:17: ethernets.eth0.addresses: prefix \"40\" out of range (expected 0 to 32)"
+        );
+        let p = check_network_config(
+            b"version: 2\nethernets:\n  eth0:\n    wakeonlan: true\n",
+            "nc",
+        );
+        assert_eq!(
+            p[0].to_string(),
+            "nc:4:5: warning: ethernets.eth0.wakeonlan: not supported by ci-agent; ignored"
+        );
     }
 }

@@ -1,0 +1,547 @@
+//! Key: `network-config` (seed file), meta-data `network-interfaces`. cloud-init: `stages.apply_network_config` (no cc_ module; the datasource's network config).
+//!
+//! Every clone gets its own network: the seed's `network-config` (v1 or v2, bare or under
+//! `network:`), else meta-data `network-interfaces` (ENI text), is parsed and validated in
+//! full, rendered for the network manager the template uses, and written before
+//! networking starts (early pass; systemd `network-pre.target`, FreeBSD before
+//! `NETWORKING`). Once per instance: a new instance-id renders again, after undoing what
+//! the previous instance rendered (its files removed, the files it changed restored).
+//!
+//! - No network input in the seed: the template's network is left as it is (a previous
+//!   instance's rendering is undone, so the clone is back on the template's config).
+//! - `network: {config: disabled}` in the agent's config, `network-config=disabled` on the
+//!   kernel command line, or `config: disabled` in the seed's network-config: nothing is
+//!   touched.
+//! - Renderer (`network.renderer`, default `auto`): FreeBSD → rc.conf.d; Linux →
+//!   NetworkManager when it is enabled, else systemd-networkd when it (or netplan, whose
+//!   backend it is) is present, else ifupdown ENI (Alpine: the whole `/etc/network/interfaces`).
+//! - DNS: networkd `DNS=` reaches `/etc/resolv.conf` only through systemd-resolved, ENI
+//!   `dns-nameservers` only through resolvconf: without them (and on FreeBSD) the module
+//!   writes `/etc/resolv.conf` itself, unless it is a symlink (someone manages it).
+//! - Bad input fails this module only, naming `file:line:column`; nothing is written and
+//!   the template's config stays in force. Keys a renderer cannot express are warnings.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _};
+
+use super::{Context, Frequency, Module, Stage};
+use crate::network::{self, apply, render_eni, NetConfig, Nics, OutFile, Parsed, Rendering};
+use crate::platform::config::NetworkRenderer;
+use crate::platform::{Cmd, OsKind};
+
+pub struct Network;
+
+const RESOLV_CONF: &str = "/etc/resolv.conf";
+
+impl Module for Network {
+    fn name(&self) -> &'static str {
+        "network"
+    }
+    fn frequency(&self) -> Frequency {
+        Frequency::PerInstance
+    }
+    fn stage(&self) -> Stage {
+        Stage::Early
+    }
+    fn wanted(&self, ctx: &Context) -> bool {
+        !ctx.config.network.disabled
+            && (input(ctx).is_some() || ctx.sys.exists(&apply::record_path(&ctx.config.state_dir)))
+    }
+    fn run(&self, ctx: &mut Context) -> anyhow::Result<()> {
+        if cmdline_disabled(ctx) {
+            log::info!("network-config=disabled on the kernel command line: network left alone");
+            return Ok(());
+        }
+        let mut warnings = Vec::new();
+        let parsed = match input(ctx) {
+            Some(Input::File(path)) => {
+                let data = ctx
+                    .sys
+                    .read_file(&path, ctx.config.max_seed_file_bytes)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                Some(network::parse("network-config", &data, &mut warnings)?)
+            }
+            Some(Input::Eni(text)) => Some(Parsed::Config(network::eni::parse(
+                "meta-data network-interfaces",
+                &text,
+                &mut warnings,
+            )?)),
+            None => None,
+        };
+        for w in warnings.drain(..) {
+            ctx.warn(w);
+        }
+        let cfg = match parsed {
+            Some(Parsed::Disabled) => {
+                log::info!("network-config says `config: disabled`: network left alone");
+                return Ok(());
+            }
+            None => {
+                let undone = apply::undo(ctx.sys, &ctx.config.state_dir)?;
+                for a in &undone {
+                    log::info!("no network config in this seed: {a}");
+                }
+                return Ok(());
+            }
+            Some(Parsed::Config(c)) => c,
+        };
+        let list = SysNics { ctx }.list();
+        let (renderer, mut out) = render(ctx, &cfg, &list)?;
+        let renames = std::mem::take(&mut out.renames);
+        for w in out.warnings.drain(..) {
+            ctx.warn(w);
+        }
+        // Everything is decided; only now is anything changed.
+        let previous = apply::undo(ctx.sys, &ctx.config.state_dir)?;
+        for a in &previous {
+            log::info!("previous instance's network config: {a}");
+        }
+        let files = finish(ctx, &cfg, renderer, out)?;
+        apply::write(
+            ctx.sys,
+            &ctx.config.state_dir,
+            &ctx.seed.instance_id,
+            renderer,
+            &files,
+        )?;
+        for f in &files {
+            log::info!("network: wrote {}", f.path.display());
+        }
+        if ctx.os == OsKind::Linux {
+            for (mac, new) in renames {
+                if let Some((old, _)) = list.iter().find(|(n, m)| *m == mac && n != &new) {
+                    let cmd = Cmd::new(["ip", "link", "set", "dev", old, "name", &new]);
+                    match ctx.sys.run(&cmd) {
+                        Ok(o) if o.success() => log::info!("network: renamed {old} to {new}"),
+                        _ => ctx.warn(format!(
+                            "renaming {old} to {new} failed; it takes effect at the next boot"
+                        )),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+enum Input {
+    File(PathBuf),
+    Eni(String),
+}
+
+fn input(ctx: &Context) -> Option<Input> {
+    if ctx.seed.files.iter().any(|f| f == "network-config") {
+        return Some(Input::File(ctx.seed_dir.join("network-config")));
+    }
+    ctx.seed
+        .meta
+        .raw
+        .get("network-interfaces")
+        .and_then(|v| v.as_str())
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| Input::Eni(s.to_string()))
+}
+
+fn cmdline_disabled(ctx: &Context) -> bool {
+    if ctx.os != OsKind::Linux {
+        return false;
+    }
+    ctx.sys
+        .read_file(Path::new("/proc/cmdline"), 64 << 10)
+        .map(|d| {
+            String::from_utf8_lossy(&d)
+                .split_whitespace()
+                .any(|w| w == "network-config=disabled")
+        })
+        .unwrap_or(false)
+}
+
+/// The NICs as the system shows them: Linux `/sys/class/net/*/address`, FreeBSD `ifconfig -a`.
+struct SysNics<'a, 'b> {
+    ctx: &'a Context<'b>,
+}
+
+impl Nics for SysNics<'_, '_> {
+    fn list(&self) -> Vec<(String, String)> {
+        let sys = self.ctx.sys;
+        match self.ctx.os {
+            OsKind::Linux => {
+                let base = Path::new("/sys/class/net");
+                let mut v = Vec::new();
+                for n in sys.read_dir(base).unwrap_or_default() {
+                    if n == "lo" {
+                        continue;
+                    }
+                    let mac = sys
+                        .read_file(&base.join(&n).join("address"), 64)
+                        .map(|d| String::from_utf8_lossy(&d).trim().to_ascii_lowercase())
+                        .unwrap_or_default();
+                    v.push((n, mac));
+                }
+                v
+            }
+            OsKind::FreeBsd => {
+                let out = match sys.run(&Cmd::new(["ifconfig", "-a"])) {
+                    Ok(o) if o.success() => o.stdout,
+                    _ => return Vec::new(),
+                };
+                parse_ifconfig(&String::from_utf8_lossy(&out))
+            }
+        }
+    }
+}
+
+/// (name, MAC) of each interface in `ifconfig -a` output (loopbacks skipped).
+pub fn parse_ifconfig(text: &str) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        if !line.starts_with(char::is_whitespace) {
+            if let Some((name, _)) = line.split_once(": flags=") {
+                v.push((name.to_string(), String::new()));
+            }
+        } else if let Some(mac) = line.trim().strip_prefix("ether ") {
+            if let Some(last) = v.last_mut() {
+                last.1 = mac.trim().to_ascii_lowercase();
+            }
+        }
+    }
+    v.retain(|(n, _)| !n.starts_with("lo"));
+    v
+}
+
+fn enabled(ctx: &Context, unit: &str) -> bool {
+    [
+        "multi-user.target.wants",
+        "sysinit.target.wants",
+        "network-online.target.wants",
+    ]
+    .iter()
+    .any(|t| {
+        ctx.sys
+            .exists(&Path::new("/etc/systemd/system").join(t).join(unit))
+    })
+}
+
+fn pick(ctx: &Context) -> anyhow::Result<NetworkRenderer> {
+    let r = ctx.config.network.renderer;
+    if r != NetworkRenderer::Auto {
+        return Ok(r);
+    }
+    if ctx.os == OsKind::FreeBsd {
+        return Ok(NetworkRenderer::Freebsd);
+    }
+    let has = |p: &str| ctx.sys.exists(Path::new(p));
+    if enabled(ctx, "NetworkManager.service") {
+        return Ok(NetworkRenderer::NetworkManager);
+    }
+    if enabled(ctx, "systemd-networkd.service") || has("/usr/sbin/netplan") {
+        return Ok(NetworkRenderer::Networkd);
+    }
+    if has("/etc/network/interfaces") || has("/sbin/ifup") || has("/usr/sbin/ifup") {
+        return Ok(NetworkRenderer::Eni);
+    }
+    bail!("no supported network manager found (looked for NetworkManager, systemd-networkd, netplan, ifupdown); set network.renderer in the agent's config")
+}
+
+fn render(
+    ctx: &Context,
+    cfg: &NetConfig,
+    nics: &dyn Nics,
+) -> anyhow::Result<(&'static str, Rendering)> {
+    Ok(match pick(ctx)? {
+        NetworkRenderer::Networkd => ("networkd", network::render_networkd::render(cfg)),
+        NetworkRenderer::NetworkManager => ("network-manager", network::render_nm::render(cfg)),
+        NetworkRenderer::Eni => {
+            let whole = ctx.sys.exists(Path::new("/etc/alpine-release"));
+            (
+                "eni",
+                render_eni::render(cfg, nics, whole).map_err(anyhow::Error::msg)?,
+            )
+        }
+        NetworkRenderer::Freebsd => (
+            "freebsd",
+            network::render_freebsd::render(cfg, nics).map_err(anyhow::Error::msg)?,
+        ),
+        NetworkRenderer::Auto => unreachable!("pick resolves auto"),
+    })
+}
+
+/// The files to write: the rendering, the template's ENI files with our interfaces'
+/// stanzas commented out, and `/etc/resolv.conf` where nothing else would write it.
+fn finish(
+    ctx: &Context,
+    cfg: &NetConfig,
+    renderer: &str,
+    out: Rendering,
+) -> anyhow::Result<Vec<OutFile>> {
+    let sys = ctx.sys;
+    let mut files = out.files;
+    if !out.neutralise_eni.is_empty() {
+        let mut candidates = vec![PathBuf::from("/etc/network/interfaces")];
+        let d = Path::new("/etc/network/interfaces.d");
+        for n in sys.read_dir(d).unwrap_or_default() {
+            candidates.push(d.join(n));
+        }
+        for p in candidates {
+            if files.iter().any(|f| f.path == p) || !sys.exists(&p) {
+                continue;
+            }
+            let Ok(data) = sys.read_file(&p, 1 << 20) else {
+                continue;
+            };
+            let text = String::from_utf8_lossy(&data);
+            if let Some(new) = render_eni::neutralise(&text, &out.neutralise_eni) {
+                log::info!(
+                    "network: commenting out the template's stanzas in {}",
+                    p.display()
+                );
+                files.push(OutFile::new(p, new));
+            }
+        }
+    }
+    let has = |p: &str| sys.exists(Path::new(p));
+    let resolver_manages = match renderer {
+        "networkd" => enabled(ctx, "systemd-resolved.service") || has("/run/systemd/resolve"),
+        "eni" => has("/sbin/resolvconf") || has("/usr/sbin/resolvconf"),
+        "network-manager" => true,
+        _ => false,
+    };
+    let link = sys
+        .lstat(Path::new(RESOLV_CONF))
+        .ok()
+        .flatten()
+        .is_some_and(|i| i.kind == crate::platform::FileKind::Symlink);
+    if !resolver_manages && !link {
+        if let Some(r) = render_eni::resolv_conf(cfg) {
+            files.push(OutFile::new(RESOLV_CONF, r));
+        }
+    }
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::modules::test_env::Env;
+    use crate::platform::{CmdOutput, System};
+
+    const SEED: &str = "/run/ci-agent/seed/network-config";
+    const V2: &str = "version: 2\nethernets:\n  id0:\n    match: {macaddress: '52:54:00:12:34:56'}\n    set-name: eth0\n    addresses: [10.0.2.20/24]\n    gateway4: 10.0.2.2\n    nameservers: {addresses: [10.0.2.3], search: [lab]}\n";
+
+    fn linux_networkd() -> Env {
+        let mut env = Env::new(OsKind::Linux);
+        env.sys.put(
+            "/etc/systemd/network/50-dhcp.network",
+            "[Match]\nName=en* eth*\n[Network]\nDHCP=ipv4\n",
+        );
+        env.sys.put(
+            "/etc/systemd/system/multi-user.target.wants/systemd-networkd.service",
+            "",
+        );
+        env.sys.put("/etc/resolv.conf", "nameserver 192.168.1.1\n");
+        env.sys
+            .put("/sys/class/net/ens3/address", "52:54:00:12:34:56\n");
+        env.sys
+            .put("/sys/class/net/lo/address", "00:00:00:00:00:00\n");
+        env.seed.files = vec!["network-config".into()];
+        env
+    }
+
+    #[test]
+    fn networkd_render_rerender_and_undo() {
+        let mut env = linux_networkd();
+        env.sys.put(SEED, V2);
+        let w = env.run_ok(&Network);
+        assert!(w.is_empty(), "{w:?}");
+        let net = env.read("/etc/systemd/network/05-ci-agent-eth0.network");
+        assert!(
+            net.contains("MACAddress=52:54:00:12:34:56\nType=ether\n"),
+            "{net}"
+        );
+        assert!(net.contains("Address=10.0.2.20/24\n"));
+        assert!(net.contains("Gateway=10.0.2.2\n"));
+        // The template's catch-all is untouched (our 05- file sorts first).
+        assert!(env
+            .read("/etc/systemd/network/50-dhcp.network")
+            .contains("DHCP=ipv4"));
+        // No resolved: resolv.conf is ours.
+        assert_eq!(
+            env.read("/etc/resolv.conf"),
+            "# ci-agent: written from the seed's network-config\nsearch lab\nnameserver 10.0.2.3\n"
+        );
+        assert_eq!(env.lines(), vec!["ip link set dev ens3 name eth0"]);
+
+        // A new instance with another address replaces the first one's files.
+        env.seed.instance_id = "iid-two".into();
+        env.sys.put(
+            SEED,
+            "version: 2\nethernets:\n  ens3:\n    addresses: [10.0.2.21/24]\n",
+        );
+        env.run_ok(&Network);
+        assert!(!env
+            .sys
+            .exists(Path::new("/etc/systemd/network/05-ci-agent-eth0.network")));
+        assert!(!env
+            .sys
+            .exists(Path::new("/etc/systemd/network/05-ci-agent-eth0.link")));
+        assert!(env
+            .read("/etc/systemd/network/05-ci-agent-ens3.network")
+            .contains("Address=10.0.2.21/24"));
+        assert_eq!(
+            env.read("/etc/resolv.conf"),
+            "nameserver 192.168.1.1\n",
+            "restored: no DNS this time"
+        );
+
+        // A third instance without network config: back to the template.
+        env.seed.instance_id = "iid-three".into();
+        env.seed.files.clear();
+        assert!(
+            Network.wanted(&env.ctx()),
+            "the previous rendering must be undone"
+        );
+        env.run_ok(&Network);
+        assert!(!env
+            .sys
+            .exists(Path::new("/etc/systemd/network/05-ci-agent-ens3.network")));
+        assert!(!env.sys.exists(&apply::record_path(&env.config.state_dir)));
+        assert!(!Network.wanted(&env.ctx()));
+    }
+
+    #[test]
+    fn bad_input_fails_with_position_and_writes_nothing() {
+        let env = linux_networkd();
+        env.sys.put(SEED, "version: 2\nethernets:\n  eth0:\n    addresses: [10.0.2.20/24]\n    gateway4: 10.9.9.9\n");
+        let e = env.run_err(&Network);
+        assert!(
+            e.starts_with("network-config:5:15: eth0: gateway 10.9.9.9 is outside every subnet"),
+            "{e}"
+        );
+        assert!(
+            env.sys.read_dir(Path::new("/etc/systemd/network")).unwrap() == vec!["50-dhcp.network"]
+        );
+        assert_eq!(env.read("/etc/resolv.conf"), "nameserver 192.168.1.1\n");
+        assert!(env.lines().is_empty());
+    }
+
+    #[test]
+    fn disabled_three_ways() {
+        let mut env = linux_networkd();
+        env.sys.put(SEED, V2);
+        env.config.network.disabled = true;
+        assert!(!Network.wanted(&env.ctx()));
+        env.config.network.disabled = false;
+        env.sys.put(
+            "/proc/cmdline",
+            "root=/dev/vda network-config=disabled quiet\n",
+        );
+        env.run_ok(&Network);
+        assert!(!env
+            .sys
+            .exists(Path::new("/etc/systemd/network/05-ci-agent-eth0.network")));
+        env.sys.put("/proc/cmdline", "root=/dev/vda\n");
+        env.sys.put(SEED, "network:\n  config: disabled\n");
+        env.run_ok(&Network);
+        assert!(!env
+            .sys
+            .exists(Path::new("/etc/systemd/network/05-ci-agent-eth0.network")));
+    }
+
+    #[test]
+    fn eni_neutralises_template_dhcp_and_restores_it() {
+        let mut env = Env::new(OsKind::Linux);
+        let tmpl = "source /etc/network/interfaces.d/*\nauto lo\niface lo inet loopback\nallow-hotplug ens3\niface ens3 inet dhcp\n";
+        env.sys.put("/etc/network/interfaces", tmpl);
+        env.sys.put("/sbin/ifup", "");
+        env.sys
+            .put("/sys/class/net/ens3/address", "52:54:00:12:34:56\n");
+        env.seed.files = vec!["network-config".into()];
+        env.sys.put(SEED, "version: 2\nethernets:\n  lan:\n    match: {macaddress: '52:54:00:12:34:56'}\n    addresses: [10.0.2.20/24]\n    gateway4: 10.0.2.2\n    nameservers: {addresses: [10.0.2.3]}\n");
+        env.run_ok(&Network);
+        let ours = env.read(render_eni::DEBIAN_FILE);
+        assert!(ours.contains("auto ens3\niface ens3 inet static\n    dns-nameservers 10.0.2.3\n    address 10.0.2.20/24\n    gateway 10.0.2.2\n"), "{ours}");
+        assert_eq!(
+            env.read("/etc/network/interfaces"),
+            "source /etc/network/interfaces.d/*\nauto lo\niface lo inet loopback\n#ci-agent# allow-hotplug ens3\n#ci-agent# iface ens3 inet dhcp\n"
+        );
+        assert!(env
+            .read("/etc/resolv.conf")
+            .contains("nameserver 10.0.2.3\n"));
+        // Undo (what `ci-agent seal` and a later instance do) gives the template back.
+        apply::undo(&env.sys, &env.config.state_dir).unwrap();
+        assert_eq!(env.read("/etc/network/interfaces"), tmpl);
+        assert!(!env.sys.exists(Path::new(render_eni::DEBIAN_FILE)));
+        assert!(!env.sys.exists(Path::new("/etc/resolv.conf")));
+    }
+
+    #[test]
+    fn meta_data_network_interfaces_when_no_network_config() {
+        let mut env = Env::new(OsKind::Linux);
+        env.sys.put(
+            "/etc/network/interfaces",
+            "auto lo\niface lo inet loopback\n",
+        );
+        env.sys.put("/etc/alpine-release", "3.20.0\n");
+        env.seed.meta.raw = serde_json::json!({"network-interfaces": "auto eth0\niface eth0 inet static\n address 10.0.2.30\n netmask 255.255.255.0\n gateway 10.0.2.2\n"});
+        env.run_ok(&Network);
+        assert_eq!(
+            env.read("/etc/network/interfaces"),
+            "# ci-agent: written from the seed's network-config\nauto lo\niface lo inet loopback\n\nauto eth0\niface eth0 inet static\n    address 10.0.2.30/24\n    gateway 10.0.2.2\n"
+        );
+    }
+
+    #[test]
+    fn freebsd_rc_conf_d() {
+        let mut env = Env::new(OsKind::FreeBsd);
+        env.sys.on_command(
+            &["ifconfig", "-a"],
+            CmdOutput {
+                code: Some(0),
+                stdout: b"vtnet0: flags=8863<UP,BROADCAST> metric 0 mtu 1500\n\tether 52:54:00:12:34:56\nlo0: flags=8049<UP,LOOPBACK> metric 0 mtu 16384\n".to_vec(),
+                ..CmdOutput::default()
+            },
+        );
+        env.seed.files = vec!["network-config".into()];
+        env.sys.put(SEED, V2);
+        let w = env.run_ok(&Network);
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(
+            env.read("/etc/rc.conf.d/network"),
+            "# ci-agent: written from the seed's network-config\nifconfig_vtnet0_name='eth0'\nifconfig_eth0='inet 10.0.2.20/24'\n"
+        );
+        assert!(env
+            .read("/etc/rc.conf.d/routing")
+            .contains("defaultrouter='10.0.2.2'\n"));
+        assert!(env
+            .read("/etc/resolv.conf")
+            .contains("nameserver 10.0.2.3\n"));
+        // No `ip link` on FreeBSD: rc.d/netif renames.
+        assert_eq!(env.lines(), vec!["ifconfig -a"]);
+    }
+
+    #[test]
+    fn network_manager_when_enabled() {
+        let mut env = Env::new(OsKind::Linux);
+        env.sys.put(
+            "/etc/systemd/system/multi-user.target.wants/NetworkManager.service",
+            "",
+        );
+        env.sys.put(
+            "/etc/systemd/system/multi-user.target.wants/systemd-networkd.service",
+            "",
+        );
+        env.seed.files = vec!["network-config".into()];
+        env.sys.put(SEED, "version: 1\nconfig:\n  - type: physical\n    name: ens3\n    subnets: [{type: static, address: 10.0.2.20/24, gateway: 10.0.2.2}]\n");
+        env.run_ok(&Network);
+        let p = "/etc/NetworkManager/system-connections/ci-agent-ens3.nmconnection";
+        assert!(env
+            .read(p)
+            .contains("address1=10.0.2.20/24\ngateway=10.0.2.2\n"));
+        assert_eq!(env.mode(p) & 0o777, 0o600);
+        assert!(
+            !env.sys.exists(Path::new("/etc/resolv.conf")),
+            "NetworkManager writes it"
+        );
+    }
+}
