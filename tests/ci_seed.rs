@@ -1011,3 +1011,93 @@ fn hostile_hostname_cannot_break_meta_data() {
         assert_eq!(extract_iso(&img, "meta-data"), md);
     }
 }
+
+/// A fleet of clones with static addresses is one CSV: each row's ip/gateway/dns/search/mac
+/// columns become that seed's version 2 network-config, checked by the agent's parser; a bad
+/// row is reported with its manifest line and nothing is written.
+#[test]
+fn batch_static_network_fleet() {
+    let t = tempfile::tempdir().unwrap();
+    let out_dir = t.path().join("out");
+    let csv = t.path().join("fleet.csv");
+    fs::write(
+        &csv,
+        "name,ip,gateway,dns,search,mac\nweb1,10.0.0.11/24,10.0.0.1,\"1.1.1.1,9.9.9.9\",lab,\nweb2,10.0.0.12/24,10.0.0.1,1.1.1.1,,52:54:00:00:00:12\nplain,,,,,\n",
+    )
+    .unwrap();
+    ok(&batch(&[
+        p(&csv),
+        "--out",
+        p(&out_dir),
+        "--user-data",
+        p(&fixture("user-data")),
+    ]));
+    let web1 = seed_files(&out_dir.join("web1.iso"), false);
+    let nc = String::from_utf8(web1["network-config"].clone()).unwrap();
+    assert!(
+        nc.contains("      - \"10.0.0.11/24\"\n    gateway4: \"10.0.0.1\"\n"),
+        "{nc}"
+    );
+    assert!(
+        nc.contains("addresses: [\"1.1.1.1\", \"9.9.9.9\"]\n      search: [\"lab\"]\n"),
+        "{nc}"
+    );
+    let mut w = Vec::new();
+    assert!(matches!(
+        ci_agent::network::parse("nc", nc.as_bytes(), &mut w),
+        Ok(ci_agent::network::Parsed::Config(_))
+    ));
+    let web2 = seed_files(&out_dir.join("web2.iso"), false);
+    assert!(String::from_utf8_lossy(&web2["network-config"])
+        .contains("macaddress: \"52:54:00:00:00:12\""));
+    assert!(!seed_files(&out_dir.join("plain.iso"), false).contains_key("network-config"));
+
+    let bad = t.path().join("bad.csv");
+    fs::write(
+        &bad,
+        "name,ip,gateway\nok1,10.0.0.11/24,10.0.0.1\nbad1,10.0.0.12/24,10.9.0.1\n",
+    )
+    .unwrap();
+    let out2 = t.path().join("out2");
+    let o = batch(&[
+        p(&bad),
+        "--out",
+        p(&out2),
+        "--user-data",
+        p(&fixture("user-data")),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        e.contains("bad.csv:3: gateway 10.9.0.1 is outside every subnet"),
+        "{e}"
+    );
+    assert!(!out2.join("ok1.iso").exists());
+}
+
+/// `ci-seed --ip …` writes the same network-config for one seed.
+#[test]
+fn build_with_static_network_shorthand() {
+    let t = tempfile::tempdir().unwrap();
+    let img = t.path().join("seed.iso");
+    let mut c = ci_seed();
+    c.args([
+        "--ip",
+        "10.0.2.20/24",
+        "--gateway",
+        "10.0.2.2",
+        "--dns",
+        "10.0.2.3",
+        "--search",
+        "lab",
+    ])
+    .arg(&img)
+    .arg(fixture("user-data"));
+    ok(&run(c));
+    let files = seed_files(&img, false);
+    let nc = String::from_utf8(files["network-config"].clone()).unwrap();
+    assert!(
+        nc.starts_with("version: 2\nethernets:\n  id0:\n    match:\n      name: \"e*\"\n"),
+        "{nc}"
+    );
+}

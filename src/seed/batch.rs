@@ -40,6 +40,11 @@ means JSON lines, .csv means CSV, anything else is decided by the first characte
                second MIME part (cloud-init merges cloud-config parts, later keys
                win; scripts run in order); the whole user-data when no template
   config       content of the per-instance file CONFIG at the seed root
+  ip, gateway, dns, search, mac
+               a static network for this row, as ci-seed's --ip, --gateway,
+               --dns, --search and --mac (lists: comma- or space-separated):
+               a version 2 network-config, checked by ci-agent's parser;
+               not with -N
 JSON lines: one object per line, e.g.
   {\"name\": \"web1\", \"hostname\": \"web1\", \"config\": \"role=web\\n\"}
 Blank lines are skipped; unknown keys are errors; null means absent.
@@ -80,9 +85,22 @@ pub struct Row {
     pub instance_id: Option<String>,
     pub user_data: Option<String>,
     pub config: Option<String>,
+    /// `ip`, `gateway`, `dns`, `mac`, `search`.
+    pub net: super::netcfg::NetArgs,
 }
 
-const FIELDS: [&str; 5] = ["name", "hostname", "instance-id", "user-data", "config"];
+const FIELDS: [&str; 10] = [
+    "name",
+    "hostname",
+    "instance-id",
+    "user-data",
+    "config",
+    "ip",
+    "gateway",
+    "dns",
+    "mac",
+    "search",
+];
 
 impl Row {
     fn set(&mut self, key: &str, value: String) -> Result<(), String> {
@@ -93,6 +111,9 @@ impl Row {
             "instance-id" => self.instance_id = value,
             "user-data" => self.user_data = value,
             "config" => self.config = value,
+            k if super::netcfg::KEYS.contains(&k) => {
+                self.net.set(k, value.as_deref().unwrap_or(""));
+            }
             other => {
                 return Err(format!(
                     "unknown field {other:?} (expected {})",
@@ -644,6 +665,23 @@ fn plan(a: &BatchArgs, rows: Vec<Row>, manifest_shown: &str) -> Result<Vec<Job>,
                 }
             }
         }
+        let network = if row.net.is_empty() {
+            None
+        } else if a.network_config.is_some() {
+            errors.push(err(
+                row.line,
+                "ip/gateway/dns/mac/search and --network-config both give network-config",
+            ));
+            None
+        } else {
+            match row.net.render() {
+                Ok(t) => Some(t.into_bytes()),
+                Err(m) => {
+                    errors.push(err(row.line, &m.replace("--", "")));
+                    None
+                }
+            }
+        };
         if errors.len() == before {
             // Caught now rather than at the final rename, which must not fail halfway.
             let target = a
@@ -672,6 +710,9 @@ fn plan(a: &BatchArgs, rows: Vec<Row>, manifest_shown: &str) -> Result<Vec<Job>,
         files.push(("user-data".to_string(), user_data));
         files.push(("meta-data".to_string(), meta));
         files.extend(shared.iter().cloned());
+        if let Some(n) = network {
+            files.push(("network-config".to_string(), n));
+        }
         if let Some(c) = row.config {
             files.push(("CONFIG".to_string(), c.into_bytes()));
         }

@@ -59,6 +59,8 @@ pub struct BuildArgs {
     pub config: Option<Source>,
     pub validate: bool,
     pub verbose: u32,
+    /// `--ip`, `--gateway`, `--dns`, `--mac`, `--search`.
+    pub net: super::netcfg::NetArgs,
 }
 
 /// What parsing the command line produced.
@@ -103,6 +105,7 @@ pub fn parse_args(args: Vec<OsString>) -> Result<Parsed, CliError> {
         config: None,
         validate: true,
         verbose: 0,
+        net: super::netcfg::NetArgs::default(),
     };
     while let Some(arg) = parser.next().map_err(|e| CliError::Usage(e.to_string()))? {
         match arg {
@@ -141,6 +144,11 @@ pub fn parse_args(args: Vec<OsString>) -> Result<Parsed, CliError> {
             Long("config") => a.config = Some(Source::from_arg(value(&mut parser, "--config")?)),
             Long("no-validate") => a.validate = false,
             Short('v') | Long("verbose") => a.verbose += 1,
+            Long(k @ ("ip" | "gateway" | "dns" | "mac" | "search")) => {
+                let k = k.to_string();
+                let v = string(&mut parser, &format!("--{k}"))?;
+                a.net.set(&k, &v);
+            }
             Value(v) => positional.push(v),
             other => return Err(CliError::Usage(other.unexpected().to_string())),
         }
@@ -177,6 +185,14 @@ pub fn parse_args(args: Vec<OsString>) -> Result<Parsed, CliError> {
         return Err(CliError::Usage(
             "USER-DATA and --config cannot both read standard input ('-')".into(),
         ));
+    }
+    if !a.net.is_empty() {
+        if a.network_config.is_some() {
+            return Err(CliError::Usage(
+                "--network-config and --ip/--gateway/--dns/--mac/--search both write network-config".into(),
+            ));
+        }
+        a.net.render().map_err(CliError::Usage)?;
     }
     if let Some(iid) = &a.instance_id {
         check_instance_id(iid).map_err(|m| CliError::Usage(format!("--instance-id: {m}")))?;
@@ -420,6 +436,14 @@ pub fn gather(a: &BuildArgs) -> Result<Files, CliError> {
     if let Some(p) = &a.network_config {
         files.add("network-config", read_file(p)?, p.display().to_string())?;
     }
+    if !a.net.is_empty() {
+        let text = a.net.render().map_err(CliError::Usage)?;
+        files.add(
+            "network-config",
+            text.into_bytes(),
+            "network-config (from --ip)".into(),
+        )?;
+    }
     if let Some(p) = &a.vendor_data {
         files.add("vendor-data", read_file(p)?, p.display().to_string())?;
     }
@@ -512,6 +536,31 @@ mod tests {
         assert_eq!(a.output, Output::Stdout);
         assert_eq!(a.user_data, Source::Stdin);
         assert_eq!(a.filesystem, Filesystem::Iso);
+    }
+
+    #[test]
+    fn network_shorthand() {
+        let a = parse(&[
+            "--ip",
+            "10.0.0.7/24",
+            "--gateway",
+            "10.0.0.1",
+            "--dns",
+            "1.1.1.1,9.9.9.9",
+            "--search",
+            "lab",
+            "o",
+            "u",
+        ])
+        .unwrap();
+        assert_eq!(a.net.ip, vec!["10.0.0.7/24"]);
+        assert_eq!(a.net.dns.len(), 2);
+        assert!(usage(&["--ip", "10.0.0.7/24", "-N", "nc", "o", "u"])
+            .contains("both write network-config"));
+        assert!(
+            usage(&["--ip", "10.0.0.7/24", "--gateway", "10.9.0.1", "o", "u"])
+                .contains("--gateway 10.9.0.1 is outside every subnet")
+        );
     }
 
     #[test]

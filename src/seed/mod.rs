@@ -6,6 +6,8 @@
 //! - [`batch`]: `ci-seed batch MANIFEST --out DIR` (one seed per manifest row).
 //! - [`validate`]: `ci-seed validate FILE…`, and the pre-write check of the other two.
 //! - [`metadata`]: the generated meta-data (fresh instance id, escaped values).
+//! - [`netcfg`]: `--ip/--gateway/--dns/--mac/--search` (and the batch columns) → a
+//!   validated v2 network-config.
 //! - [`image`]: file system bytes and the atomic write.
 //!
 //! - [`serve`]: `ci-seed serve` (bootstrap scripts and `seedfrom` trees over HTTP).
@@ -14,6 +16,7 @@ pub mod batch;
 pub mod build;
 pub mod image;
 pub mod metadata;
+pub mod netcfg;
 pub mod serve;
 pub mod validate;
 
@@ -85,6 +88,13 @@ Options:
                           (cloud-localds spells it -i)
   -m, --dsmode M          'dsmode' in the meta-data: local or net
   -N, --network-config F  network-config file for the seed
+      --ip A/P[,A/P]      static address(es) with prefix: writes a version 2
+                          network-config (instead of -N), checked by ci-agent
+      --gateway G[,G6]    default gateway (one IPv4, one IPv6)
+      --dns A[,A]         name servers
+      --search D[,D]      DNS search domains
+      --mac M             match the NIC by MAC (default: the first NIC named e*;
+                          FreeBSD's vtnet0 needs --mac)
   -V, --vendor-data F     vendor-data file for the seed
       --config F          per-instance file CONFIG at the seed root ('-': stdin)
       --no-validate       write even if ci-agent's parser rejects user-data,
