@@ -6,8 +6,15 @@
 #   - both units succeeded; hostname; the default user and a listed user exist, with their
 #     keys (0600, owned by them) and groups; runcmd ran; `ci-agent status --json` is done
 #   - `systemctl is-system-running`: no failed unit of ours
+#   - network-config (v2, static, matched by MAC) under systemd-networkd, proven with
+#     `ip -j addr`, `ip -j route` and resolv.conf: the NIC has exactly the seed's address
+#     (not slirp's DHCP 10.0.2.15), the default route is the seed's and not DHCP's, DNS is
+#     the seed's; the template's catch-all 50-dhcp.network is untouched
+#   - a second boot of the same disk with a new instance-id and another address: the
+#     agent removed the first instance's files and the NIC has only the new address
+#     (skip with --one-boot; it costs one more boot)
 #
-#   tests/e2e/distro.sh [--work DIR] [--out DIR] [--deb FILE] [--keep-rootfs]
+#   tests/e2e/distro.sh [--work DIR] [--out DIR] [--deb FILE] [--one-boot] [--timeout SECS]
 #
 # Needs root (debootstrap, chroot dpkg -i), debootstrap, e2fsprogs, qemu, cargo-deb.
 # Costs ~2 min for debootstrap (cached in WORK/rootfs-base for later runs) + ~40-60 s boot.
@@ -15,13 +22,15 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
-WORK=/tmp/ci-agent-e2e; OUT=""; DEB=""
+WORK=/tmp/ci-agent-e2e; OUT=""; DEB=""; SECOND=1; TIMEOUT=${E2E_DISTRO_TIMEOUT:-600}
 while [ $# -gt 0 ]; do
     case "$1" in
         --work) WORK=$2; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
         --deb) DEB=$2; shift 2 ;;
-        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        --one-boot) SECOND=0; shift ;;
+        --timeout) TIMEOUT=$2; shift 2 ;;
+        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
         *) echo "distro.sh: unknown arg $1" >&2; exit 2 ;;
     esac
 done
@@ -110,6 +119,12 @@ for u in debian alice; do
     sed "s/^/E2E: ak $u | /" "$h/.ssh/authorized_keys" 2>/dev/null
 done
 echo "E2E: runcmd=$(cat /var/tmp/e2e-runcmd 2>&1)"
+# network: what the kernel has (JSON, one line each), resolv.conf, our files
+echo "E2E: ipaddr=$(ip -j addr show 2>&1 | tr -d '\n')"
+echo "E2E: iproute=$(ip -j route show 2>&1 | tr -d '\n')"
+echo "E2E: resolv=$(grep -E '^(nameserver|search)' /etc/resolv.conf 2>&1 | tr '\n' ';')"
+echo "E2E: netfiles=$(ls /etc/systemd/network | tr '\n' ' ')"
+echo "E2E: template-dhcp=$(tr '\n' ';' < /etc/systemd/network/50-dhcp.network)"
 ci-agent status --json 2>&1 | sed 's/^/E2E: status | /'
 journalctl -b --no-pager -o short-monotonic -u ci-agent.service -u ci-agent-late.service | tail -n 40 | sed 's/^/E2E: journal | /'
 systemd-analyze time 2>&1 | sed 's/^/E2E: /'
@@ -155,16 +170,51 @@ runcmd:
   - echo late-ok > /var/tmp/e2e-runcmd
 EOF
 printf 'instance-id: iid-distro-%s\nlocal-hostname: e2e-distro\n' "$(date +%s%N)" > "$S/meta-data"
-genisoimage -quiet -output "$OUT/seed.iso" -volid cidata -joliet -rock -input-charset utf-8 "$S/user-data" "$S/meta-data"
+# Only addresses of qemu's own slirp network (10.0.2.0/24, gateway .2, DNS .3; its DHCP
+# hands out .15): the static address .20 proves DHCP did not also configure the NIC.
+NIC_MAC=52:54:00:12:34:56   # qemu's default MAC for the first NIC
+netcfg() { # ADDRESS
+    cat <<NC
+version: 2
+ethernets:
+  id0:
+    match:
+      macaddress: "$NIC_MAC"
+    addresses: [$1/24]
+    gateway4: 10.0.2.2
+    nameservers:
+      addresses: [10.0.2.3]
+      search: [e2e.lab]
+NC
+}
+netcfg 10.0.2.20 > "$S/network-config"
+genisoimage -quiet -output "$OUT/seed.iso" -volid cidata -joliet -rock -input-charset utf-8 "$S/user-data" "$S/meta-data" "$S/network-config"
+if [ "$SECOND" = 1 ]; then
+    # The second instance: a new instance-id and another address, same disk.
+    printf 'instance-id: iid-distro2-%s\nlocal-hostname: e2e-distro\n' "$(date +%s%N)" > "$S/meta-data"
+    netcfg 10.0.2.21 > "$S/network-config"
+    genisoimage -quiet -output "$OUT/seed2.iso" -volid cidata -joliet -rock -input-charset utf-8 "$S/user-data" "$S/meta-data" "$S/network-config"
+fi
 rm -rf "$S"
 
 # ---- 4. boot ----------------------------------------------------------------------------
 rc=0
-E2E_GUEST=$GUEST "$HERE/boot.sh" --disk "$IMG" --seed "$OUT/seed.iso" --attach cdrom --timeout 600 \
-    --append "e2e.root=/dev/vda" --log "$OUT/serial.log" --quiet 2> "$OUT/boot.err" || rc=$?
-# (a getty prompt may still share a line with a report line: cut it off)
-tr -d '\r' < "$OUT/serial.log" | sed -E 's/^.* login: (E2E: )/\1/' > "$OUT/serial.txt"
+boot() { # SEED LOG -> rc
+    local r=0
+    E2E_GUEST=$GUEST "$HERE/boot.sh" --disk "$IMG" --seed "$1" --attach cdrom --timeout "$TIMEOUT" \
+        --append "e2e.root=/dev/vda" --log "$2.log" --quiet 2> "$2.err" || r=$?
+    # (a getty prompt may still share a line with a report line: cut it off)
+    tr -d '\r' < "$2.log" | sed -E 's/^.* login: (E2E: )/\1/' > "$2.txt"
+    return $r
+}
+boot "$OUT/seed.iso" "$OUT/serial" || rc=$?
 log "boot rc=$rc in $(( $(date +%s) - t1 ))s (log $OUT/serial.txt)"
+rc2=0
+if [ "$SECOND" = 1 ]; then
+    t2=$(date +%s)
+    boot "$OUT/seed2.iso" "$OUT/serial2" || rc2=$?
+    log "second boot (new instance-id) rc=$rc2 in $(( $(date +%s) - t2 ))s (log $OUT/serial2.txt)"
+fi
 rm -f "$IMG"
 
 # ---- 5. assertions ----------------------------------------------------------------------
@@ -203,6 +253,62 @@ case " $(val 'groups alice') " in *" sudo "*) ;; *) bad "alice not in sudo: $(va
 [ "$(val runcmd)" = late-ok ] || bad "runcmd marker is '$(val runcmd)'"
 st=$(sed -n 's/^E2E: status | //p' "$T" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("status",""))' 2>/dev/null || true)
 [ "$st" = done ] || bad "ci-agent status --json: status is '$st', want 'done'"
+
+# The network, as the guest's kernel sees it: NIC ADDRESS [OLD]
+check_net() {
+    local log=$1 want=$2 old=${3:-} out
+    out=$(python3 - "$log" "$NIC_MAC" "$want" "$old" <<'PY'
+import json, sys
+log, mac, want, old = sys.argv[1:5]
+vals = {}
+for line in open(log, errors="replace"):
+    for k in ("ipaddr", "iproute", "resolv", "netfiles", "template-dhcp"):
+        p = "E2E: %s=" % k
+        if line.startswith(p) and k not in vals:
+            vals[k] = line[len(p):].rstrip("\n")
+bad = []
+try:
+    links = json.loads(vals.get("ipaddr", "[]"))
+    routes = json.loads(vals.get("iproute", "[]"))
+except ValueError as e:
+    print("ip -j output does not parse: %s" % e); sys.exit(0)
+nic = [l for l in links if l.get("address") == mac]
+if len(nic) != 1:
+    print("no single link with MAC %s: %s" % (mac, [l.get("ifname") for l in links])); sys.exit(0)
+nic = nic[0]
+v4 = ["%s/%s" % (a["local"], a["prefixlen"]) for a in nic.get("addr_info", []) if a.get("family") == "inet"]
+if v4 != [want + "/24"]:
+    bad.append("%s has IPv4 %s, want exactly %s/24 (no DHCP 10.0.2.15%s)" % (nic["ifname"], v4, want, ", no " + old if old else ""))
+dyn = [a["local"] for a in nic.get("addr_info", []) if a.get("family") == "inet" and a.get("dynamic")]
+if dyn:
+    bad.append("dynamic (DHCP) IPv4 addresses on %s: %s" % (nic["ifname"], dyn))
+defaults = [r for r in routes if r.get("dst") == "default"]
+if [(r.get("gateway"), r.get("dev")) for r in defaults] != [("10.0.2.2", nic["ifname"])]:
+    bad.append("default routes %s, want exactly via 10.0.2.2 dev %s" % (defaults, nic["ifname"]))
+if any(r.get("protocol") == "dhcp" for r in routes):
+    bad.append("routes from DHCP: %s" % [r for r in routes if r.get("protocol") == "dhcp"])
+resolv = vals.get("resolv", "")
+if "nameserver 10.0.2.3;" not in resolv or "search e2e.lab;" not in resolv:
+    bad.append("resolv.conf is %r, want nameserver 10.0.2.3 and search e2e.lab" % resolv)
+if "DHCP=ipv4" not in vals.get("template-dhcp", ""):
+    bad.append("the template's 50-dhcp.network changed: %r" % vals.get("template-dhcp"))
+files = vals.get("netfiles", "").split()
+if files != ["05-ci-agent-id0.network", "50-dhcp.network"]:
+    bad.append("/etc/systemd/network holds %s" % files)
+print("; ".join(bad))
+PY
+)
+    [ -z "$out" ] || bad "network ($log): $out"
+}
+check_net "$T" 10.0.2.20
+if [ "$SECOND" = 1 ]; then
+    T2=$OUT/serial2.txt
+    [ "$rc2" = 0 ] || bad "second boot did not reach E2E: DONE (boot.sh rc=$rc2)"
+    [ "$(sed -n 's/^E2E: unit ci-agent Result=//p' "$T2" | head -n 1)" = success ] || bad "second boot: ci-agent.service failed"
+    check_net "$T2" 10.0.2.21 10.0.2.20
+    iid2=$(sed -n 's/^E2E: status | //p' "$T2" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("instance_id",""))' 2>/dev/null || true)
+    case "$iid2" in iid-distro2-*) ;; *) bad "second boot: status instance_id is '$iid2'" ;; esac
+fi
 log "total $(( $(date +%s) - t0 ))s"
 [ "$n" = 0 ] || exit 1
 echo "distro: all assertions hold"
