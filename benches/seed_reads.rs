@@ -18,7 +18,9 @@ use std::time::{Duration, SystemTime};
 
 use ci_agent::platform::config::Config;
 use ci_agent::platform::host::HostSystem;
-use ci_agent::platform::system::{Cmd, CmdOutput, FileInfo, FileLock, ReadSeek, System, WriteOpts};
+use ci_agent::platform::system::{
+    Cmd, CmdOutput, DiskIo, FileInfo, FileLock, ReadSeek, System, WriteOpts,
+};
 use ci_agent::platform::OsKind;
 
 /// What the counting readers saw, summed over every device opened.
@@ -120,6 +122,12 @@ impl System for CountingSystem {
             pos: 0,
             counts: self.counts.clone(),
         }))
+    }
+    fn open_disk(&self, path: &Path) -> io::Result<Box<dyn DiskIo>> {
+        self.inner.open_disk(path)
+    }
+    fn resize_partition(&self, disk: &Path, number: u32, start: u64, len: u64) -> io::Result<()> {
+        self.inner.resize_partition(disk, number, start, len)
     }
     fn lock_file(&self, path: &Path, wait: bool) -> io::Result<Option<FileLock>> {
         self.inner.lock_file(path, wait)

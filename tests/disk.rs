@@ -434,3 +434,348 @@ fn hostile_tables_give_errors_or_valid_growth_never_panics() {
     }
     assert!(tried > 5_000, "{tried}");
 }
+
+// ---------------------------------------------------------------------------------------
+// The growpart / resize_rootfs steps on the recording fake: a made-up /proc and /sys under
+// the test root, and the disk an image file at /dev/vda.
+
+mod steps {
+    use super::*;
+    use ci_agent::disk::grow::{self, GrowConfig, Mode, ResizeRootfs};
+    use ci_agent::formats::userdata::value::KeyVal;
+    use ci_agent::formats::yaml::parse_node;
+    use ci_agent::platform::dryrun::DryRunSystem;
+    use ci_agent::platform::fake::{Effect, FakeSystem};
+    use ci_agent::platform::OsKind;
+
+    /// A fake root whose `/` is partition 2 of `/dev/vda` (a GPT image of 64 MiB grown to
+    /// 100 MiB), mounted as `/dev/root` with major:minor 254:2.
+    fn linux_root(fstype: &str) -> (tempfile::TempDir, FakeSystem) {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        std::fs::create_dir_all(root.join("dev")).unwrap();
+        let img = sfdisk_image(&root.join("dev"), "vda", 64 * MIB, "label: gpt\n,16M\n,\n");
+        enlarge(&img, 100 * MIB);
+        let sys = FakeSystem::new(root);
+        sys.put(
+            "/proc/self/mountinfo",
+            format!(
+                "22 1 254:2 / / rw,relatime shared:1 - {fstype} /dev/root rw\n\
+                 23 22 0:21 / /proc rw - proc proc rw\n"
+            ),
+        );
+        let sysfs = root.join("sys");
+        std::fs::create_dir_all(sysfs.join("dev/block")).unwrap();
+        std::os::unix::fs::symlink(
+            "../../devices/pci0000:00/0000:00:04.0/virtio1/block/vda/vda2",
+            sysfs.join("dev/block/254:2"),
+        )
+        .unwrap();
+        sys.put("/sys/class/block/vda2/partition", "2\n");
+        sys.put("/sys/class/block/vda2/size", format!("{}\n", 94208u64));
+        sys.put(
+            "/sys/class/block/vda/size",
+            format!("{}\n", 100 * MIB / 512),
+        );
+        sys.put("/sys/class/block/vda/queue/logical_block_size", "512\n");
+        (d, sys)
+    }
+
+    fn cfg(yaml: &str) -> GrowConfig {
+        let tree = parse_node(yaml, "user-data").unwrap();
+        grow::growpart_config(KeyVal::top(&tree, "user-data", "growpart"))
+            .unwrap()
+            .0
+    }
+
+    #[test]
+    fn grows_the_root_partition_tells_the_kernel_and_then_has_nothing_to_do() {
+        if !have("sfdisk") || !have("sgdisk") {
+            return;
+        }
+        let (d, sys) = linux_root("ext4");
+        let r = grow::growpart(&sys, OsKind::Linux, &GrowConfig::default()).unwrap();
+        assert_eq!(r.grown, ["/dev/vda2"], "{r:?}");
+        let img = d.path().join("dev/vda");
+        verify(&img, true);
+        let new_last = 100 * MIB / 512 - 34;
+        let len = (new_last - 34816 + 1) * 512;
+        assert_eq!(
+            sys.command_lines(),
+            [format!(
+                "blkpg-resize-partition /dev/vda 2 start={} length={len}",
+                34816 * 512
+            )]
+        );
+        // The next boot: nothing to do, nothing written, the kernel not bothered.
+        let before = std::fs::read(&img).unwrap();
+        let r = grow::growpart(&sys, OsKind::Linux, &GrowConfig::default()).unwrap();
+        assert!(r.grown.is_empty());
+        assert!(r.info[0].contains("less than 1 MiB"), "{r:?}");
+        assert_eq!(std::fs::read(&img).unwrap(), before);
+        assert_eq!(sys.command_lines().len(), 1);
+    }
+
+    #[test]
+    fn the_marker_file_and_mode_off_disable_it_unless_ignored() {
+        if !have("sfdisk") {
+            return;
+        }
+        let (d, sys) = linux_root("ext4");
+        let img = d.path().join("dev/vda");
+        let before = std::fs::read(&img).unwrap();
+        sys.put("/etc/growroot-disabled", "");
+        let r = grow::growpart(&sys, OsKind::Linux, &GrowConfig::default()).unwrap();
+        assert!(r.info[0].contains("/etc/growroot-disabled"), "{r:?}");
+        for off in ["growpart: {mode: off}", "growpart: {mode: false}"] {
+            let c = cfg(off);
+            assert_eq!(c.mode, Mode::Off);
+            let r = grow::growpart(&sys, OsKind::Linux, &c).unwrap();
+            assert!(r.grown.is_empty());
+        }
+        assert_eq!(std::fs::read(&img).unwrap(), before);
+        assert!(sys.command_lines().is_empty());
+        let c = cfg("growpart: {ignore_growroot_disabled: true}");
+        let r = grow::growpart(&sys, OsKind::Linux, &c).unwrap();
+        assert_eq!(r.grown, ["/dev/vda2"]);
+    }
+
+    #[test]
+    fn a_table_that_changes_between_plan_and_lock_is_not_written() {
+        if !have("sfdisk") {
+            return;
+        }
+        let (d, sys) = linux_root("ext4");
+        let img = d.path().join("dev/vda");
+        let other = img.clone();
+        // Someone else rewrites the table right before our lock is taken.
+        sys.set_fault(move |e| {
+            if matches!(e, Effect::Write(p) if p == Path::new("/dev/vda")) {
+                let mut b = std::fs::read(&other).unwrap();
+                b[440] ^= 0xff; // the MBR disk signature
+                std::fs::write(&other, b).unwrap();
+            }
+            Ok(())
+        });
+        let err = grow::growpart(&sys, OsKind::Linux, &GrowConfig::default()).unwrap_err();
+        assert!(format!("{err:#}").contains("changed while"), "{err:#}");
+        sys.clear_fault();
+        let t = read_table(&img, 512);
+        assert_eq!(t.part(2).unwrap().last, 129023, "not grown");
+        assert!(sys.command_lines().is_empty());
+    }
+
+    #[test]
+    fn a_dry_run_prints_the_plan_and_writes_nothing() {
+        if !have("sfdisk") {
+            return;
+        }
+        let (d, sys) = linux_root("ext4");
+        let img = d.path().join("dev/vda");
+        let before = std::fs::read(&img).unwrap();
+        let dry = DryRunSystem::new(&sys, false);
+        let r = grow::growpart(&dry, OsKind::Linux, &GrowConfig::default()).unwrap();
+        assert_eq!(r.grown, ["/dev/vda2"]);
+        assert_eq!(std::fs::read(&img).unwrap(), before);
+        let plan = dry.plan();
+        assert!(
+            plan.iter()
+                .any(|l| l.starts_with("write 512 bytes at byte 512 of /dev/vda")),
+            "{plan:?}"
+        );
+        assert!(
+            plan.last()
+                .unwrap()
+                .starts_with("resize partition 2 of /dev/vda"),
+            "{plan:?}"
+        );
+        assert!(sys.command_lines().is_empty());
+    }
+
+    #[test]
+    fn lvm_whole_disks_and_other_mount_points_are_said_once_and_left() {
+        let d = tempfile::tempdir().unwrap();
+        let sys = FakeSystem::new(d.path());
+        sys.put(
+            "/proc/self/mountinfo",
+            "22 1 253:0 / / rw - ext4 /dev/mapper/vg-root rw\n\
+             23 22 254:16 / /data rw - ext4 /dev/vdb rw\n",
+        );
+        std::fs::create_dir_all(d.path().join("sys/dev/block")).unwrap();
+        std::os::unix::fs::symlink(
+            "../../devices/virtual/block/dm-0",
+            d.path().join("sys/dev/block/253:0"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(
+            "../../devices/pci/virtio2/block/vdb",
+            d.path().join("sys/dev/block/254:16"),
+        )
+        .unwrap();
+        sys.put("/sys/class/block/dm-0/dm/name", "vg-root\n");
+        sys.put("/sys/class/block/vdb/size", "2048\n");
+        let c = cfg("growpart: {devices: [/, /data, /srv]}");
+        let r = grow::growpart(&sys, OsKind::Linux, &c).unwrap();
+        assert!(r.grown.is_empty());
+        assert!(r.info[0].contains("device-mapper"), "{r:?}");
+        assert!(r.info[1].contains("whole disk"), "{r:?}");
+        assert!(r.info[2].contains("not a mount point"), "{r:?}");
+        assert!(sys.command_lines().is_empty());
+    }
+
+    /// An ext4 superblock saying the file system has `blocks` blocks of 4 KiB.
+    fn ext4_superblock(blocks: u32) -> Vec<u8> {
+        let mut b = vec![0u8; 2048];
+        b[1024 + 4..1024 + 8].copy_from_slice(&blocks.to_le_bytes());
+        b[1024 + 24..1024 + 28].copy_from_slice(&2u32.to_le_bytes());
+        b[1024 + 56..1024 + 58].copy_from_slice(&[0x53, 0xef]);
+        b
+    }
+
+    #[test]
+    fn resize_rootfs_runs_the_fs_tool_only_when_the_fs_is_smaller() {
+        let (_d, sys) = linux_root("ext4");
+        // The partition: 94208 sectors = 46 MiB; the fs: 10 MiB.
+        sys.put("/dev/vda2", ext4_superblock(2560));
+        let r = grow::resize_rootfs(&sys, OsKind::Linux, ResizeRootfs::Yes).unwrap();
+        assert_eq!(sys.command_lines(), ["resize2fs /dev/vda2"], "{r:?}");
+        sys.put("/dev/vda2", ext4_superblock(94208 / 8));
+        let r = grow::resize_rootfs(&sys, OsKind::Linux, ResizeRootfs::Yes).unwrap();
+        assert!(r.info[0].contains("already fills"), "{r:?}");
+        assert_eq!(sys.command_lines().len(), 1);
+        sys.put("/dev/vda2", ext4_superblock(2560));
+        grow::resize_rootfs(&sys, OsKind::Linux, ResizeRootfs::Noblock).unwrap();
+        assert_eq!(
+            sys.command_lines()[1],
+            "sh -c \"$0\" \"$@\" </dev/null >/dev/null 2>&1 & resize2fs /dev/vda2"
+        );
+        grow::resize_rootfs(&sys, OsKind::Linux, ResizeRootfs::No).unwrap();
+        assert_eq!(sys.command_lines().len(), 2);
+    }
+
+    #[test]
+    fn resize_rootfs_uses_each_file_systems_tool() {
+        for (fs, want) in [
+            ("xfs", "xfs_growfs /"),
+            ("btrfs", "btrfs filesystem resize max /"),
+        ] {
+            let (_d, sys) = linux_root(fs);
+            grow::resize_rootfs(&sys, OsKind::Linux, ResizeRootfs::Yes).unwrap();
+            assert_eq!(sys.command_lines(), [want]);
+        }
+        let (_d, sys) = linux_root("tmpfs");
+        let r = grow::resize_rootfs(&sys, OsKind::Linux, ResizeRootfs::Yes).unwrap();
+        assert!(sys.command_lines().is_empty());
+        assert!(r.info[0].contains("not resized"), "{r:?}");
+    }
+
+    fn out(code: i32, stdout: &str, stderr: &str) -> ci_agent::platform::CmdOutput {
+        ci_agent::platform::CmdOutput {
+            code: Some(code),
+            stdout: stdout.into(),
+            stderr: stderr.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn freebsd_grows_with_gpart_and_growfs_or_leaves_it_to_base() {
+        let d = tempfile::tempdir().unwrap();
+        let sys = FakeSystem::new(d.path());
+        sys.on_command(
+            &["mount", "-p"],
+            out(
+                0,
+                "/dev/gpt/rootfs\t/\tufs\trw\t1 1\ndevfs\t/dev\tdevfs\trw\t0 0\n",
+                "",
+            ),
+        );
+        sys.on_command(
+            &["glabel"],
+            out(
+                0,
+                "gpt/rootfs     N/A  vtbd0p4\ngpt/efiboot0 N/A vtbd0p1\n",
+                "",
+            ),
+        );
+        sys.on_command(&["gpart", "resize"], out(0, "vtbd0p4 resized\n", ""));
+        let r = grow::growpart(&sys, OsKind::FreeBsd, &GrowConfig::default()).unwrap();
+        assert_eq!(r.grown, ["/dev/vtbd0p4"]);
+        grow::resize_rootfs(&sys, OsKind::FreeBsd, ResizeRootfs::Yes).unwrap();
+        assert_eq!(
+            sys.command_lines(),
+            [
+                "mount -p",
+                "glabel status -s",
+                "gpart recover vtbd0",
+                "gpart resize -i 4 vtbd0",
+                "mount -p",
+                "growfs -N /",
+                "growfs -y /",
+            ]
+        );
+        // Base's growfs runs on this boot: ours stays out of its way.
+        sys.put("/etc/rc.d/growfs", "#!/bin/sh\n");
+        sys.put("/firstboot", "");
+        sys.put("/etc/rc.conf", "hostname=x\ngrowfs_enable=\"YES\"\n");
+        let r = grow::growpart(&sys, OsKind::FreeBsd, &GrowConfig::default()).unwrap();
+        assert!(r.info[0].contains("base's growfs"), "{r:?}");
+        grow::resize_rootfs(&sys, OsKind::FreeBsd, ResizeRootfs::Yes).unwrap();
+        assert_eq!(sys.command_lines().len(), 7);
+    }
+
+    #[test]
+    fn freebsd_full_disk_and_zfs() {
+        let d = tempfile::tempdir().unwrap();
+        let sys = FakeSystem::new(d.path());
+        sys.on_command(
+            &["mount", "-p"],
+            out(0, "zroot/ROOT/default / zfs rw 0 0\n", ""),
+        );
+        sys.on_command(
+            &["zpool", "list"],
+            out(0, "zroot\t9.5G\t1G\t-\n\t/dev/vtbd0p4\t9.5G\t1G\n", ""),
+        );
+        sys.on_command(
+            &["gpart", "resize"],
+            out(1, "", "gpart: autofill: No space left on device\n"),
+        );
+        let r = grow::growpart(&sys, OsKind::FreeBsd, &GrowConfig::default()).unwrap();
+        assert!(r.grown.is_empty());
+        assert!(r.info.iter().any(|l| l.contains("no free space")), "{r:?}");
+        assert!(sys
+            .command_lines()
+            .contains(&"zpool online -e zroot /dev/vtbd0p4".to_string()));
+        assert!(grow::bsd_partition("ada0s1").is_some() && grow::bsd_partition("vtbd0").is_none());
+    }
+
+    #[test]
+    fn keys_parse_like_cloud_init_and_bad_values_name_the_key() {
+        assert_eq!(cfg("a: 1\n"), GrowConfig::default());
+        let c = cfg("growpart:\n  mode: growpart\n  devices: ['/', '/dev/vdb1']\n");
+        assert_eq!((c.mode, c.devices.len()), (Mode::Growpart, 2));
+        let tree = parse_node("growpart:\n  mode: sideways\n", "user-data").unwrap();
+        let e = grow::growpart_config(KeyVal::top(&tree, "user-data", "growpart")).unwrap_err();
+        assert!(
+            e.to_string().contains("user-data:2:9: growpart.mode"),
+            "{e}"
+        );
+        let tree = parse_node("growpart: {devices: [etc]}\n", "user-data").unwrap();
+        assert!(grow::growpart_config(KeyVal::top(&tree, "user-data", "growpart")).is_err());
+        let tree = parse_node("growpart: {mode: auto, x: 1}\n", "user-data").unwrap();
+        let (_, w) = grow::growpart_config(KeyVal::top(&tree, "user-data", "growpart")).unwrap();
+        assert_eq!(w.len(), 1);
+        for (text, want) in [
+            ("resize_rootfs: noblock\n", Some(ResizeRootfs::Noblock)),
+            ("resize_rootfs: false\n", Some(ResizeRootfs::No)),
+            ("resize_rootfs: yes\n", Some(ResizeRootfs::Yes)),
+            ("x: 1\n", Some(ResizeRootfs::Yes)),
+            ("resize_rootfs: later\n", None),
+        ] {
+            let tree = parse_node(text, "user-data").unwrap();
+            let got =
+                grow::resize_rootfs_config(KeyVal::top(&tree, "user-data", "resize_rootfs")).ok();
+            assert_eq!(got, want, "{text}");
+        }
+    }
+}

@@ -20,6 +20,7 @@
 //! Beside the run: [`state`] (semaphores, status, `ci-agent status`), [`logging`],
 //! [`seal`] (`ci-agent seal`) and [`query`] (`ci-agent query`).
 
+pub mod growroot;
 pub mod logging;
 pub mod query;
 pub mod seal;
@@ -125,7 +126,7 @@ impl Parts {
     /// The real modules, seed discovery, parser and bootstrap.
     pub fn real() -> Self {
         Parts {
-            modules: crate::modules::all(),
+            modules: growroot::with_disk_modules(crate::modules::all()),
             find_seed: Box::new(|sys, cfg, seed| crate::datasource::find_seed(sys, cfg, seed)),
             parse_seed: Box::new(crate::formats::userdata::parse_seed),
             bootstrap: Box::new(|sys, cfg| bootstrap::run(sys, cfg)),

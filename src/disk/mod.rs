@@ -13,6 +13,7 @@
 //! crates we looked at index and slice input with unchecked offsets, and a seed or a disk
 //! image is hostile input here.
 
+pub mod grow;
 pub mod table;
 
 /// A table that cannot be read or grown safely: the text says what and where.

@@ -15,10 +15,9 @@
 //! partitions inside the usable area and not overlapping. A table that fails a check is an
 //! error naming the check; growing never starts from a table we could not fully validate.
 
-use std::io::SeekFrom;
+use std::io::{Read, Seek, SeekFrom};
 
 use super::DiskError;
-use crate::platform::ReadSeek;
 
 /// Growth smaller than this is no change (growpart's `GROWPART_FUDGE`).
 pub const FUDGE_BYTES: u64 = 1 << 20;
@@ -136,7 +135,11 @@ fn put(b: &mut [u8], at: usize, v: &[u8]) {
     }
 }
 
-fn read_at(dev: &mut dyn ReadSeek, offset: u64, len: u64) -> Result<Vec<u8>, DiskError> {
+fn read_at<R: Read + Seek + ?Sized>(
+    dev: &mut R,
+    offset: u64,
+    len: u64,
+) -> Result<Vec<u8>, DiskError> {
     let len = usize::try_from(len).map_err(|_| DiskError::new("read too large"))?;
     let mut buf = vec![0u8; len];
     dev.seek(SeekFrom::Start(offset))
@@ -150,7 +153,11 @@ fn sectors_for(bytes: u64, sector: u64) -> u64 {
 }
 
 /// Read the table of a disk of `disk_bytes` bytes with `sector`-byte logical sectors.
-pub fn read(dev: &mut dyn ReadSeek, sector: u64, disk_bytes: u64) -> Result<Table, DiskError> {
+pub fn read<R: Read + Seek + ?Sized>(
+    dev: &mut R,
+    sector: u64,
+    disk_bytes: u64,
+) -> Result<Table, DiskError> {
     if !(512..=65536).contains(&sector) || !sector.is_power_of_two() {
         return Err(DiskError::new(format!("unsupported sector size {sector}")));
     }

@@ -10,15 +10,15 @@
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use super::system::{Cmd, CmdOutput, FileInfo, FileLock, ReadSeek, System, WriteOpts};
+use super::system::{Cmd, CmdOutput, DiskIo, FileInfo, FileLock, ReadSeek, System, WriteOpts};
 
 pub struct DryRunSystem<'a> {
     inner: &'a dyn System,
     echo: bool,
-    plan: Mutex<Vec<String>>,
+    plan: Arc<Mutex<Vec<String>>>,
 }
 
 impl<'a> DryRunSystem<'a> {
@@ -27,7 +27,7 @@ impl<'a> DryRunSystem<'a> {
         DryRunSystem {
             inner,
             echo,
-            plan: Mutex::new(Vec::new()),
+            plan: Arc::new(Mutex::new(Vec::new())),
         }
     }
 
@@ -38,15 +38,16 @@ impl<'a> DryRunSystem<'a> {
 
     /// Add a line to the plan (also used by the agent for its own notes).
     pub fn note(&self, line: String) {
-        if self.echo {
-            let mut out = io::stdout().lock();
-            let _ = writeln!(out, "{line}");
-        }
-        self.plan
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(line);
+        note(&self.plan, self.echo, line);
     }
+}
+
+fn note(plan: &Mutex<Vec<String>>, echo: bool, line: String) {
+    if echo {
+        let mut out = io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+    }
+    plan.lock().unwrap_or_else(|e| e.into_inner()).push(line);
 }
 
 impl System for DryRunSystem<'_> {
@@ -134,6 +135,23 @@ impl System for DryRunSystem<'_> {
     fn open_device(&self, path: &Path) -> io::Result<Box<dyn ReadSeek>> {
         self.inner.open_device(path)
     }
+    fn open_disk(&self, path: &Path) -> io::Result<Box<dyn DiskIo>> {
+        // Reads see the real disk; writes become lines of the plan.
+        Ok(Box::new(PlannedDisk {
+            inner: self.inner.open_device(path)?,
+            path: path.to_path_buf(),
+            pos: 0,
+            plan: self.plan.clone(),
+            echo: self.echo,
+        }))
+    }
+    fn resize_partition(&self, disk: &Path, number: u32, start: u64, len: u64) -> io::Result<()> {
+        self.note(format!(
+            "resize partition {number} of {} in the kernel (start {start}, {len} bytes)",
+            disk.display()
+        ));
+        Ok(())
+    }
     fn lock_file(&self, path: &Path, _wait: bool) -> io::Result<Option<FileLock>> {
         // Taking it would create the file; a dry run changes nothing, so it needs no lock.
         self.host_path(path)?;
@@ -161,6 +179,54 @@ impl System for DryRunSystem<'_> {
     }
     fn random(&self, buf: &mut [u8]) -> io::Result<()> {
         self.inner.random(buf)
+    }
+}
+
+/// A disk in a dry run: reads pass through, each write is planned and skipped.
+struct PlannedDisk {
+    inner: Box<dyn ReadSeek>,
+    path: PathBuf,
+    pos: u64,
+    plan: Arc<Mutex<Vec<String>>>,
+    echo: bool,
+}
+
+impl io::Read for PlannedDisk {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.seek(io::SeekFrom::Start(self.pos))?;
+        let n = self.inner.read(buf)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl io::Seek for PlannedDisk {
+    fn seek(&mut self, to: io::SeekFrom) -> io::Result<u64> {
+        self.pos = self.inner.seek(to)?;
+        Ok(self.pos)
+    }
+}
+
+impl Write for PlannedDisk {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let line = format!(
+            "write {} bytes at byte {} of {}",
+            buf.len(),
+            self.pos,
+            self.path.display()
+        );
+        note(&self.plan, self.echo, line);
+        self.pos += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl DiskIo for PlannedDisk {
+    fn sync(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 

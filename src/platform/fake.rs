@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use super::host::HostSystem;
-use super::system::{Cmd, CmdOutput, FileInfo, FileLock, ReadSeek, System, WriteOpts};
+use super::system::{Cmd, CmdOutput, DiskIo, FileInfo, FileLock, ReadSeek, System, WriteOpts};
 
 type Responder = Box<dyn Fn(&Cmd) -> Option<CmdOutput> + Send>;
 type FaultHook = Box<dyn Fn(&Effect) -> io::Result<()> + Send>;
@@ -188,6 +188,18 @@ impl System for FakeSystem {
     }
     fn open_device(&self, path: &Path) -> io::Result<Box<dyn ReadSeek>> {
         self.inner.open_device(path)
+    }
+    fn open_disk(&self, path: &Path) -> io::Result<Box<dyn DiskIo>> {
+        // A real image file under the test's root: tests read back what was written.
+        self.check(Effect::Write(path.into()))?;
+        self.inner.open_disk(path)
+    }
+    fn resize_partition(&self, disk: &Path, number: u32, start: u64, len: u64) -> io::Result<()> {
+        self.check(Effect::Run(vec![
+            "blkpg-resize-partition".into(),
+            disk.display().to_string(),
+        ]))?;
+        self.inner.resize_partition(disk, number, start, len)
     }
     fn lock_file(&self, path: &Path, wait: bool) -> io::Result<Option<FileLock>> {
         // A real flock on a file under the test's root: it excludes other opens of it,

@@ -20,7 +20,9 @@ use std::process::{Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::system::{Cmd, CmdOutput, FileInfo, FileKind, FileLock, ReadSeek, System, WriteOpts};
+use super::system::{
+    Cmd, CmdOutput, DiskIo, FileInfo, FileKind, FileLock, ReadSeek, System, WriteOpts,
+};
 
 /// Output kept per stream of a command; the rest is drained and dropped.
 const MAX_CAPTURE: usize = 4 << 20;
@@ -764,6 +766,49 @@ impl System for HostSystem {
         Ok(Box::new(File::open(self.follow_path(path)?)?))
     }
 
+    fn open_disk(&self, path: &Path) -> io::Result<Box<dyn DiskIo>> {
+        let host = self.follow_path(path)?;
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&host)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        let held =
+            nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| {
+                io::Error::new(
+                    io::Error::from(e).kind(),
+                    format!("{}: flock: {e}", path.display()),
+                )
+            })?;
+        Ok(Box::new(LockedDisk(held)))
+    }
+
+    fn resize_partition(&self, disk: &Path, number: u32, start: u64, len: u64) -> io::Result<()> {
+        if !self.live {
+            let cmd = Cmd::new([
+                "blkpg-resize-partition".to_string(),
+                disk.display().to_string(),
+                number.to_string(),
+                format!("start={start}"),
+                format!("length={len}"),
+            ]);
+            let line = cmd.display();
+            lock(&self.recorded).push(cmd);
+            return self.record_line(&line);
+        }
+        let f = File::open(self.follow_path(disk)?)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", disk.display())))?;
+        blkpg_resize(&f, number, start, len).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "{}: BLKPG resize of partition {number}: {e}",
+                    disk.display()
+                ),
+            )
+        })
+    }
+
     fn lock_file(&self, path: &Path, wait: bool) -> io::Result<Option<FileLock>> {
         let host = self.host_path(path)?;
         // Close-on-exec (std's default): a command we run must not inherit the lock.
@@ -814,6 +859,96 @@ impl System for HostSystem {
     fn random(&self, buf: &mut [u8]) -> io::Result<()> {
         getrandom::fill(buf).map_err(|e| io::Error::other(e.to_string()))
     }
+}
+
+/// A disk held under `flock` for as long as the handle lives.
+struct LockedDisk(nix::fcntl::Flock<File>);
+
+impl Read for LockedDisk {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (*self.0).read(buf)
+    }
+}
+
+impl Write for LockedDisk {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (*self.0).write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        (*self.0).flush()
+    }
+}
+
+impl std::io::Seek for LockedDisk {
+    fn seek(&mut self, to: std::io::SeekFrom) -> io::Result<u64> {
+        (*self.0).seek(to)
+    }
+}
+
+impl DiskIo for LockedDisk {
+    fn sync(&mut self) -> io::Result<()> {
+        self.0.sync_all()
+    }
+}
+
+/// `ioctl(BLKPG, BLKPG_RESIZE_PARTITION)` on an open disk: the kernel's view of a mounted
+/// partition's size, changed without re-reading the whole table (which it refuses while
+/// a partition is in use).
+#[cfg(target_os = "linux")]
+fn blkpg_resize(disk: &File, number: u32, start: u64, len: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // <linux/blkpg.h>
+    #[repr(C)]
+    struct BlkpgPartition {
+        start: i64,
+        length: i64,
+        pno: nix::libc::c_int,
+        devname: [u8; 64],
+        volname: [u8; 64],
+    }
+    #[repr(C)]
+    struct BlkpgIoctlArg {
+        op: nix::libc::c_int,
+        flags: nix::libc::c_int,
+        datalen: nix::libc::c_int,
+        data: *mut nix::libc::c_void,
+    }
+    const BLKPG: nix::libc::c_ulong = 0x1269; // _IO(0x12, 105)
+    const BLKPG_RESIZE_PARTITION: nix::libc::c_int = 3;
+    let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidInput, what.to_string());
+    let mut part = BlkpgPartition {
+        start: i64::try_from(start).map_err(|_| bad("start out of range"))?,
+        length: i64::try_from(len).map_err(|_| bad("length out of range"))?,
+        pno: nix::libc::c_int::try_from(number)
+            .map_err(|_| bad("partition number out of range"))?,
+        devname: [0; 64],
+        volname: [0; 64],
+    };
+    let mut arg = BlkpgIoctlArg {
+        op: BLKPG_RESIZE_PARTITION,
+        flags: 0,
+        datalen: std::mem::size_of::<BlkpgPartition>() as nix::libc::c_int,
+        data: (&mut part as *mut BlkpgPartition).cast(),
+    };
+    // SAFETY: `disk` is an open file for the whole call; `arg` and the `part` it points to
+    // are live, correctly laid out (#[repr(C)] as in <linux/blkpg.h>) and only read by
+    // the kernel for BLKPG_RESIZE_PARTITION.
+    let rc =
+        unsafe { nix::libc::ioctl(disk.as_raw_fd(), BLKPG as _, &mut arg as *mut BlkpgIoctlArg) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Other systems change partitions with their own tools (FreeBSD: `gpart`).
+#[cfg(not(target_os = "linux"))]
+fn blkpg_resize(_disk: &File, _number: u32, _start: u64, _len: u64) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "BLKPG is Linux-only",
+    ))
 }
 
 /// Spawn a command in its own process group with a minimal environment, feed stdin,

@@ -26,7 +26,9 @@ pub mod linux;
 pub mod policy;
 pub mod system;
 
-pub use system::{Cmd, CmdOutput, FileInfo, FileKind, FileLock, ReadSeek, System, WriteOpts};
+pub use system::{
+    Cmd, CmdOutput, DiskIo, FileInfo, FileKind, FileLock, ReadSeek, System, WriteOpts,
+};
 
 use std::path::PathBuf;
 

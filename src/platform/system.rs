@@ -7,13 +7,19 @@
 //! run at boot (`root = /`), under `--root DIR` in tests and by hand, and against the
 //! recording fake in unit tests.
 
-use std::io::{self, Read, Seek};
+use std::io::{self, Read, Seek, Write};
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 /// A block device or image file opened for probing.
 pub trait ReadSeek: Read + Seek {}
 impl<T: Read + Seek> ReadSeek for T {}
+
+/// A disk opened for changing its partition table ([`System::open_disk`]).
+pub trait DiskIo: Read + Write + Seek {
+    /// Flush written sectors to the device (`fsync`).
+    fn sync(&mut self) -> io::Result<()>;
+}
 
 /// What `lstat` reports about a path (the final component is never followed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,6 +218,14 @@ pub trait System {
     fn set_mode(&self, path: &Path, mode: u32) -> io::Result<()>;
     /// Open a block device or image for reading (seed probing).
     fn open_device(&self, path: &Path) -> io::Result<Box<dyn ReadSeek>>;
+    /// Open a disk (a block device, or an image file under a test root) for reading and
+    /// writing, holding an exclusive `flock` on it until the handle is dropped: growpart's
+    /// lock, which udev also honours (it does not re-probe a disk while it is held).
+    fn open_disk(&self, path: &Path) -> io::Result<Box<dyn DiskIo>>;
+    /// Tell the running kernel that partition `number` of `disk` now spans `len` bytes from
+    /// byte `start` (Linux `BLKPG_RESIZE_PARTITION`, what `partx --update` does for a disk
+    /// in use). Recorded instead outside the live root.
+    fn resize_partition(&self, disk: &Path, number: u32, start: u64, len: u64) -> io::Result<()>;
     /// Take the exclusive lock on `path` ([`FileLock::take`]), creating the file (0600,
     /// never through a symlink) when missing: `Ok(None)` when it is held and `wait` is
     /// false. Serialises agent runs (`ci-agent run` by hand during a boot pass).

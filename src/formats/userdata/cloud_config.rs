@@ -220,6 +220,9 @@ pub const KNOWN_KEYS: &[&str] = &[
     "mounts",
     "mount_default_fields",
     "swap",
+    // Read by the disk room (disk::grow).
+    "growpart",
+    "resize_rootfs",
 ];
 
 /// Largest decoded `write_files` content (after base64 and gzip).
