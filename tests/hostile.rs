@@ -615,6 +615,32 @@ fn refused_seed(g: &Guest, seed: &Path, needles: &[&str]) {
     assert!(needles.iter().all(|n| e.contains(n)), "status error: {e}");
 }
 
+/// user-data that cannot be read: `query` exits 2 naming it; `run` exits 1 with the error
+/// in status (a failed `user-data` entry), applies nothing from user-data (no command it
+/// holds is run, the hostname stays) and still applies the meta-data instance.
+fn refused_user_data(g: &Guest, seed: &Path, needles: &[&str]) {
+    g.query(seed).fails_with(2, needles);
+    let r = g.run(seed);
+    r.fails_with(1, needles);
+    assert_eq!(g.read_text("etc/hostname"), "template\n");
+    let cmds = g.commands();
+    for word in ["lol", "echo"] {
+        assert!(!cmds.contains(word), "{cmds}");
+    }
+    let st = g.status();
+    assert_eq!(st["status"], "error", "{st}");
+    assert_eq!(st["instance_id"], "iid-hostile", "{st}");
+    let m = st["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "user-data")
+        .unwrap_or_else(|| panic!("no user-data entry in {st}"));
+    assert_eq!(m["result"], "failed", "{st}");
+    let e = m["error"].as_str().unwrap_or_default();
+    assert!(needles.iter().all(|n| e.contains(n)), "status error: {e}");
+}
+
 #[test]
 fn yaml_alias_bombs_are_refused() {
     let g = Guest::new();
@@ -628,9 +654,10 @@ fn yaml_alias_bombs_are_refused() {
         ));
     }
     ud.push_str("runcmd: *a9\n");
-    refused_seed(&g, &g.user_data(&ud), &["user-data", "limit"]);
+    refused_user_data(&g, &g.user_data(&ud), &["user-data", "limit"]);
     // The same bomb in meta-data.
     let meta = ud.replace("#cloud-config\n", "instance-id: iid-x\n");
+    let g = Guest::new();
     let seed = g.seed_dir(&[
         ("user-data", b"#cloud-config\n"),
         ("meta-data", meta.as_bytes()),
@@ -647,7 +674,7 @@ fn deeply_nested_yaml_is_refused() {
         "[".repeat(depth),
         "]".repeat(depth)
     );
-    refused_seed(&g, &g.user_data(&flow), &["user-data", "nested too deeply"]);
+    refused_user_data(&g, &g.user_data(&flow), &["user-data", "nested too deeply"]);
     // Block style: 100k levels of indentation (a 5 GB document would be silly; 2,000
     // levels of block mappings already exceed the depth budget by far).
     let mut block = String::from("#cloud-config\n");
@@ -655,8 +682,9 @@ fn deeply_nested_yaml_is_refused() {
         block.push_str(&" ".repeat(i));
         block.push_str("k:\n");
     }
-    refused_seed(&g, &g.user_data(&block), &["user-data"]);
+    refused_user_data(&g, &g.user_data(&block), &["user-data"]);
     let meta = format!("{}{}\n", "{a: ".repeat(depth), "}".repeat(depth));
+    let g = Guest::new();
     let seed = g.seed_dir(&[("user-data", b""), ("meta-data", meta.as_bytes())]);
     refused_seed(&g, &seed, &["meta-data"]);
 }
@@ -675,7 +703,7 @@ fn nested_complex_keys_are_refused() {
         &["meta-data:1:", "a mapping key must be a scalar"],
     );
     let ud = format!("#cloud-config\nruncmd:\n  - {}x: 1\n", "? ".repeat(60));
-    refused_seed(
+    refused_user_data(
         &g,
         &g.user_data(&ud),
         &["user-data:3:", "a mapping key must be a scalar"],
@@ -710,27 +738,31 @@ fn gzip_bombs_stop_at_the_cap() {
     let bomb = gzip(&gzip(&inner));
     drop(inner);
     assert!(bomb.len() < 1024, "{} bytes", bomb.len());
-    refused_seed(&g, &g.user_data(&bomb), &["user-data", "more than"]);
+    refused_user_data(&g, &g.user_data(&bomb), &["user-data", "more than"]);
 
-    // In write_files content (`encoding: gz+b64`): the item's own cap (a module error,
-    // exit 1 only if it were applied — here it is a parse error, exit 2).
+    // In write_files content (`encoding: gz+b64`): the item's own cap, a rejected
+    // write_files value: that module fails (exit 1), nothing of it is written.
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::STANDARD.encode(gzip_zeros(100));
     let ud = format!(
         "#cloud-config\nwrite_files:\n  - path: /var/tmp/bomb\n    encoding: gz+b64\n    content: {b64}\n"
     );
-    refused_seed(&g, &g.user_data(&ud), &["user-data", "write_files"]);
+    let g = Guest::new();
+    g.query(&g.user_data(&ud))
+        .fails_with(2, &["user-data", "write_files"]);
+    module_refuses(&g, &ud, "write_files", "write_files[0].content", &["bomb"]);
     assert!(g.read("var/tmp/bomb").is_none());
 }
 
 #[test]
 fn invalid_utf8_is_refused_naming_the_file() {
     let g = Guest::new();
-    refused_seed(
+    refused_user_data(
         &g,
         &g.user_data(b"#cloud-config\nhostname: caf\xe9\n"),
         &["user-data"],
     );
+    let g = Guest::new();
     let seed = g.seed_dir(&[
         ("user-data", b"#cloud-config\n"),
         ("meta-data", b"instance-id: i-\xff\xfe\n"),
@@ -1009,7 +1041,7 @@ fn a_hundred_thousand_runcmd_items_finish() {
         ud.push_str("a,");
     }
     ud.push_str("a]\n");
-    refused_seed(&g, &g.user_data(&ud), &["user-data", "limit"]);
+    refused_user_data(&g, &g.user_data(&ud), &["user-data", "limit"]);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1684,4 +1716,113 @@ fn include_urls_with_endless_bodies_are_cut() {
         warnings.contains(&b) && warnings.contains("timed out"),
         "{warnings}"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// Partial application (issue 21)
+
+/// Rejected values fail only the modules that own them: the clone still gets its
+/// hostname, its keys and the other modules; the run exits 1; status names the file,
+/// line:column and key path of each rejection, never a rejected secret.
+#[test]
+fn a_bad_entry_fails_only_its_module() {
+    let g = Guest::new();
+    // The default user is bob (in the guest's passwd), so keys can be installed.
+    g.put(
+        "etc/ci-agent.conf",
+        "seed_wait_secs: 0\ndatasources: [nocloud]\ndefault_user:\n  name: bob\n",
+    );
+    let ud = "#cloud-config
+hostname: clone-7
+ssh_authorized_keys: [ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBvRq0P2h5D7b1o2mJwOq7oZLkP3d0m9QmNqS8rG8aYh top@x]
+write_files:
+  - content: no path here
+  - path: /etc/motd
+    content: hello
+    permissions: 0o600
+  - path: /etc/bad
+    content: x
+    permissions: [1]
+chpasswd:
+  expire: false
+  users:
+    - {name: bob}
+    - {name: root, password: [s3cr3t-value]}
+runcmd:
+  - echo still-ran
+";
+    let seed = g.seed_dir(&[
+        ("user-data", ud.as_bytes()),
+        (
+            "meta-data",
+            b"instance-id: iid-partial\npublic-keys: [ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE2eSecondKeyForTheE2eHarnessAAAAAAAAAAAAA meta@x]\n",
+        ),
+    ]);
+    let r = g.run(&seed);
+    r.fails_with(1, &["user-data:11:18", "write_files[2].permissions"]);
+    assert!(!r.stderr.contains("s3cr3t-value"), "{}", r.stderr);
+    assert_eq!(g.read_text("etc/hostname"), "clone-7\n");
+    let keys = g.read_text("home/bob/.ssh/authorized_keys");
+    assert!(keys.contains("top@x") && keys.contains("meta@x"), "{keys}");
+    assert!(g.commands().contains("still-ran"), "{}", g.commands());
+    // write_files failed as a whole: nothing of it was written.
+    assert!(g.read("etc/motd").is_none() && g.read("etc/bad").is_none());
+    let st = g.status();
+    let status_text = st.to_string();
+    assert!(!status_text.contains("s3cr3t-value"), "{st}");
+    let module = |name: &str| {
+        st["modules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {st}"))
+            .clone()
+    };
+    assert_eq!(module("write_files")["result"], "failed", "{st}");
+    assert_eq!(module("set_passwords")["result"], "failed", "{st}");
+    let e = module("set_passwords")["error"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        e.contains("chpasswd.users[1].password") && e.contains("user-data:16:"),
+        "{e}"
+    );
+    assert_eq!(module("hostname")["result"], "ok", "{st}");
+    assert_eq!(module("runcmd")["result"], "ok", "{st}");
+    // The entries cloud-init skips are warnings.
+    let w = st["warnings"].to_string();
+    assert!(
+        w.contains("write_files[0]") && w.contains("chpasswd.users[0]"),
+        "{w}"
+    );
+}
+
+/// user-data that is not YAML at all: an error in status and the exit code, but the
+/// meta-data's hostname, public-keys and identity reset still apply.
+#[test]
+fn unreadable_user_data_still_applies_meta_data() {
+    let g = Guest::new();
+    // The default user is bob (in the guest's passwd), so keys can be installed.
+    g.put(
+        "etc/ci-agent.conf",
+        "seed_wait_secs: 0\ndatasources: [nocloud]\ndefault_user:\n  name: bob\n",
+    );
+    let seed = g.seed_dir(&[
+        ("user-data", b"#cloud-config\nruncmd: [echo no\n  bad: [\n"),
+        (
+            "meta-data",
+            b"instance-id: iid-meta\nlocal-hostname: from-meta\npublic-keys:\n  - ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE2eSecondKeyForTheE2eHarnessAAAAAAAAAAAAA meta@x\n",
+        ),
+    ]);
+    let r = g.run(&seed);
+    r.fails_with(1, &["user-data:"]);
+    assert_eq!(g.read_text("etc/hostname"), "from-meta\n");
+    let keys = g.read_text("home/bob/.ssh/authorized_keys");
+    assert!(keys.contains("meta@x"), "{keys}");
+    assert!(g.read("etc/machine-id").is_some());
+    assert!(!g.commands().contains("echo no"), "{}", g.commands());
+    let st = g.status();
+    assert_eq!(st["status"], "error", "{st}");
 }

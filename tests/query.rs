@@ -62,6 +62,7 @@ fn expected(source: &str) -> Value {
         "includes": [],
         "files": ["meta-data", "user-data"],
         "warnings": ["user-data:7:1: 'foo' is not supported by ci-agent (ignored)"],
+        "errors": [],
     })
 }
 

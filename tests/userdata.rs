@@ -36,9 +36,19 @@ fn ud(data: &[u8]) -> SeedData {
     parse_seed(&seed(&[("user-data", data)])).unwrap()
 }
 
+/// The first problem with this user-data: unreadable (a [`SeedData::errors`] entry) or a
+/// rejected key (a [`CloudConfig::errors`] entry); neither stops the parse.
 fn ud_err(data: &[u8]) -> String {
-    parse_seed(&seed(&[("user-data", data)]))
-        .unwrap_err()
+    first_error(parse_seed(&seed(&[("user-data", data)])))
+}
+
+fn first_error(r: Result<SeedData, userdata::SeedError>) -> String {
+    let d = r.expect("user-data problems do not fail the parse");
+    d.errors
+        .iter()
+        .chain(d.cloud_config.errors.iter().map(|k| &k.error))
+        .next()
+        .expect("an error")
         .to_string()
 }
 
@@ -272,8 +282,14 @@ fn type_errors_name_path_file_line_column() {
         e.starts_with("user-data:5:14: write_files[0].content: unknown encoding 'rot13'"),
         "{e}"
     );
-    let e = ud_err(b"#cloud-config\nwrite_files:\n  - content: x\n");
-    assert_eq!(e, "user-data:3:5: write_files[0]: missing 'path'");
+    // An entry without a path is skipped with a warning, as cloud-init does.
+    let d = ud(b"#cloud-config\nwrite_files:\n  - content: x\n  - {path: /b}\n");
+    assert_eq!(d.cloud_config.write_files.len(), 1);
+    assert!(d.cloud_config.errors.is_empty());
+    assert_eq!(
+        d.warnings,
+        ["user-data:3:5: write_files[0]: no 'path'; entry skipped"]
+    );
     let e = ud_err(b"#cloud-config\nwrite_files:\n  - {path: /a, permissions: '9x'}\n");
     assert!(
         e.contains("write_files[0].permissions: expected an octal mode"),
@@ -433,7 +449,10 @@ fn gzip_bomb_fails_at_the_limit() {
         max_gunzip_bytes: 1 << 20,
         ..userdata::Limits::default()
     };
-    let e = userdata::parse_seed_with(&seed(&[("user-data", &bomb)]), &limits).unwrap_err();
+    let e = first_error(userdata::parse_seed_with(
+        &seed(&[("user-data", &bomb)]),
+        &limits,
+    ));
     assert_eq!(
         e.to_string(),
         "user-data: gzip data expands to more than 1048576 bytes"
@@ -867,7 +886,10 @@ fn gzip_budget_is_shared_by_all_parts() {
     // Two parts of 400 KiB fit in 1 MiB; a third does not.
     let d = userdata::parse_seed_with(&seed(&[("user-data", &mime(2))]), &limits).unwrap();
     assert_eq!(d.scripts.len(), 2);
-    let e = userdata::parse_seed_with(&seed(&[("user-data", &mime(3))]), &limits).unwrap_err();
+    let e = first_error(userdata::parse_seed_with(
+        &seed(&[("user-data", &mime(3))]),
+        &limits,
+    ));
     let e = e.to_string();
     assert!(e.starts_with("user-data[part-003]: "), "{e}");
     assert!(e.contains("together may expand to 1048576 bytes"), "{e}");
@@ -887,4 +909,87 @@ fn include_url_on_the_directive_line() {
         ]
     );
     assert!(d.warnings.is_empty(), "{:?}", d.warnings);
+}
+
+#[test]
+fn yaml11_values_reach_write_files_and_users_as_cloud_init_reads_them() {
+    let payload = b"gzipped payload\n";
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(gzip(payload));
+    let doc = format!(
+        "#cloud-config
+write_files:
+  - path: /a
+    permissions: 0755
+  - path: /b
+    permissions: 0o600
+  - path: /c
+    permissions: '0640'
+  - path: /d
+    encoding: gzip
+    content: !!binary |
+      {b64}
+  - path: /e
+    content: !!binary |
+      {b64}
+  - path: /f
+    encoding: b64
+    content: aGVs*bG8=
+users:
+  - name: ann
+    ssh-authorized-keys: [ssh-ed25519 AAAA k]
+    lock-passwd: false
+    primary-group: staff
+"
+    );
+    let d = ud(doc.as_bytes());
+    assert!(
+        d.cloud_config.errors.is_empty(),
+        "{:?}",
+        d.cloud_config.errors
+    );
+    let w = &d.cloud_config.write_files;
+    assert_eq!(w[0].permissions, Some(0o755));
+    assert_eq!(w[1].permissions, Some(0o600));
+    assert_eq!(w[2].permissions, Some(0o640));
+    assert_eq!(w[3].content, payload);
+    assert_eq!(w[4].content, gzip(payload));
+    assert_eq!(w[5].content, b"hello");
+    let UserSpec::User(u) = &d.cloud_config.users.as_ref().unwrap()[0] else {
+        panic!()
+    };
+    assert_eq!(u.ssh_authorized_keys, ["ssh-ed25519 AAAA k"]);
+    assert_eq!(u.lock_passwd, Some(false));
+    assert_eq!(u.primary_group.as_deref(), Some("staff"));
+    assert_eq!(
+        d.cloud_config_json["write_files"][0]["permissions"],
+        json!(493)
+    );
+    assert_eq!(
+        d.cloud_config_json["write_files"][1]["permissions"],
+        json!("0o600")
+    );
+}
+
+#[test]
+fn a_rejected_key_names_its_mime_part_and_spares_the_rest() {
+    let msg = b"Content-Type: multipart/mixed; boundary=B\n\n--B\nContent-Type: text/cloud-config\n\nhostname: h1\nusers: 3\n--B\nContent-Type: text/cloud-config\n\nruncmd: [ls]\n--B--\n";
+    let d = ud(msg);
+    assert!(d.errors.is_empty());
+    assert_eq!(d.cloud_config.hostname.as_deref(), Some("h1"));
+    assert_eq!(d.cloud_config.runcmd.len(), 1);
+    let e: Vec<String> = d
+        .cloud_config
+        .errors_for(&["users"])
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(e.len(), 1);
+    assert!(e[0].starts_with("user-data[part-001]:2:8: users:"), "{e:?}");
+    // Secrets in a rejected value are not echoed.
+    let d = ud(b"#cloud-config\nchpasswd:\n  users:\n    - {name: a, password: {p: hunter2}}\n");
+    let e = d.cloud_config.errors[0].error.to_string();
+    assert!(
+        e.contains("chpasswd.users[0].password") && !e.contains("hunter2"),
+        "{e}"
+    );
 }

@@ -606,6 +606,29 @@ impl<'a> Runner<'a> {
             warnings: Vec::new(),
         };
         let mut failed = false;
+        // user-data (or vendor-data) that could not be read: recorded as a failure of its
+        // own, once per instance; meta-data and whatever else could be read still apply.
+        let unreadable = !data.errors.is_empty()
+            && !per_boot_only
+            && !self.status.modules.iter().any(|m| m.name == "user-data");
+        if unreadable {
+            let msg = data
+                .errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ");
+            log::error!("user-data: {msg}");
+            self.status.modules.push(ModuleResult {
+                name: "user-data".into(),
+                stage: Stage::Early,
+                frequency: Frequency::PerInstance,
+                result: ModuleOutcome::Failed,
+                error: Some(msg),
+                duration_ms: 0,
+            });
+            failed = true;
+        }
         // A late pass for an instance whose early pass did not run (FreeBSD's early rc.d
         // script is firstboot-only, so a clone with a new instance-id and no /firstboot
         // gets only the late script; or the early unit was disabled) also runs the early
@@ -663,6 +686,26 @@ impl<'a> Runner<'a> {
 
     fn run_module(&mut self, m: &dyn Module, ctx: &mut Context, iid: &str) -> Option<ModuleResult> {
         let name = m.name();
+        // A rejected value of a key this module owns fails it (and only it), without
+        // running it: nothing from the rejected entry is applied.
+        let rejected: Vec<String> = ctx
+            .seed
+            .cloud_config
+            .errors_for(m.keys())
+            .map(ToString::to_string)
+            .collect();
+        if !rejected.is_empty() {
+            let msg = rejected.join("; ");
+            log::error!("module {name}: failed: {msg}");
+            return Some(ModuleResult {
+                name: name.into(),
+                stage: m.stage(),
+                frequency: m.frequency(),
+                result: ModuleOutcome::Failed,
+                error: Some(msg),
+                duration_ms: 0,
+            });
+        }
         if !m.wanted(ctx) {
             log::debug!("module {name}: nothing to do");
             return None;

@@ -8,7 +8,9 @@
 //! fetched like a run would.
 //!
 //! Exit codes: 0 a seed was read; 1 no seed was found; 2 the seed is malformed (the message
-//! on stderr names the file and line:column) or the command line is wrong.
+//! on stderr names the file and line:column) or the command line is wrong. A seed whose
+//! meta-data reads but whose user-data (or one of its keys) does not is still printed,
+//! with the problems in `errors` (and on stderr), and exits 2.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -25,7 +27,7 @@ usage: ci-agent query [--seed PATH] [--root DIR] [--config FILE] [--os linux|fre
 
 Find the seed like `ci-agent run` does and print what it holds as JSON on stdout:
 source, instance_id, hostname, meta_data, cloud_config (merged), scripts, boothooks,
-includes, files, warnings. Nothing is changed.
+includes, files, warnings, errors. Nothing is changed.
 
 options:
   --seed PATH    read this seed directory, image file or device instead of searching
@@ -115,6 +117,12 @@ pub fn to_json(d: &SeedData) -> serde_json::Value {
         "includes": d.includes,
         "files": d.files,
         "warnings": d.warnings,
+        "errors": d
+            .errors
+            .iter()
+            .chain(d.cloud_config.errors.iter().map(|k| &k.error))
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
     })
 }
 
@@ -171,7 +179,17 @@ fn run(a: &QueryArgs) -> u8 {
         Ok(v) => match serde_json::to_string_pretty(&v) {
             Ok(text) => {
                 println!("{text}");
-                crate::exit::OK
+                // What `run` would reject (unreadable user-data, rejected keys) is in the
+                // JSON's `errors` and on stderr; the seed is then malformed (exit 2).
+                let errors = v["errors"].as_array().cloned().unwrap_or_default();
+                for e in &errors {
+                    eprintln!("ci-agent query: {}", e.as_str().unwrap_or_default());
+                }
+                if errors.is_empty() {
+                    crate::exit::OK
+                } else {
+                    crate::exit::USAGE
+                }
             }
             Err(e) => {
                 eprintln!("ci-agent query: {e}");

@@ -50,6 +50,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
+use base64::Engine;
 use serde::de::{self, DeserializeOwned, IntoDeserializer, Visitor};
 use serde_saphyr::options::DuplicateKeyPolicy;
 use serde_saphyr::Spanned;
@@ -101,6 +102,9 @@ impl Limits {
         let mut opts = serde_saphyr::options! {
             strict_booleans: true,
             leading_zero_numbers_as_strings: true,
+            // `!!binary` reaches us as its base64 text; [`Builder`] decodes it to bytes
+            // the way PyYAML does (Python's lenient base64).
+            ignore_binary_tag_for_string: true,
             with_snippet: false,
             duplicate_keys: DuplicateKeyPolicy::LastWins,
         };
@@ -157,6 +161,8 @@ pub enum NodeValue {
     UInt(u64),
     Float(f64),
     Str(String),
+    /// A `!!binary` scalar, decoded (PyYAML gives `bytes`).
+    Bytes(Vec<u8>),
     Seq(Vec<Node>),
     /// Keys in document order, each unique (a later duplicate replaced the value).
     Map(Vec<(Key, Node)>),
@@ -195,6 +201,182 @@ fn yaml11_octal(s: &str) -> Option<i64> {
     }
     let v = i64::from_str_radix(&clean, 8).ok()?;
     Some(if neg { -v } else { v })
+}
+
+/// PyYAML's implicit int (`tag:yaml.org,2002:int`, YAML 1.1): `0b1010`, `0755` (octal),
+/// `0x1f`, `1_000`, `1:20` (sexagesimal, 80), with an optional sign. `None` for anything
+/// PyYAML reads as another type (`0o600` is a string there).
+pub fn yaml11_int(s: &str) -> Option<i128> {
+    let (neg, body) = split_sign(s);
+    let digits = |t: &str, ok: fn(u8) -> bool| -> Option<String> {
+        (!t.is_empty() && t.bytes().all(|b| b == b'_' || ok(b)))
+            .then(|| t.chars().filter(|c| *c != '_').collect())
+    };
+    let v = if let Some(rest) = body.strip_prefix("0b") {
+        i128::from_str_radix(&digits(rest, |b| matches!(b, b'0' | b'1'))?, 2).ok()?
+    } else if let Some(rest) = body.strip_prefix("0x") {
+        i128::from_str_radix(&digits(rest, |b| b.is_ascii_hexdigit())?, 16).ok()?
+    } else if body == "0" {
+        0
+    } else if let Some(rest) = body.strip_prefix('0') {
+        let d = digits(rest, |b| matches!(b, b'0'..=b'7'))?;
+        if d.is_empty() {
+            0
+        } else {
+            i128::from_str_radix(&d, 8).ok()?
+        }
+    } else if body.starts_with(|c: char| matches!(c, '1'..='9')) {
+        if body.contains(':') {
+            sexagesimal(body)?
+        } else {
+            digits(body, |b| b.is_ascii_digit())?.parse().ok()?
+        }
+    } else {
+        return None;
+    };
+    Some(if neg { -v } else { v })
+}
+
+/// `[-+]` in front of a YAML 1.1 number.
+fn split_sign(s: &str) -> (bool, &str) {
+    match s.as_bytes().first() {
+        Some(b'-') => (true, s.get(1..).unwrap_or_default()),
+        Some(b'+') => (false, s.get(1..).unwrap_or_default()),
+        _ => (false, s),
+    }
+}
+
+/// `[1-9][0-9_]*(:[0-5]?[0-9])+` as an integer (base 60).
+fn sexagesimal(body: &str) -> Option<i128> {
+    let mut parts = body.split(':');
+    let first = parts.next()?;
+    if first.is_empty() || !first.bytes().all(|b| b.is_ascii_digit() || b == b'_') {
+        return None;
+    }
+    let mut v: i128 = first.replace('_', "").parse().ok()?;
+    for p in parts {
+        let ok = matches!(p.as_bytes(), [a, b] if (b'0'..=b'5').contains(a) && b.is_ascii_digit())
+            || matches!(p.as_bytes(), [b] if b.is_ascii_digit());
+        if !ok {
+            return None;
+        }
+        v = v.checked_mul(60)?.checked_add(p.parse::<i128>().ok()?)?;
+    }
+    Some(v)
+}
+
+/// PyYAML's implicit float (`tag:yaml.org,2002:float`, YAML 1.1): a dot is required
+/// (`1.5`, `1.`, `.5`, `1.0e+3`; `1e3` is a string), `1:20.5` is sexagesimal, and
+/// `.inf`/`.nan` in three spellings.
+pub fn yaml11_float(s: &str) -> Option<f64> {
+    let (neg, body) = split_sign(s);
+    let sign = if neg { -1.0 } else { 1.0 };
+    if matches!(body, ".inf" | ".Inf" | ".INF") {
+        return Some(sign * f64::INFINITY);
+    }
+    if matches!(s, ".nan" | ".NaN" | ".NAN") {
+        return Some(f64::NAN);
+    }
+    let (mantissa, exp) = match body.find(['e', 'E']) {
+        Some(i) => (body.get(..i)?, Some(body.get(i + 1..)?)),
+        None => (body, None),
+    };
+    if let Some(e) = exp {
+        let digits = e.strip_prefix(['+', '-'])?;
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+    }
+    let (int, frac) = mantissa.split_once('.')?;
+    if !frac.bytes().all(|b| b.is_ascii_digit() || b == b'_') {
+        return None;
+    }
+    let frac_clean = frac.replace('_', "");
+    if int.contains(':') {
+        // [0-9][0-9_]*(:[0-5]?[0-9])+\.[0-9_]*, no exponent.
+        if exp.is_some() || !int.starts_with(|c: char| c.is_ascii_digit()) {
+            return None;
+        }
+        #[allow(clippy::cast_precision_loss)]
+        let v = sexagesimal(int)? as f64;
+        // PyYAML adds the fraction to the last base-60 digit.
+        let f: f64 = format!("0.{frac_clean}").parse().unwrap_or(0.0);
+        return Some(sign * (v + f));
+    }
+    let int_ok = if int.is_empty() {
+        // `.5`: only without a sign.
+        !s.starts_with(['+', '-']) && !frac_clean.is_empty()
+    } else {
+        int.starts_with(|c: char| c.is_ascii_digit())
+            && int.bytes().all(|b| b.is_ascii_digit() || b == b'_')
+    };
+    if !int_ok {
+        return None;
+    }
+    let text = format!(
+        "{}.{frac_clean}{}",
+        if int.is_empty() {
+            "0".to_owned()
+        } else {
+            int.replace('_', "")
+        },
+        exp.map(|e| format!("e{e}")).unwrap_or_default()
+    );
+    text.parse::<f64>().ok().map(|v| sign * v)
+}
+
+/// Python's `base64.b64decode` without `validate` (what PyYAML's `!!binary` and
+/// cloud-init's `b64` use): characters outside the alphabet are skipped, a complete pad
+/// ends the data, and only a count of data characters that cannot be base64 is an error.
+pub fn python_b64decode(text: &[u8]) -> Result<Vec<u8>, String> {
+    fn val(c: u8) -> Option<u32> {
+        match c {
+            b'A'..=b'Z' => Some(u32::from(c - b'A')),
+            b'a'..=b'z' => Some(u32::from(c - b'a') + 26),
+            b'0'..=b'9' => Some(u32::from(c - b'0') + 52),
+            b'+' => Some(62),
+            b'/' => Some(63),
+            _ => None,
+        }
+    }
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    let (mut quad_pos, mut pads, mut acc, mut count) = (0u32, 0u32, 0u32, 0usize);
+    let mut done = false;
+    for &c in text {
+        if c == b'=' {
+            pads += 1;
+            if quad_pos >= 2 && quad_pos + pads >= 4 {
+                done = true;
+                break;
+            }
+            continue;
+        }
+        let Some(v) = val(c) else { continue };
+        pads = 0;
+        count += 1;
+        acc = (acc << 6) | v;
+        quad_pos += 1;
+        if quad_pos == 4 {
+            out.extend_from_slice(&[(acc >> 16) as u8, (acc >> 8) as u8, acc as u8]);
+            quad_pos = 0;
+            acc = 0;
+        }
+    }
+    match quad_pos {
+        0 => Ok(out),
+        1 => Err(format!(
+            "invalid base64: number of data characters ({count}) cannot be 1 more than a multiple of 4"
+        )),
+        2 if done => {
+            out.push((acc >> 4) as u8);
+            Ok(out)
+        }
+        3 if done => {
+            out.extend_from_slice(&[(acc >> 10) as u8, (acc >> 2) as u8]);
+            Ok(out)
+        }
+        _ => Err("invalid base64: incorrect padding".into()),
+    }
 }
 
 impl Node {
@@ -258,6 +440,7 @@ impl Node {
         }
         match &self.value {
             NodeValue::Str(s) => Some(s.clone()),
+            NodeValue::Bytes(b) => String::from_utf8(b.clone()).ok(),
             NodeValue::Bool(b) => Some(b.to_string()),
             NodeValue::Int(i) => Some(i.to_string()),
             NodeValue::UInt(u) => Some(u.to_string()),
@@ -282,6 +465,7 @@ impl Node {
             NodeValue::Int(_) | NodeValue::UInt(_) => "an integer",
             NodeValue::Float(_) => "a number",
             NodeValue::Str(_) => "a string",
+            NodeValue::Bytes(_) => "binary data",
             NodeValue::Seq(_) => "a list",
             NodeValue::Map(_) => "a mapping",
         }
@@ -302,6 +486,11 @@ impl Node {
                 Some(b) => J::Bool(b),
                 None => J::String(s.clone()),
             },
+            // cloud-init's `json_serialize_default` spelling of bytes.
+            NodeValue::Bytes(b) => J::String(format!(
+                "ci-b64:{}",
+                base64::engine::general_purpose::STANDARD.encode(b)
+            )),
             NodeValue::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),
             NodeValue::Map(m) => J::Object(
                 m.iter()
@@ -402,6 +591,25 @@ impl Builder<'_> {
         }
     }
 
+    /// Whether the scalar at `loc` carries the `!!binary` tag (the tag is in the source
+    /// just before the scalar, or before its block indicator `|`/`>`).
+    fn tagged_binary(&self, loc: &serde_saphyr::Location) -> bool {
+        let Some(start) = loc
+            .span()
+            .byte_offset()
+            .and_then(|o| usize::try_from(o).ok())
+        else {
+            return false;
+        };
+        let before = self.src.get(..start).unwrap_or_default().trim_end();
+        let before = before
+            .trim_end_matches([
+                '|', '>', '+', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9',
+            ])
+            .trim_end();
+        before.ends_with("!!binary") || before.ends_with("!<tag:yaml.org,2002:binary>")
+    }
+
     /// The scalar's source text at its definition.
     fn source_text(&self, s: &Spanned<Raw>) -> Option<&str> {
         let span = s.defined.span();
@@ -423,7 +631,7 @@ impl Builder<'_> {
             s.value,
             Raw::Bool(_) | Raw::Int(_) | Raw::UInt(_) | Raw::Float(_)
         );
-        let text = if is_scalar_number {
+        let mut text = if is_scalar_number {
             raw_text
                 .as_deref()
                 .map(str::trim)
@@ -432,12 +640,17 @@ impl Builder<'_> {
         } else {
             None
         };
-        let (value, plain) = match s.value {
+        let (mut value, mut plain) = match s.value {
             Raw::Null => (NodeValue::Null, true),
             Raw::Bool(b) => (NodeValue::Bool(b), true),
             Raw::Int(i) => (NodeValue::Int(i), true),
             Raw::UInt(u) => (NodeValue::UInt(u), true),
             Raw::Float(f) => (NodeValue::Float(f), true),
+            Raw::Str(st) if self.tagged_binary(&s.defined) => {
+                let bytes =
+                    python_b64decode(st.as_bytes()).map_err(|e| (pos, format!("!!binary: {e}")))?;
+                (NodeValue::Bytes(bytes), false)
+            }
             Raw::Str(st) => {
                 let plain = plain_if(&st) && !st.starts_with(['"', '\'']) && !st.contains('\n');
                 (NodeValue::Str(st), plain)
@@ -466,10 +679,7 @@ impl Builder<'_> {
                         ));
                     }
                     let knode = self.node(k)?;
-                    let name = match &knode.value {
-                        NodeValue::Null => String::from("null"),
-                        _ => knode.as_text().unwrap_or_default(),
-                    };
+                    let name = key_name(&knode);
                     let vnode = self.node(v)?;
                     // Duplicate keys: last wins, first position kept (PyYAML's dict).
                     match index.get(&name).and_then(|&i| out.get_mut(i)) {
@@ -483,12 +693,57 @@ impl Builder<'_> {
                 (NodeValue::Map(out), false)
             }
         };
+        // PyYAML's YAML 1.1 reading of plain numbers: `0755` octal, `1_000`, `1:20`, `0x1f`
+        // are integers; `0o600` and `1e3` (YAML 1.2 numbers) are strings. The spelling is
+        // kept in `text` for where a string is expected.
+        let spelled = match &value {
+            NodeValue::Str(st) if plain => Some(st.clone()),
+            NodeValue::Int(_) | NodeValue::UInt(_) | NodeValue::Float(_) => text.clone(),
+            _ => None,
+        };
+        if let Some(sp) = spelled {
+            if let Some(i) = yaml11_int(&sp) {
+                if let Ok(v) = i64::try_from(i) {
+                    value = NodeValue::Int(v);
+                    text = Some(sp);
+                } else if let Ok(v) = u64::try_from(i) {
+                    value = NodeValue::UInt(v);
+                    text = Some(sp);
+                }
+            } else if let Some(f) = yaml11_float(&sp) {
+                value = NodeValue::Float(f);
+                text = Some(sp);
+            } else if matches!(
+                value,
+                NodeValue::Int(_) | NodeValue::UInt(_) | NodeValue::Float(_)
+            ) {
+                value = NodeValue::Str(sp);
+                text = None;
+                plain = true;
+            }
+        }
         Ok(Node {
             value,
             pos,
             plain,
             text,
         })
+    }
+}
+
+/// A mapping key as PyYAML (then JSON) spells it: `01` and `1` are the int 1, so the same
+/// key; a plain `yes` is `true`; other scalars keep their text.
+fn key_name(k: &Node) -> String {
+    match &k.value {
+        NodeValue::Null => "null".into(),
+        NodeValue::Bool(b) => b.to_string(),
+        NodeValue::Int(i) => i.to_string(),
+        NodeValue::UInt(u) => u.to_string(),
+        NodeValue::Float(f) => format!("{f:?}"),
+        _ => match k.as_bool() {
+            Some(b) => b.to_string(),
+            None => k.as_text().unwrap_or_default(),
+        },
     }
 }
 
@@ -717,6 +972,7 @@ impl<'a> NodeDe<'a> {
             NodeValue::UInt(u) => de::Unexpected::Unsigned(*u),
             NodeValue::Float(f) => de::Unexpected::Float(*f),
             NodeValue::Str(s) => de::Unexpected::Str(s),
+            NodeValue::Bytes(b) => de::Unexpected::Bytes(b),
             NodeValue::Seq(_) => de::Unexpected::Seq,
             NodeValue::Map(_) => de::Unexpected::Map,
         }
@@ -734,6 +990,7 @@ impl<'a> NodeDe<'a> {
                 Some(b) => v.visit_bool(b),
                 None => v.visit_str(s),
             },
+            NodeValue::Bytes(b) => v.visit_bytes(b),
             NodeValue::Seq(items) => v.visit_seq(SeqDe {
                 iter: items.iter().enumerate(),
             }),
@@ -1260,5 +1517,51 @@ mod tests {
         }
         let e = parse_value(&doc, "f").unwrap_err();
         assert!(e.message.contains("YAML limits"), "{e}");
+    }
+
+    #[test]
+    fn yaml11_numbers_as_pyyaml() {
+        let v = parse_value(
+            "a: 0755\nb: 00\nc: 0x1f\nd: 1_000\ne: 1:20\nf: 0o600\ng: 1e3\nh: 1.5\ni: '0755'\nj: 0b101\nk: -0x10\nl: 1:20.5\nm: .5\n01: one\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"a": 493, "b": 0, "c": 31, "d": 1000, "e": 80, "f": "0o600",
+                "g": "1e3", "h": 1.5, "i": "0755", "j": 5, "k": -16, "l": 80.5, "m": 0.5, "1": "one"})
+        );
+        // Keys 01 and 1 are the same key: the later wins.
+        let v = parse_value("01: a\n1: b\n", "t").unwrap();
+        assert_eq!(v, serde_json::json!({"1": "b"}));
+        // Where a string is expected, the spelling is kept.
+        let n = parse_node("v: 0755\n", "t").unwrap();
+        assert_eq!(n.get("v").unwrap().as_text().as_deref(), Some("0755"));
+        assert_eq!(yaml11_int("1:70"), None);
+        assert_eq!(yaml11_int("0_"), Some(0));
+        assert_eq!(yaml11_float("-.5"), None);
+        assert_eq!(yaml11_float("1.0e+3"), Some(1000.0));
+        assert_eq!(yaml11_float("1.0e3"), None);
+    }
+
+    #[test]
+    fn binary_is_bytes_with_python_base64() {
+        let n = parse_node(
+            "a: !!binary |\n  H4sI\n  AAA=\nb: !!binary aGk*=\nc: x\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(
+            n.get("a").unwrap().value,
+            NodeValue::Bytes(vec![0x1f, 0x8b, 0x08, 0, 0])
+        );
+        assert_eq!(n.get("b").unwrap().value, NodeValue::Bytes(b"hi".to_vec()));
+        assert_eq!(n.get("c").unwrap().value, NodeValue::Str("x".into()));
+        assert_eq!(n.to_json()["b"], serde_json::json!("ci-b64:aGk="));
+        assert_eq!(python_b64decode(b"YWJj=ZGVm").unwrap(), b"abcdef");
+        assert_eq!(python_b64decode(b"YW*J j\n").unwrap(), b"abc");
+        assert!(python_b64decode(b"YWJjZA").is_err());
+        assert!(python_b64decode(b"YWJjZ").is_err());
+        assert_eq!(python_b64decode(b"YWJjZA==").unwrap(), b"abcd");
     }
 }

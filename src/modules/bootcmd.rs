@@ -13,6 +13,9 @@ impl Module for Bootcmd {
     fn name(&self) -> &'static str {
         "bootcmd"
     }
+    fn keys(&self) -> &'static [&'static str] {
+        &["bootcmd"]
+    }
     fn frequency(&self) -> Frequency {
         Frequency::PerBoot
     }

@@ -85,6 +85,9 @@ impl Module for FinalMessage {
     fn name(&self) -> &'static str {
         "final_message"
     }
+    fn keys(&self) -> &'static [&'static str] {
+        &["final_message"]
+    }
     fn frequency(&self) -> Frequency {
         Frequency::PerBoot
     }

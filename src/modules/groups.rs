@@ -16,6 +16,9 @@ impl Module for Groups {
     fn name(&self) -> &'static str {
         "groups"
     }
+    fn keys(&self) -> &'static [&'static str] {
+        &["groups"]
+    }
     fn frequency(&self) -> Frequency {
         Frequency::PerInstance
     }

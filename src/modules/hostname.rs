@@ -192,6 +192,15 @@ impl Module for Hostname {
     fn name(&self) -> &'static str {
         "hostname"
     }
+    fn keys(&self) -> &'static [&'static str] {
+        &[
+            "hostname",
+            "fqdn",
+            "preserve_hostname",
+            "prefer_fqdn_over_hostname",
+            "manage_etc_hosts",
+        ]
+    }
     fn frequency(&self) -> Frequency {
         Frequency::PerInstance
     }

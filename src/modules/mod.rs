@@ -135,6 +135,11 @@ impl Context<'_> {
 pub trait Module {
     /// The cloud-config key it handles (`write_files`, `runcmd`, …); also its semaphore name.
     fn name(&self) -> &'static str;
+    /// The top-level cloud-config keys it owns: a rejected value of one of them fails this
+    /// module (with the error naming file:line:column and the key path) and no other.
+    fn keys(&self) -> &'static [&'static str] {
+        &[]
+    }
     fn frequency(&self) -> Frequency;
     fn stage(&self) -> Stage;
     /// True when the seed (or the config) gives it something to do.
@@ -367,5 +372,24 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), mods.len());
+    }
+
+    #[test]
+    fn every_rejected_key_has_an_owner() {
+        use crate::formats::userdata::cloud_config::KNOWN_KEYS;
+        use crate::formats::userdata::CloudConfig;
+        let owned: Vec<&str> = all().iter().flat_map(|m| m.keys().iter().copied()).collect();
+        // Every known key with a value of the wrong shape: whatever CloudConfig rejects
+        // must fail some module (keys modules read themselves are not in its errors).
+        for bad in ["[[[]]]", "{bad: [[]]}", "x"] {
+            let doc: String = KNOWN_KEYS.iter().map(|k| format!("{k}: {bad}\n")).collect();
+            let node = crate::formats::yaml::parse_node(&doc, "t").unwrap();
+            let cc = CloudConfig::from_node(&node, "t", &mut Vec::new()).unwrap();
+            assert!(!cc.errors.is_empty());
+            for e in &cc.errors {
+                assert!(owned.contains(&e.key.as_str()), "no module owns {}", e.key);
+            }
+        }
+    }
     }
 }

@@ -22,6 +22,9 @@ impl Module for Packages {
     fn name(&self) -> &'static str {
         "packages"
     }
+    fn keys(&self) -> &'static [&'static str] {
+        &["packages", "package_update", "package_upgrade"]
+    }
     fn frequency(&self) -> Frequency {
         Frequency::PerInstance
     }

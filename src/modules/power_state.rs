@@ -61,6 +61,9 @@ impl Module for PowerStateModule {
     fn name(&self) -> &'static str {
         "power_state"
     }
+    fn keys(&self) -> &'static [&'static str] {
+        &["power_state"]
+    }
     fn frequency(&self) -> Frequency {
         Frequency::PerInstance
     }

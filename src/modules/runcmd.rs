@@ -16,6 +16,9 @@ impl Module for Runcmd {
     fn name(&self) -> &'static str {
         "runcmd"
     }
+    fn keys(&self) -> &'static [&'static str] {
+        &["runcmd"]
+    }
     fn frequency(&self) -> Frequency {
         Frequency::PerInstance
     }

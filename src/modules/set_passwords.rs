@@ -164,6 +164,9 @@ impl Module for SetPasswords {
     fn name(&self) -> &'static str {
         "set_passwords"
     }
+    fn keys(&self) -> &'static [&'static str] {
+        &["password", "chpasswd", "ssh_pwauth"]
+    }
     fn frequency(&self) -> Frequency {
         Frequency::PerInstance
     }

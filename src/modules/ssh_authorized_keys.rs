@@ -294,6 +294,9 @@ impl Module for SshAuthorizedKeys {
     fn name(&self) -> &'static str {
         "ssh_authorized_keys"
     }
+    fn keys(&self) -> &'static [&'static str] {
+        &["ssh_authorized_keys", "disable_root"]
+    }
     fn frequency(&self) -> Frequency {
         Frequency::PerInstance
     }

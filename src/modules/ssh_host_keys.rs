@@ -46,6 +46,9 @@ impl Module for SshHostKeys {
     fn name(&self) -> &'static str {
         "ssh_host_keys"
     }
+    fn keys(&self) -> &'static [&'static str] {
+        &["ssh_deletekeys", "ssh_genkeytypes"]
+    }
     fn frequency(&self) -> Frequency {
         Frequency::PerInstance
     }

@@ -336,6 +336,9 @@ impl Module for Users {
     fn name(&self) -> &'static str {
         "users"
     }
+    fn keys(&self) -> &'static [&'static str] {
+        &["users"]
+    }
     fn frequency(&self) -> Frequency {
         Frequency::PerInstance
     }

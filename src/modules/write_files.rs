@@ -110,6 +110,9 @@ impl Module for WriteFiles {
             "write_files"
         }
     }
+    fn keys(&self) -> &'static [&'static str] {
+        &["write_files"]
+    }
     fn frequency(&self) -> Frequency {
         Frequency::PerInstance
     }

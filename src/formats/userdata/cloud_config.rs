@@ -28,10 +28,8 @@
 use std::fmt::Display;
 use std::io::Read;
 
-use base64::Engine;
-
 use super::SeedError;
-use crate::formats::yaml::{Key, Node, NodeValue};
+use crate::formats::yaml::{python_b64decode, Key, Node, NodeValue};
 
 use serde::Serialize;
 
@@ -66,6 +64,29 @@ pub struct CloudConfig {
     pub write_files: Vec<WriteFile>,
     pub final_message: Option<String>,
     pub power_state: Option<PowerState>,
+
+    /// Keys whose value was rejected (they keep their defaults above): the module that
+    /// owns the key fails with this error; every other module still runs.
+    #[serde(skip)]
+    pub errors: Vec<KeyError>,
+}
+
+/// A rejected cloud-config key: which top-level key, and why (file, line:column, the key
+/// path and what was expected; never the rejected value itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyError {
+    pub key: String,
+    pub error: SeedError,
+}
+
+impl CloudConfig {
+    /// The errors of the keys in `keys` (a module's keys), in document order.
+    pub fn errors_for<'a>(&'a self, keys: &'a [&str]) -> impl Iterator<Item = &'a SeedError> + 'a {
+        self.errors
+            .iter()
+            .filter(move |e| keys.contains(&e.key.as_str()))
+            .map(|e| &e.error)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -231,9 +252,14 @@ pub const MAX_WRITE_FILE_BYTES: u64 = 64 << 20;
 impl CloudConfig {
     /// Convert a plain JSON cloud-config (e.g. the merged `cloud_config_json`). Errors name
     /// the key path; there are no positions in JSON.
+    /// Any rejected key is an error here.
     pub fn from_value(value: &serde_json::Value) -> Result<CloudConfig, SeedError> {
         let mut warnings = Vec::new();
-        CloudConfig::from_node(&Node::from_json(value), "cloud-config", &mut warnings)
+        let c = CloudConfig::from_node(&Node::from_json(value), "cloud-config", &mut warnings)?;
+        match c.errors.first() {
+            Some(k) => Err(k.error.clone()),
+            None => Ok(c),
+        }
     }
 
     /// Convert a located YAML tree (a cloud-config document or a merge of several). `file`
@@ -244,7 +270,11 @@ impl CloudConfig {
         file: &str,
         warnings: &mut Vec<SeedError>,
     ) -> Result<CloudConfig, SeedError> {
-        let mut c = Conv { file, warnings };
+        let mut c = Conv {
+            file,
+            warnings,
+            errors: Vec::new(),
+        };
         c.cloud_config(node)
     }
 }
@@ -263,6 +293,8 @@ type Res<T> = Result<T, SeedError>;
 struct Conv<'a> {
     file: &'a str,
     warnings: &'a mut Vec<SeedError>,
+    /// Keys rejected so far.
+    errors: Vec<KeyError>,
 }
 
 fn join(path: &str, key: &str) -> String {
@@ -416,77 +448,104 @@ impl Conv<'_> {
         }
     }
 
+    /// Run one key's conversion; an error is recorded against `key` (the module that owns
+    /// it fails; the others still run) and the key keeps its default.
+    fn isolate<T: Default>(&mut self, key: &'static str, f: impl FnOnce(&mut Self) -> Res<T>) -> T {
+        match f(self) {
+            Ok(v) => v,
+            Err(error) => {
+                self.errors.push(KeyError {
+                    key: key.to_owned(),
+                    error,
+                });
+                T::default()
+            }
+        }
+    }
+
     fn cloud_config(&mut self, node: &Node) -> Res<CloudConfig> {
         if node.value == NodeValue::Null {
             return Ok(CloudConfig::default());
         }
         let m = self.map(node, "", KNOWN_KEYS)?;
         let get = |k: &str| m.iter().find(|(key, _)| key.name == k).map(|(_, v)| v);
-        let mut c = CloudConfig {
-            hostname: self.opt_string(get("hostname"), "hostname")?,
-            fqdn: self.opt_string(get("fqdn"), "fqdn")?,
-            preserve_hostname: self.opt_bool(get("preserve_hostname"), "preserve_hostname")?,
-            prefer_fqdn_over_hostname: self.opt_bool(
-                get("prefer_fqdn_over_hostname"),
-                "prefer_fqdn_over_hostname",
-            )?,
-            ssh_authorized_keys: self
-                .string_list(get("ssh_authorized_keys"), "ssh_authorized_keys")?,
-            disable_root: self.opt_bool(get("disable_root"), "disable_root")?,
-            password: self.opt_string(get("password"), "password")?,
-            ssh_deletekeys: self.opt_bool(get("ssh_deletekeys"), "ssh_deletekeys")?,
-            final_message: self.opt_string(get("final_message"), "final_message")?,
-            ..CloudConfig::default()
-        };
+        let mut c = CloudConfig::default();
+        macro_rules! simple {
+            ($($field:ident: $conv:ident),* $(,)?) => {$(
+                c.$field = self.isolate(stringify!($field), |s| s.$conv(get(stringify!($field)), stringify!($field)));
+            )*};
+        }
+        simple! {
+            hostname: opt_string,
+            fqdn: opt_string,
+            preserve_hostname: opt_bool,
+            prefer_fqdn_over_hostname: opt_bool,
+            ssh_authorized_keys: string_list,
+            disable_root: opt_bool,
+            password: opt_string,
+            ssh_deletekeys: opt_bool,
+            final_message: opt_string,
+        }
         if let Some(n) = get("manage_etc_hosts") {
-            c.manage_etc_hosts = self.manage_etc_hosts(n)?;
+            c.manage_etc_hosts = self.isolate("manage_etc_hosts", |s| s.manage_etc_hosts(n));
         }
         if let Some(n) = get("users") {
-            c.users = Some(self.users(n, "users")?);
+            // A rejected `users` is an empty list, not "absent" (which means: create the
+            // default user).
+            c.users = Some(self.isolate("users", |s| s.users(n, "users")));
         }
         if let Some(n) = get("groups") {
-            c.groups = self.groups(n, "groups")?;
+            c.groups = self.isolate("groups", |s| s.groups(n, "groups"));
         }
         if let Some(n) = get("chpasswd") {
-            c.chpasswd = self.chpasswd(n)?;
+            c.chpasswd = self.isolate("chpasswd", |s| s.chpasswd(n));
         }
         if let Some(n) = get("ssh_pwauth") {
-            c.ssh_pwauth = self.ssh_pwauth(n)?;
+            c.ssh_pwauth = self.isolate("ssh_pwauth", |s| s.ssh_pwauth(n));
         }
         if let Some(n) = get("ssh_genkeytypes") {
             if n.value != NodeValue::Null {
-                c.ssh_genkeytypes = Some(self.string_list(Some(n), "ssh_genkeytypes")?);
+                c.ssh_genkeytypes = self.isolate("ssh_genkeytypes", |s| {
+                    s.string_list(Some(n), "ssh_genkeytypes").map(Some)
+                });
             }
         }
         if let Some(n) = get("packages") {
-            c.packages = self.packages(n)?;
+            c.packages = self.isolate("packages", |s| s.packages(n));
         }
-        c.package_update = match self.opt_bool(get("package_update"), "package_update")? {
-            Some(b) => Some(b),
-            None => match self.opt_bool(get("apt_update"), "apt_update")? {
+        c.package_update = self.isolate("package_update", |s| {
+            Ok(match s.opt_bool(get("package_update"), "package_update")? {
                 Some(b) => Some(b),
-                None => self.opt_bool(get("repo_update"), "repo_update")?,
-            },
-        };
-        c.package_upgrade = match self.opt_bool(get("package_upgrade"), "package_upgrade")? {
-            Some(b) => Some(b),
-            None => match self.opt_bool(get("apt_upgrade"), "apt_upgrade")? {
-                Some(b) => Some(b),
-                None => self.repo_upgrade(get("repo_upgrade"))?,
-            },
-        };
+                None => match s.opt_bool(get("apt_update"), "apt_update")? {
+                    Some(b) => Some(b),
+                    None => s.opt_bool(get("repo_update"), "repo_update")?,
+                },
+            })
+        });
+        c.package_upgrade = self.isolate("package_upgrade", |s| {
+            Ok(
+                match s.opt_bool(get("package_upgrade"), "package_upgrade")? {
+                    Some(b) => Some(b),
+                    None => match s.opt_bool(get("apt_upgrade"), "apt_upgrade")? {
+                        Some(b) => Some(b),
+                        None => s.repo_upgrade(get("repo_upgrade"))?,
+                    },
+                },
+            )
+        });
         if let Some(n) = get("bootcmd") {
-            c.bootcmd = self.commands(n, "bootcmd")?;
+            c.bootcmd = self.isolate("bootcmd", |s| s.commands(n, "bootcmd"));
         }
         if let Some(n) = get("runcmd") {
-            c.runcmd = self.commands(n, "runcmd")?;
+            c.runcmd = self.isolate("runcmd", |s| s.commands(n, "runcmd"));
         }
         if let Some(n) = get("write_files") {
-            c.write_files = self.write_files(n)?;
+            c.write_files = self.isolate("write_files", |s| s.write_files(n));
         }
         if let Some(n) = get("power_state") {
-            c.power_state = self.power_state(n)?;
+            c.power_state = self.isolate("power_state", |s| s.power_state(n));
         }
+        c.errors = std::mem::take(&mut self.errors);
         Ok(c)
     }
 
@@ -626,7 +685,6 @@ impl Conv<'_> {
             "sudo",
             "homedir",
             "lock_passwd",
-            "lock-passwd",
             "passwd",
             "hashed_passwd",
             "plain_text_passwd",
@@ -635,6 +693,27 @@ impl Conv<'_> {
             "system",
             "uid",
         ];
+        // cloud-init turns `-` into `_` in user keys (`ssh-authorized-keys`, `lock-passwd`).
+        let normalized;
+        let n = match &n.value {
+            NodeValue::Map(entries) if entries.iter().any(|(k, _)| k.name.contains('-')) => {
+                let mut out: Vec<(Key, Node)> = Vec::with_capacity(entries.len());
+                for (k, v) in entries {
+                    let name = k.name.replace('-', "_").trim().to_owned();
+                    match out.iter_mut().find(|(ok, _)| ok.name == name) {
+                        // A later spelling of the same key wins, as in a Python dict.
+                        Some(slot) => slot.1 = v.clone(),
+                        None => out.push((Key { name, pos: k.pos }, v.clone())),
+                    }
+                }
+                normalized = Node {
+                    value: NodeValue::Map(out),
+                    ..n.clone()
+                };
+                &normalized
+            }
+            _ => n,
+        };
         let m = self.map(n, path, KNOWN)?;
         let get = |k: &str| m.iter().find(|(key, _)| key.name == k).map(|(_, v)| v);
         let name = match get("name") {
@@ -655,10 +734,7 @@ impl Conv<'_> {
         if name == "default" {
             return Ok(Some(UserSpec::Default));
         }
-        let lock = match get("lock_passwd") {
-            Some(v) => self.opt_bool(Some(v), &join(path, "lock_passwd"))?,
-            None => self.opt_bool(get("lock-passwd"), &join(path, "lock-passwd"))?,
-        };
+        let lock = self.opt_bool(get("lock_passwd"), &join(path, "lock_passwd"))?;
         let passwd = match self.opt_string(get("passwd"), &join(path, "passwd"))? {
             Some(p) => Some(p),
             None => self.opt_string(get("hashed_passwd"), &join(path, "hashed_passwd"))?,
@@ -779,7 +855,9 @@ impl Conv<'_> {
                 NodeValue::Seq(items) => {
                     for (i, item) in items.iter().enumerate() {
                         let p = index("chpasswd.users", i);
-                        c.users.push(self.chpasswd_user(item, &p)?);
+                        if let Some(u) = self.chpasswd_user(item, &p)? {
+                            c.users.push(u);
+                        }
                     }
                 }
                 _ => {
@@ -833,7 +911,9 @@ impl Conv<'_> {
         Ok(Some(c))
     }
 
-    fn chpasswd_user(&mut self, n: &Node, path: &str) -> Res<ChpasswdUser> {
+    /// One `chpasswd.users` entry; `None` (warned) when it has no password and is not
+    /// `RANDOM`: the entry is skipped and the others are set, as nuageinit does.
+    fn chpasswd_user(&mut self, n: &Node, path: &str) -> Res<Option<ChpasswdUser>> {
         let m = self.map(n, path, &["name", "password", "type"])?;
         let get = |k: &str| m.iter().find(|(key, _)| key.name == k).map(|(_, v)| v);
         let name = match get("name") {
@@ -857,13 +937,19 @@ impl Conv<'_> {
         };
         let password = self.opt_string(get("password"), &join(path, "password"))?;
         match (password, kind) {
-            (None, Some(PasswordKind::Random)) => Ok(ChpasswdUser {
+            (None, Some(PasswordKind::Random)) => Ok(Some(ChpasswdUser {
                 name,
                 password: None,
                 kind: PasswordKind::Random,
-            }),
-            (None, _) => Err(self.err(n, path, "missing 'password' (or 'type: RANDOM')")),
-            (Some(p), kind) => Ok(infer_password(&name, &p, kind)),
+            })),
+            (None, _) => {
+                self.warn(
+                    n,
+                    format!("{path}: no 'password' (or 'type: RANDOM'); entry skipped"),
+                );
+                Ok(None)
+            }
+            (Some(p), kind) => Ok(Some(infer_password(&name, &p, kind))),
         }
     }
 
@@ -955,11 +1041,13 @@ impl Conv<'_> {
             let m = self.map(item, &p, KNOWN)?;
             let get = |k: &str| m.iter().find(|(key, _)| key.name == k).map(|(_, v)| v);
             let path = match get("path") {
-                Some(v) => self.string(v, &join(&p, "path"))?,
-                None => return Err(self.err(item, &p, "missing 'path'")),
+                Some(v) if v.value != NodeValue::Null => self.string(v, &join(&p, "path"))?,
+                _ => String::new(),
             };
             if path.is_empty() {
-                return Err(self.err(item, &join(&p, "path"), "empty path"));
+                // cloud-init and nuageinit skip such an entry and write the others.
+                self.warn(item, format!("{p}: no 'path'; entry skipped"));
+                continue;
             }
             let encoding = self
                 .opt_string(get("encoding"), &join(&p, "encoding"))?
@@ -968,8 +1056,12 @@ impl Conv<'_> {
                 None => Vec::new(),
                 Some(v) if v.value == NodeValue::Null => Vec::new(),
                 Some(v) => {
-                    let text = self.string(v, &join(&p, "content"))?;
-                    decode_content(&text, &encoding)
+                    // `!!binary` content is bytes already (PyYAML gives cloud-init bytes).
+                    let raw = match &v.value {
+                        NodeValue::Bytes(b) => b.clone(),
+                        _ => self.string(v, &join(&p, "content"))?.into_bytes(),
+                    };
+                    decode_content(&raw, &encoding)
                         .map_err(|e| self.err(v, &join(&p, "content"), e))?
                 }
             };
@@ -999,10 +1091,15 @@ impl Conv<'_> {
     fn permissions(&mut self, v: &Node, path: &str) -> Res<u32> {
         let mode = match &v.value {
             NodeValue::Int(_) | NodeValue::UInt(_) => {
+                // The integer PyYAML read (`0644` is octal there, 420), as cloud-init's
+                // `decode_perms` takes it.
                 let t = v.as_text().unwrap_or_default();
-                let n = t
-                    .parse::<u32>()
-                    .map_err(|_| self.err(v, path, format!("invalid mode {t}")))?;
+                let n = match v.value {
+                    NodeValue::Int(i) => u32::try_from(i).ok(),
+                    NodeValue::UInt(u) => u32::try_from(u).ok(),
+                    _ => None,
+                }
+                .ok_or_else(|| self.err(v, path, format!("invalid mode {t}")))?;
                 if n > 7 && t.bytes().all(|b| (b'0'..=b'7').contains(&b)) && !t.starts_with('0') {
                     self.warn(
                         v,
@@ -1012,15 +1109,28 @@ impl Conv<'_> {
                 n
             }
             NodeValue::Str(s) => {
+                // Python's int(x, 8): `0o600`, `0600`, `600`, `0_600`, signs and
+                // surrounding blanks.
                 let t = s.trim();
-                let digits = t.strip_prefix("0o").unwrap_or(t);
-                u32::from_str_radix(digits, 8).map_err(|_| {
-                    self.err(
-                        v,
-                        path,
-                        format!("expected an octal mode such as '0644', found '{t}'"),
-                    )
-                })?
+                let digits = t.strip_prefix('+').unwrap_or(t);
+                let digits = digits
+                    .strip_prefix("0o")
+                    .or_else(|| digits.strip_prefix("0O"))
+                    .map(|d| d.strip_prefix('_').unwrap_or(d))
+                    .unwrap_or(digits);
+                let ok =
+                    !digits.starts_with('_') && !digits.ends_with('_') && !digits.contains("__");
+                let clean = digits.replace('_', "");
+                ok.then_some(())
+                    .and_then(|()| u32::from_str_radix(&clean, 8).ok())
+                    .ok_or(())
+                    .map_err(|()| {
+                        self.err(
+                            v,
+                            path,
+                            format!("expected an octal mode such as '0644', found '{t}'"),
+                        )
+                    })?
             }
             _ => return Err(self.expected(v, path, "an octal mode such as '0644'")),
         };
@@ -1157,29 +1267,23 @@ pub fn infer_password(name: &str, pw: &str, kind: Option<PasswordKind>) -> Chpas
     }
 }
 
-/// Decode `write_files` content per its `encoding` (cloud-init's spellings, any case).
-pub fn decode_content(text: &str, encoding: &str) -> Result<Vec<u8>, String> {
-    let b64 = |t: &str| -> Result<Vec<u8>, String> {
-        let clean: String = t.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-        base64::engine::general_purpose::STANDARD
-            .decode(clean.as_bytes())
-            .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(clean.as_bytes()))
-            .map_err(|e| format!("invalid base64: {e}"))
-    };
+/// Decode `write_files` content (text, or the bytes of a `!!binary` scalar) per its
+/// `encoding` (cloud-init's spellings, any case). Base64 is Python's lenient decoding.
+pub fn decode_content(raw: &[u8], encoding: &str) -> Result<Vec<u8>, String> {
+    let b64 = python_b64decode;
     match encoding.trim().to_ascii_lowercase().as_str() {
-        "" | "text" | "text/plain" => Ok(text.as_bytes().to_vec()),
-        "b64" | "base64" => b64(text),
+        "" | "text" | "text/plain" => Ok(raw.to_vec()),
+        "b64" | "base64" => b64(raw),
         "gz" | "gzip" => {
             // PyYAML hands cloud-init raw bytes (`!!binary`); we may get the base64 text.
-            let raw = text.as_bytes();
             if raw.starts_with(&[0x1f, 0x8b]) {
                 gunzip_limited(raw, MAX_WRITE_FILE_BYTES)
             } else {
-                gunzip_limited(&b64(text)?, MAX_WRITE_FILE_BYTES)
+                gunzip_limited(&b64(raw)?, MAX_WRITE_FILE_BYTES)
             }
         }
         "gz+b64" | "gzip+base64" | "gz+base64" | "gzip+b64" => {
-            gunzip_limited(&b64(text)?, MAX_WRITE_FILE_BYTES)
+            gunzip_limited(&b64(raw)?, MAX_WRITE_FILE_BYTES)
         }
         other => Err(format!(
             "unknown encoding '{other}' (expected text, b64, base64, gz, gzip, gz+b64, gzip+base64)"

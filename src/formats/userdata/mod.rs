@@ -111,6 +111,10 @@ pub struct SeedData {
     pub files: Vec<String>,
     /// Non-fatal problems (unknown keys, unhandled parts), each naming the file and key.
     pub warnings: Vec<String>,
+    /// user-data or vendor-data that could not be read (invalid YAML, a broken MIME or
+    /// gzip part): what it held is not applied, the rest of the seed is, and the run
+    /// reports a failure. Rejected cloud-config keys are in [`CloudConfig::errors`].
+    pub errors: Vec<SeedError>,
 }
 
 pub use crate::formats::SeedError;
@@ -180,7 +184,9 @@ pub fn parse_seed_including(
         .filter(|s| !s.is_empty())
         .or_else(|| meta.local_hostname.clone());
 
-    let mut user = Collector::new(limits, "", false);
+    // Errors in user-data and vendor-data are collected, not fatal: meta-data (hostname,
+    // public-keys, the instance id) still applies, and so do the other parts.
+    let mut user = Collector::new(limits, "", true);
     if let Some(ud) = seed.files.get("user-data") {
         user.bytes(ud, "user-data", 0)?;
     }
@@ -199,7 +205,7 @@ pub fn parse_seed_including(
         .and_then(|v| v.get("enabled"))
         .and_then(Node::as_bool)
         .unwrap_or(true);
-    let mut vendor = Collector::new(limits, "vendor-", false);
+    let mut vendor = Collector::new(limits, "vendor-", true);
     if let Some(vd) = seed.files.get("vendor-data") {
         if vendor_enabled {
             vendor.vendor_data(vd)?;
@@ -228,7 +234,19 @@ pub fn parse_seed_including(
     // Each part was converted (and checked) on its own; this conversion of the merge
     // cannot find new type errors, and its warnings repeat the parts'.
     let mut scratch = Vec::new();
-    let cloud_config = CloudConfig::from_node(&merged, "user-data", &mut scratch)?;
+    let mut cloud_config = CloudConfig::from_node(&merged, "user-data", &mut scratch)?;
+    // The merged tree has no file names: name the part a rejected key came from.
+    for e in &mut cloud_config.errors {
+        let from_part = vendor
+            .key_errors
+            .iter()
+            .chain(user.key_errors.iter())
+            .rev()
+            .find(|p| p.key == e.key);
+        if let Some(p) = from_part {
+            e.error = p.error.clone();
+        }
+    }
 
     let mut warnings: Vec<String> = Vec::new();
     warnings.extend(vendor.warnings.iter().map(ToString::to_string));
@@ -256,6 +274,7 @@ pub fn parse_seed_including(
         includes,
         files: seed.files.keys().cloned().collect(),
         warnings,
+        errors: vendor.errors.into_iter().chain(user.errors).collect(),
     })
 }
 
@@ -270,14 +289,10 @@ pub fn validate_user_data(file: &str, data: &[u8]) -> Vec<SeedError> {
     if let Err(e) = c.bytes(data, file, 0) {
         c.errors.push(e);
     }
-    if c.errors.is_empty() {
-        let merged = merge_all(c.configs.iter().map(|(_, n)| n));
-        let mut scratch = Vec::new();
-        if let Err(e) = CloudConfig::from_node(&merged, file, &mut scratch) {
-            c.errors.push(e);
-        }
-    }
     let mut out = c.errors;
+    out.extend(c.key_errors.into_iter().map(|k| k.error));
+    // In document order: by part, then by line.
+    out.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
     out.extend(c.warnings.into_iter().map(|w| SeedError {
         message: format!("warning: {}", w.message),
         ..w
@@ -438,6 +453,8 @@ struct Collector<'l> {
     includes: Vec<String>,
     warnings: Vec<SeedError>,
     errors: Vec<SeedError>,
+    /// Keys rejected in each cloud-config part, with the part's name.
+    key_errors: Vec<cloud_config::KeyError>,
 }
 
 impl<'l> Collector<'l> {
@@ -455,6 +472,7 @@ impl<'l> Collector<'l> {
             includes: Vec::new(),
             warnings: Vec::new(),
             errors: Vec::new(),
+            key_errors: Vec::new(),
         }
     }
 
@@ -591,7 +609,8 @@ impl<'l> Collector<'l> {
         let checked = CloudConfig::from_node(&node, label, &mut w);
         self.warnings.extend(w);
         match checked {
-            Ok(_) => {
+            Ok(cc) => {
+                self.key_errors.extend(cc.errors);
                 self.configs.push((label.to_owned(), node));
                 Ok(())
             }
