@@ -378,7 +378,10 @@ mod tests {
     fn every_rejected_key_has_an_owner() {
         use crate::formats::userdata::cloud_config::KNOWN_KEYS;
         use crate::formats::userdata::CloudConfig;
-        let owned: Vec<&str> = all().iter().flat_map(|m| m.keys().iter().copied()).collect();
+        let owned: Vec<&str> = all()
+            .iter()
+            .flat_map(|m| m.keys().iter().copied())
+            .collect();
         // Every known key with a value of the wrong shape: whatever CloudConfig rejects
         // must fail some module (keys modules read themselves are not in its errors).
         for bad in ["[[[]]]", "{bad: [[]]}", "x"] {
@@ -390,6 +393,5 @@ mod tests {
                 assert!(owned.contains(&e.key.as_str()), "no module owns {}", e.key);
             }
         }
-    }
     }
 }
