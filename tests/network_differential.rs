@@ -1,9 +1,7 @@
 //! Differential test of the network renderers against cloud-init's own: Debian's cloud-init
 //! package (unpacked by `tests/cloudinit/fetch.sh`, never installed) renders every
 //! network-config of `tests/cloudinit/netcfg/` with its `networkd`, `eni` and `netplan`
-//! renderers; ci-agent renders the same files with its networkd and ENI renderers (it
-//! renders networkd where netplan is present, so cloud-init's netplan output is compared
-//! with ci-agent's networkd). One Python extractor (`tests/cloudinit/net_diff.py`) reads
+//! renderers; ci-agent renders the same files with its own three. One Python extractor (`tests/cloudinit/net_diff.py`) reads
 //! both sides' files into what a clone ends up with: interfaces, addresses, DHCP, routes,
 //! DNS servers and search domains. They must be equal except for the differences listed in
 //! [`KNOWN`], each a cloud-init 22.4.2 defect or a deliberate choice, and each of which
@@ -13,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ci_agent::network::{self, render_eni, render_networkd, Parsed};
+use ci_agent::network::{self, render_eni, render_netplan, render_networkd, Parsed};
 use serde_json::Value;
 
 /// (config, cloud-init renderer, field that differs, why). Field `error`: cloud-init
@@ -115,6 +113,8 @@ fn renderers_agree_with_cloud_init() {
             )
             .unwrap();
         }
+        let np = render_netplan::render(&cfg);
+        std::fs::write(d.join("netplan.yaml"), &np.files[0].content).unwrap();
         let eni = render_eni::render(&cfg, &no_nics, false).unwrap();
         std::fs::write(d.join("eni"), &eni.files[0].content).unwrap();
     }

@@ -13,8 +13,10 @@
 //!   kernel command line, or `config: disabled` in the seed's network-config: nothing is
 //!   touched.
 //! - Renderer (`network.renderer`, default `auto`): FreeBSD → rc.conf.d; Linux →
-//!   NetworkManager when it is enabled, else systemd-networkd when it (or netplan, whose
-//!   backend it is) is present, else ifupdown ENI (Alpine: the whole `/etc/network/interfaces`).
+//!   NetworkManager when it is enabled, else netplan when it is in use (`netplan` and a
+//!   YAML file in `/etc/netplan`; then `netplan generate` is run, since its generator ran
+//!   before us), else systemd-networkd when it is enabled, else ifupdown ENI (Alpine: the
+//!   whole `/etc/network/interfaces`).
 //! - DNS: networkd `DNS=` reaches `/etc/resolv.conf` only through systemd-resolved, ENI
 //!   `dns-nameservers` only through resolvconf: without them (and on FreeBSD) the module
 //!   writes `/etc/resolv.conf` itself, unless it is a symlink (someone manages it).
@@ -107,6 +109,22 @@ impl Module for Network {
         )?;
         for f in &files {
             log::info!("network: wrote {}", f.path.display());
+        }
+        if renderer == "netplan" {
+            // Its systemd generator ran before us: regenerate /run/systemd/network now.
+            let out = ctx.sys.run(&Cmd::new(["netplan", "generate"]));
+            let failed = match &out {
+                Ok(o) if o.success() => None,
+                Ok(o) => Some(crate::platform::exec::describe_exit(o)),
+                Err(e) => Some(e.to_string()),
+            };
+            if let Some(why) = failed {
+                apply::undo(ctx.sys, &ctx.config.state_dir)?;
+                bail!(
+                    "netplan generate failed ({why}); {} removed, the template's config stays",
+                    network::render_netplan::FILE
+                );
+            }
         }
         if ctx.os == OsKind::Linux {
             for (mac, new) in renames {
@@ -235,7 +253,16 @@ fn pick(ctx: &Context) -> anyhow::Result<NetworkRenderer> {
     if enabled(ctx, "NetworkManager.service") {
         return Ok(NetworkRenderer::NetworkManager);
     }
-    if enabled(ctx, "systemd-networkd.service") || has("/usr/sbin/netplan") {
+    let netplan_yaml = ctx
+        .sys
+        .read_dir(Path::new("/etc/netplan"))
+        .unwrap_or_default()
+        .iter()
+        .any(|n| n.ends_with(".yaml") && n != "50-ci-agent.yaml");
+    if (has("/usr/sbin/netplan") || has("/sbin/netplan")) && netplan_yaml {
+        return Ok(NetworkRenderer::Netplan);
+    }
+    if enabled(ctx, "systemd-networkd.service") {
         return Ok(NetworkRenderer::Networkd);
     }
     if has("/etc/network/interfaces") || has("/sbin/ifup") || has("/usr/sbin/ifup") {
@@ -252,6 +279,7 @@ fn render(
     Ok(match pick(ctx)? {
         NetworkRenderer::Networkd => ("networkd", network::render_networkd::render(cfg)),
         NetworkRenderer::NetworkManager => ("network-manager", network::render_nm::render(cfg)),
+        NetworkRenderer::Netplan => ("netplan", network::render_netplan::render(cfg)),
         NetworkRenderer::Eni => {
             let whole = ctx.sys.exists(Path::new("/etc/alpine-release"));
             (
@@ -302,7 +330,9 @@ fn finish(
     }
     let has = |p: &str| sys.exists(Path::new(p));
     let resolver_manages = match renderer {
-        "networkd" => enabled(ctx, "systemd-resolved.service") || has("/run/systemd/resolve"),
+        "networkd" | "netplan" => {
+            enabled(ctx, "systemd-resolved.service") || has("/run/systemd/resolve")
+        }
         "eni" => has("/sbin/resolvconf") || has("/usr/sbin/resolvconf"),
         "network-manager" => true,
         _ => false,
@@ -518,6 +548,54 @@ mod tests {
             .contains("nameserver 10.0.2.3\n"));
         // No `ip link` on FreeBSD: rc.d/netif renames.
         assert_eq!(env.lines(), vec!["ifconfig -a"]);
+    }
+
+    #[test]
+    fn netplan_when_in_use_then_generate_and_undo_on_failure() {
+        let mut env = Env::new(OsKind::Linux);
+        env.sys.put("/usr/sbin/netplan", "");
+        env.sys.put("/etc/netplan/90-default.yaml", "network:\n  version: 2\n  ethernets:\n    all-en:\n      match: {name: en*}\n      dhcp4: true\n");
+        env.sys.put(
+            "/etc/systemd/system/multi-user.target.wants/systemd-networkd.service",
+            "",
+        );
+        env.seed.files = vec!["network-config".into()];
+        env.sys.put(
+            SEED,
+            "version: 2\nethernets:\n  ens3:\n    addresses: [10.0.2.20/24]\n",
+        );
+        env.run_ok(&Network);
+        assert!(env
+            .read(network::render_netplan::FILE)
+            .contains("\"0ci-ens3\":"));
+        assert!(
+            env.read("/etc/netplan/90-default.yaml").contains("all-en"),
+            "template untouched"
+        );
+        assert_eq!(env.lines(), vec!["netplan generate"]);
+
+        let env2 = {
+            let mut e = Env::new(OsKind::Linux);
+            e.sys.put("/usr/sbin/netplan", "");
+            e.sys
+                .put("/etc/netplan/90-default.yaml", "network: {version: 2}\n");
+            e.seed.files = vec!["network-config".into()];
+            e.sys.put(
+                SEED,
+                "version: 2\nethernets:\n  ens3:\n    addresses: [10.0.2.20/24]\n",
+            );
+            e.sys.on_command(
+                &["netplan", "generate"],
+                CmdOutput {
+                    code: Some(1),
+                    ..CmdOutput::default()
+                },
+            );
+            e
+        };
+        let err = env2.run_err(&Network);
+        assert!(err.starts_with("netplan generate failed"), "{err}");
+        assert!(!env2.sys.exists(Path::new(network::render_netplan::FILE)));
     }
 
     #[test]

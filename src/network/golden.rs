@@ -495,3 +495,57 @@ fn matched_entries_resolve_to_current_nics() {
         "lan: no interface on this machine matches macaddress 00:00:00:00:00:01"
     );
 }
+
+#[test]
+fn netplan_ids_sort_before_the_templates_catch_all() {
+    let (c, _) = cfg("version: 2
+ethernets:
+  eth0:
+    addresses: [10.0.0.7]
+    routes: [{to: default, via: 10.0.0.1, metric: 5}]
+    nameservers: {addresses: [10.0.0.53], search: [lab]}
+  lan:
+    match: {macaddress: '52:54:00:00:00:01'}
+    set-name: lan0
+    dhcp4: true
+vlans:
+  vlan7:
+    id: 7
+    link: lan
+    addresses: [10.7.0.2/24]
+");
+    let r = render_netplan::render(&c);
+    assert_eq!(r.files[0].mode, 0o600);
+    assert_eq!(
+        file(&r, render_netplan::FILE),
+        "# ci-agent: written from the seed's network-config
+network:
+  version: 2
+  ethernets:
+    \"0ci-eth0\":
+      match:
+        name: \"eth0\"
+      addresses: [\"10.0.0.7/24\"]
+      routes:
+        - to: \"default\"
+          via: \"10.0.0.1\"
+          metric: 5
+      nameservers:
+        addresses: [\"10.0.0.53\"]
+        search: [\"lab\"]
+    \"0ci-lan0\":
+      match:
+        macaddress: \"52:54:00:00:00:01\"
+      set-name: \"lan0\"
+      dhcp4: true
+  vlans:
+    \"vlan7\":
+      id: 7
+      link: \"0ci-lan0\"
+      addresses: [\"10.7.0.2/24\"]
+"
+    );
+    // `0ci-…` sorts before any letter: netplan's 10-netplan-0ci-eth0.network comes before
+    // a template's 10-netplan-all-en.network.
+    assert!("0ci-eth0" < "all-en");
+}

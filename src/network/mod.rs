@@ -6,7 +6,8 @@
 //!   position of every item, so that errors and warnings say `file:line:column`.
 //! - [`validate`]: the checks every input goes through (names, prefixes, gateways).
 //! - `render_*`: the model to files, one pure function per target
-//!   ([`render_networkd`], [`render_eni`], [`render_nm`], [`render_freebsd`]).
+//!   ([`render_networkd`], [`render_netplan`], [`render_eni`], [`render_nm`],
+//!   [`render_freebsd`]).
 //! - [`apply`]: write a rendering through `System`, keeping what it replaced, and undo it
 //!   (a later instance, `ci-agent seal`).
 //!
@@ -16,6 +17,7 @@ pub mod apply;
 pub mod eni;
 pub mod render_eni;
 pub mod render_freebsd;
+pub mod render_netplan;
 pub mod render_networkd;
 pub mod render_nm;
 pub mod v1;

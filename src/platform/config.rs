@@ -32,7 +32,7 @@
 //! | `identity.regenerate_ssh_host_keys` | `true` | new SSH host keys on a new instance |
 //! | `identity.reset_machine_id` | `true` | new machine-id on a new instance |
 //! | `network.config` | `enabled` | `disabled`: never touch the network configuration |
-//! | `network.renderer` | `auto` | `auto`, `networkd`, `eni`, `network-manager`, `freebsd` |
+//! | `network.renderer` | `auto` | `auto`, `networkd`, `netplan`, `eni`, `network-manager`, `freebsd` |
 //!
 //! The file is parsed by [`crate::formats::yaml::from_str`] (same budgets and YAML 1.1 booleans as
 //! seeds); every error names the file, the line/column or key, and what was expected.
@@ -97,10 +97,11 @@ pub struct BootstrapConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum NetworkRenderer {
-    /// Pick from what the system has (NetworkManager, systemd-networkd or netplan,
+    /// Pick from what the system has (NetworkManager, netplan, systemd-networkd,
     /// ifupdown; FreeBSD rc.conf).
     Auto,
     Networkd,
+    Netplan,
     Eni,
     NetworkManager,
     Freebsd,

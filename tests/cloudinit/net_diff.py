@@ -4,9 +4,10 @@ and summarise what each rendering configures, with the same extractors that
 tests/network_differential.rs applies to ci-agent's renderings.
 
     net_diff.py summarise-cloudinit CONFIG...   JSON: {config: {renderer: summary|{"error"}}}
-    net_diff.py summarise-ours DIR              JSON: {config: {networkd, eni}} for
-                                                DIR/<config>/networkd/*.network and
-                                                DIR/<config>/eni (ci-agent's renderings)
+    net_diff.py summarise-ours DIR              JSON: {config: {networkd, eni, netplan}} for
+                                                DIR/<config>/networkd/*.network,
+                                                DIR/<config>/eni and DIR/<config>/netplan.yaml
+                                                (ci-agent's renderings)
 
 cloud-init comes from tests/cloudinit/fetch.sh (Debian's package, unpacked, never
 installed) on PYTHONPATH. A summary is what a clone ends up with, not how it is spelled:
@@ -178,7 +179,8 @@ def summarise_netplan(path):
     for section in ("ethernets", "vlans", "bonds", "bridges"):
         for ident, e in (net.get(section) or {}).items():
             e = e or {}
-            name = e.get("set-name", ident)
+            m = (e.get("match") or {}).get("name")
+            name = e.get("set-name") or (m if m and not any(c in m for c in "*?[") else ident)
             s["interfaces"].add(name)
             addrs = s["addresses"].setdefault(name, set())
             for a in e.get("addresses", []) or []:
@@ -269,7 +271,8 @@ def main():
         res = {}
         for c in sorted(os.listdir(top)):
             res[c] = {"networkd": summarise_networkd(os.path.join(top, c, "networkd")),
-                      "eni": summarise_eni(os.path.join(top, c, "eni"))}
+                      "eni": summarise_eni(os.path.join(top, c, "eni")),
+                      "netplan": summarise_netplan(os.path.join(top, c, "netplan.yaml"))}
     else:
         sys.exit(__doc__)
     json.dump(res, sys.stdout, indent=1, sort_keys=True)
