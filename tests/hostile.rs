@@ -283,6 +283,8 @@ impl Guest {
 fn is_record(p: &Path) -> bool {
     p.starts_with(STATE)
         || p == Path::new(LOG)
+        // This boot's pass record (pass.json, pass.lock).
+        || p.starts_with("run")
         || [Path::new("var"), Path::new("var/lib"), Path::new("var/log")].contains(&p)
 }
 
@@ -1419,6 +1421,7 @@ fn normalized(g: &Guest) -> (Tree, Vec<PathBuf>) {
         p == Path::new(LOG)
             || p == Path::new("var/log/vm-bootstrap.log")
             || p.starts_with(format!("{STATE}/status.json"))
+            || p.starts_with("run/ci-agent/pass.json")
             || p == Path::new(&format!("{STATE}/commands.log"))
             || p.components().any(|c| c.as_os_str() == "sem")
             || p.starts_with("root/bootstrap/bootstrap-done")

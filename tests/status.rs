@@ -1,8 +1,12 @@
-//! `ci-agent status`: human and JSON output and the exit codes (0 done/disabled, 1 error,
-//! 2 degraded, 3 running, 4 not run yet, 5 usage or unreadable state), `--wait`.
+//! `ci-agent status`: cloud-init's words (`not started`, `running`, `done`, `error`,
+//! `disabled`; `extended_status: degraded done`) and exit codes (0, 1 error, 2 degraded),
+//! decided from this boot's pass record and the pass lock, not from `status.json`; a pass
+//! killed mid-way; `--wait` and `--timeout`.
 
 use std::path::Path;
 use std::process::{Command, Output};
+
+use serde_json::json;
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ci-agent"))
@@ -13,104 +17,239 @@ fn status(root: &Path, extra: &[&str]) -> Output {
         .arg("status")
         .arg("--root")
         .arg(root)
+        .args(["--os", "linux"])
         .args(extra)
         .output()
         .unwrap()
-}
-
-fn write_status(root: &Path, state_dir: &str, status: &str) {
-    let dir = root.join(state_dir.trim_start_matches('/'));
-    std::fs::create_dir_all(&dir).unwrap();
-    let doc = serde_json::json!({
-        "status": status,
-        "action": "apply",
-        "detail": "first boot (/firstboot exists)",
-        "instance_id": "iid-42",
-        "datasource": "dir:/seed",
-        "stage": "all",
-        "started": "2026-01-01T00:00:00Z",
-        "finished": "2026-01-01T00:00:05Z",
-        "seed_dir": "/var/lib/ci-agent/instances/iid-42/seed",
-        "applied_instance_id": "iid-42",
-        "modules": [
-            {"name": "hostname", "stage": "early", "frequency": "per-instance", "result": "ok", "error": null, "duration_ms": 2},
-            {"name": "runcmd", "stage": "late", "frequency": "per-instance", "result": if status == "error" {"failed"} else {"ok"},
-             "error": if status == "error" {serde_json::json!("exit 1")} else {serde_json::Value::Null}, "duration_ms": 40}
-        ],
-        "warnings": if status == "degraded" {serde_json::json!(["user-data: unknown key 'fo'"])} else {serde_json::json!([])},
-        "bootstrap": null,
-        "os": "linux",
-        "version": "0.1.0"
-    });
-    // Atomically, like the agent (a reader polling with --wait never sees half a file).
-    std::fs::write(
-        dir.join(".status.tmp"),
-        serde_json::to_vec_pretty(&doc).unwrap(),
-    )
-    .unwrap();
-    std::fs::rename(dir.join(".status.tmp"), dir.join("status.json")).unwrap();
 }
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-#[test]
-fn exit_codes_follow_the_status() {
-    let d = tempfile::tempdir().unwrap();
-    let o = status(d.path(), &["--os", "linux"]);
-    assert_eq!(o.status.code(), Some(4), "not run yet");
-    assert!(stdout(&o).contains("status: not run yet"));
-    let o = status(d.path(), &["--os", "linux", "--json"]);
-    assert_eq!(o.status.code(), Some(4));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["status"], "not-run");
+/// Write atomically, like the agent (a reader polling with --wait never sees half a file).
+fn put(root: &Path, guest: &str, doc: &serde_json::Value) {
+    let p = root.join(guest.trim_start_matches('/'));
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    let tmp = p.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(doc).unwrap()).unwrap();
+    std::fs::rename(tmp, p).unwrap();
+}
 
-    for (st, code) in [
-        ("done", 0),
-        ("error", 1),
-        ("degraded", 2),
-        ("running", 3),
-        ("disabled", 0),
-    ] {
-        write_status(d.path(), "/var/lib/ci-agent", st);
-        let o = status(d.path(), &["--os", "linux"]);
-        assert_eq!(o.status.code(), Some(code), "{st}: {}", stdout(&o));
-        let out = stdout(&o);
-        assert!(out.starts_with(&format!("status: {st}\n")), "{out}");
-        assert!(out.contains("instance-id: iid-42"));
-        assert!(
-            out.contains("seed files (CI_AGENT_SEED_DIR): /var/lib/ci-agent/instances/iid-42/seed")
-        );
-        assert!(out.contains("hostname"));
-        if st == "error" {
-            assert!(out.contains("FAILED") && out.contains("exit 1"), "{out}");
-        }
-        if st == "degraded" {
-            assert!(out.contains("unknown key 'fo'"), "{out}");
-        }
-        let o = status(d.path(), &["--os", "linux", "--json"]);
-        assert_eq!(o.status.code(), Some(code));
-        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-        assert_eq!(v["status"], st);
-        assert_eq!(v["modules"][1]["name"], "runcmd");
-    }
+fn pass(stage: &str, finished: bool, status: &str) -> serde_json::Value {
+    json!({
+        "stage": stage, "pid": 4242, "started": 1_767_225_600u64,
+        "finished": if finished { json!(1_767_225_660u64) } else { json!(null) },
+        "exit": if finished { json!(0) } else { json!(null) },
+        "status": status, "action": "apply", "detail": "first boot (/firstboot exists)",
+        "instance_id": "iid-42", "datasource": "iso9660:/dev/sr0",
+        "errors": if status == "error" { json!(["runcmd: exit 1"]) } else { json!([]) },
+        "warnings": if status == "degraded" { json!(["user-data: unknown key 'fo'"]) } else { json!([]) },
+    })
+}
+
+fn boot(root: &Path, passes: Vec<serde_json::Value>) {
+    put(
+        root,
+        "/run/ci-agent/pass.json",
+        &json!({"schema_version": 1, "passes": passes}),
+    );
+}
+
+fn last_run(root: &Path, status: &str) {
+    put(
+        root,
+        "/var/lib/ci-agent/status.json",
+        &json!({
+            "schema_version": 1, "status": status, "action": "apply",
+            "detail": "first boot (/firstboot exists)", "instance_id": "iid-42",
+            "datasource": "iso9660:/dev/sr0", "stage": "late",
+            "started": "2026-01-01T00:00:00Z", "finished": "2026-01-01T00:01:00Z",
+            "seed_dir": "/var/lib/ci-agent/instances/iid-42/seed",
+            "applied_instance_id": "iid-42",
+            "modules": [{"name": "runcmd", "stage": "late", "frequency": "per-instance",
+                         "result": if status == "error" {"failed"} else {"ok"},
+                         "error": if status == "error" {json!("exit 1")} else {json!(null)}, "duration_ms": 40}],
+            "warnings": [], "os": "linux"
+        }),
+    );
 }
 
 #[test]
-fn freebsd_state_dir_and_config_state_dir() {
+fn words_and_exit_codes_are_cloud_inits() {
     let d = tempfile::tempdir().unwrap();
-    write_status(d.path(), "/var/db/ci-agent", "degraded");
-    assert_eq!(
-        status(d.path(), &["--os", "freebsd"]).status.code(),
-        Some(2)
+    let r = d.path();
+    let o = status(r, &[]);
+    assert_eq!(o.status.code(), Some(0), "not started");
+    assert!(
+        stdout(&o).starts_with("status: not started\n"),
+        "{}",
+        stdout(&o)
     );
-    assert_eq!(status(d.path(), &["--os", "linux"]).status.code(), Some(4));
-    // state_dir from a config file (this needs the YAML wrapper).
-    let conf = d.path().join("etc/ci-agent.conf");
-    std::fs::create_dir_all(conf.parent().unwrap()).unwrap();
-    std::fs::write(&conf, "state_dir: /var/db/ci-agent\n").unwrap();
-    let o = status(d.path(), &["--os", "linux"]);
+
+    // A persistent record from an earlier boot does not make this boot done.
+    last_run(r, "running");
+    assert!(stdout(&status(r, &[])).starts_with("status: not started\n"));
+
+    for (st, word, ext, code) in [
+        ("done", "done", "done", 0),
+        ("degraded", "done", "degraded done", 2),
+        ("error", "error", "error", 1),
+        ("disabled", "disabled", "disabled", 0),
+    ] {
+        boot(
+            r,
+            vec![pass("early", true, "running"), pass("late", true, st)],
+        );
+        last_run(r, st);
+        let o = status(r, &[]);
+        let out = stdout(&o);
+        assert_eq!(o.status.code(), Some(code), "{st}: {out}");
+        assert!(
+            out.starts_with(&format!("status: {word}\nextended_status: {ext}\n")),
+            "{out}"
+        );
+        assert_eq!(out.contains("status: done"), word == "done", "{out}");
+        assert!(out.contains("instance-id: iid-42"), "{out}");
+        assert!(
+            out.contains("seed files (CI_AGENT_SEED_DIR): /var/lib/ci-agent/instances/iid-42/seed")
+        );
+        let o = status(r, &["--json"]);
+        assert_eq!(o.status.code(), Some(code));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["status"], word);
+        assert_eq!(v["extended_status"], ext);
+        assert_eq!(v["schema_version"], 1);
+        assert_eq!(v["_schema_version"], "1");
+        assert_eq!(v["ci_agent"]["last_run"]["modules"][0]["name"], "runcmd");
+        if st == "degraded" {
+            assert_eq!(
+                v["recoverable_errors"]["WARNING"][0],
+                "user-data: unknown key 'fo'"
+            );
+        }
+        if st == "error" {
+            assert_eq!(v["errors"][0], "runcmd: exit 1");
+        }
+        let o = status(r, &["--format", "yaml"]);
+        assert!(
+            stdout(&o).contains(&format!("extended_status: {ext}")),
+            "{}",
+            stdout(&o)
+        );
+    }
+
+    // Between the passes: running (the late pass is due).
+    boot(r, vec![pass("early", true, "running")]);
+    let o = status(r, &[]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).starts_with("status: running\n"));
+}
+
+#[test]
+fn a_killed_pass_is_an_error_at_once() {
+    let d = tempfile::tempdir().unwrap();
+    let r = d.path();
+    // Killed mid-way: status.json still says running, pass.json has no end, no lock held.
+    last_run(r, "running");
+    boot(
+        r,
+        vec![
+            pass("early", true, "running"),
+            pass("late", false, "running"),
+        ],
+    );
+    let o = status(r, &["--wait", "--timeout", "600"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let out = stdout(&o);
+    assert!(out.contains("status: error\n"), "{out}");
+    assert!(out.contains("was killed"), "{out}");
+}
+
+#[test]
+fn wait_follows_the_lock() {
+    let d = tempfile::tempdir().unwrap();
+    let r = d.path();
+    boot(r, vec![pass("late", false, "running")]);
+    let lock_path = r.join("run/ci-agent/pass.lock");
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .unwrap();
+    let held = ci_agent::platform::FileLock::take(f, false)
+        .unwrap()
+        .unwrap();
+    // Running while the lock is held; --timeout gives up with exit 1.
+    let o = status(r, &["--wait", "--timeout", "1"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("status: running\n"), "{}", stdout(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--timeout"));
+
+    let child = bin()
+        .args(["status", "--os", "linux", "--wait", "--root"])
+        .arg(r)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    boot(r, vec![pass("late", true, "done")]);
+    drop(held);
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).contains("status: done\n"), "{}", stdout(&o));
+
+    // Not started: --wait waits (here until the timeout).
+    let e = tempfile::tempdir().unwrap();
+    let o = status(e.path(), &["--wait", "--timeout", "1"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("status: not started\n"));
+}
+
+#[test]
+fn disable_switches_say_why() {
+    let d = tempfile::tempdir().unwrap();
+    let r = d.path();
+    std::fs::create_dir_all(r.join("etc")).unwrap();
+    std::fs::write(r.join("etc/ci-agent.disabled"), "").unwrap();
+    let o = status(r, &["--wait"]);
+    assert_eq!(o.status.code(), Some(0));
+    let out = stdout(&o);
+    assert!(out.starts_with("status: disabled\n"), "{out}");
+    assert!(
+        out.contains("boot_status_code: disabled-by-marker-file"),
+        "{out}"
+    );
+    assert!(out.contains("/etc/ci-agent.disabled"), "{out}");
+    std::fs::remove_file(r.join("etc/ci-agent.disabled")).unwrap();
+    std::fs::create_dir_all(r.join("proc")).unwrap();
+    std::fs::write(r.join("proc/cmdline"), "root=/dev/vda ci-agent=disabled\n").unwrap();
+    let out = stdout(&status(r, &[]));
+    assert!(out.contains("disabled-by-kernel-cmdline"), "{out}");
+}
+
+#[test]
+fn freebsd_paths_and_config() {
+    let d = tempfile::tempdir().unwrap();
+    let r = d.path();
+    put(
+        r,
+        "/var/run/ci-agent/pass.json",
+        &json!({"schema_version": 1, "passes": [pass("all", true, "degraded")]}),
+    );
+    let o = bin()
+        .args(["status", "--os", "freebsd", "--root"])
+        .arg(r)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(status(r, &[]).status.code(), Some(0), "linux: not started");
+    // run_dir from a config file.
+    std::fs::create_dir_all(r.join("etc")).unwrap();
+    std::fs::write(r.join("etc/ci-agent.conf"), "run_dir: /var/run/ci-agent\n").unwrap();
+    let o = status(r, &[]);
     assert_eq!(
         o.status.code(),
         Some(2),
@@ -120,46 +259,15 @@ fn freebsd_state_dir_and_config_state_dir() {
 }
 
 #[test]
-fn usage_and_unreadable_state_exit_5() {
+fn usage_and_unreadable_records() {
     let d = tempfile::tempdir().unwrap();
     let o = bin().args(["status", "--bogus"]).output().unwrap();
-    assert_eq!(o.status.code(), Some(5));
-    let dir = d.path().join("var/lib/ci-agent");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("status.json"), "{not json").unwrap();
-    let o = status(d.path(), &["--os", "linux"]);
-    assert_eq!(o.status.code(), Some(5));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("status.json"));
+    assert_eq!(o.status.code(), Some(2));
+    put(d.path(), "/run/ci-agent/pass.json", &json!({"passes": 3}));
+    let o = status(d.path(), &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("pass.json"));
     let o = bin().args(["status", "--help"]).output().unwrap();
     assert_eq!(o.status.code(), Some(0));
     assert!(stdout(&o).contains("exit status"));
-}
-
-#[test]
-fn wait_returns_when_the_run_finishes() {
-    let d = tempfile::tempdir().unwrap();
-    write_status(d.path(), "/var/lib/ci-agent", "running");
-    // Gives up after the timeout while still running.
-    let o = status(d.path(), &["--os", "linux", "--wait", "--timeout", "1"]);
-    assert_eq!(o.status.code(), Some(3));
-    // Returns the final result once the run finishes.
-    let child = bin()
-        .args([
-            "status",
-            "--os",
-            "linux",
-            "--wait",
-            "--timeout",
-            "60",
-            "--root",
-        ])
-        .arg(d.path())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1500));
-    write_status(d.path(), "/var/lib/ci-agent", "error");
-    let o = child.wait_with_output().unwrap();
-    assert_eq!(o.status.code(), Some(1));
-    assert!(stdout(&o).starts_with("status: error\n"));
 }

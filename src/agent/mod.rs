@@ -20,11 +20,14 @@
 //! Beside the run: [`state`] (semaphores, status, `ci-agent status`), [`logging`],
 //! [`seal`] (`ci-agent seal`) and [`query`] (`ci-agent query`).
 
+pub mod boot;
+pub mod cloudinit;
 pub mod growroot;
 pub mod logging;
 pub mod query;
 pub mod seal;
 pub mod state;
+pub mod status;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -211,10 +214,21 @@ pub struct Report {
 /// `error` status (written if the state directory is writable).
 pub fn run(sys: &dyn System, config: &Config, opts: &RunOptions, parts: &Parts) -> Report {
     let mut r = Runner::new(sys, config, opts, parts);
-    match r.go() {
+    if let Some((_, reason)) = boot::disabled(sys, config) {
+        log::info!("{reason}; nothing to do");
+        r.status.status = RunStatus::Disabled;
+        r.status.action = "disabled".into();
+        r.status.detail = reason;
+        return Report {
+            exit: crate::exit::OK,
+            status: r.status,
+        };
+    }
+    let outcome = r.go();
+    let report = match outcome {
         Ok(exit) => Report {
             exit,
-            status: r.status,
+            status: r.status.clone(),
         },
         Err(e) => {
             let msg = format!("{e:#}");
@@ -229,10 +243,23 @@ pub fn run(sys: &dyn System, config: &Config, opts: &RunOptions, parts: &Parts) 
             }
             Report {
                 exit: crate::exit::USAGE,
-                status: r.status,
+                status: r.status.clone(),
             }
         }
+    };
+    // Still under both locks: the pass ends in pass.json before a waiter can see it free.
+    if r._pass.is_some() {
+        if let Err(e) = boot::end_pass(
+            sys,
+            config,
+            &report.status,
+            report.exit,
+            opts.stage.is_last(),
+        ) {
+            log::warn!("{e:#}");
+        }
     }
+    report
 }
 
 struct Runner<'a> {
@@ -246,6 +273,8 @@ struct Runner<'a> {
     seed_from_copy: Option<String>,
     /// The run lock, held until the runner (and with it the final status write) is done.
     _lock: Option<FileLock>,
+    /// This boot's pass record (`pass.lock` held), absent in a dry run.
+    _pass: Option<boot::PassGuard>,
 }
 
 impl<'a> Runner<'a> {
@@ -257,6 +286,7 @@ impl<'a> Runner<'a> {
     ) -> Self {
         let state = State::new(sys, &config.state_dir);
         let status = StatusFile {
+            schema_version: 1,
             status: RunStatus::Running,
             action: String::new(),
             detail: String::new(),
@@ -287,6 +317,7 @@ impl<'a> Runner<'a> {
             status,
             seed_from_copy: None,
             _lock: None,
+            _pass: None,
         }
     }
 
@@ -294,6 +325,17 @@ impl<'a> Runner<'a> {
         self.state.ensure()?;
         // Before anything is read: a run that waited sees what the other one did.
         self._lock = Some(self.state.lock_run()?);
+        if let Some(w) = boot::cloud_init_conflict(self.sys) {
+            log::warn!("{w}");
+            push_unique(&mut self.status.warnings, w);
+        }
+        if !self.opts.dry_run {
+            match boot::begin_pass(self.sys, self.config, self.opts.stage.as_str()) {
+                Ok(g) => self._pass = Some(g),
+                // Only `status` needs it; the run itself goes on.
+                Err(e) => log::warn!("{e:#}"),
+            }
+        }
         self.status.applied_instance_id = self.state.applied_instance();
         let previous = match self.state.read_status() {
             Ok(p) => p,

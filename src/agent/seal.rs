@@ -77,7 +77,7 @@ impl Item {
             Item::ShellHistory => "~/.bash_history, ~/.sh_history, ~/.history, ~/.zsh_history, ~/.lesshst, ~/.viminfo of root and /home/*, /usr/home/*",
             Item::Logs => "truncate files under /var/log (rotated and journal files removed)",
             Item::Network => "network config the agent rendered from a seed (removed; template files it changed restored)",
-            Item::State => "ci-agent state dir, bootstrap retry-amount",
+            Item::State => "ci-agent state dir, bootstrap retry-amount, this boot's pass.json, cloud-init compat files (boot-finished, status.json, result.json)",
             Item::Tmp => "contents of /tmp and /var/tmp",
             Item::PackageCache => "/var/cache/apt/archives/*.deb, dnf/yum caches, /var/cache/pkg/*",
             Item::Firstboot => "create the first-boot sentinel (/firstboot)",
@@ -362,6 +362,11 @@ pub fn seal(sys: &dyn System, config: &Config, opts: &SealOptions) -> SealReport
     if on(Item::State) {
         s.remove_entry(&config.state_dir);
         s.remove_file(&config.bootstrap.dir.join("retry-amount"));
+        // This boot's pass record, and the files written for cloud-init's tools.
+        s.remove_file(&crate::agent::boot::pass_path(config));
+        for f in crate::agent::boot::cloudinit_files() {
+            s.remove_file(&f);
+        }
     }
     if on(Item::Tmp) {
         s.clear_contents(Path::new("/tmp"));

@@ -19,10 +19,8 @@
 //! Writes are ordered so that a kill at any point re-runs cleanly: a semaphore only after
 //! its module succeeded, `instance-id` only after the last one, the sentinel removed last.
 
-use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
@@ -30,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::formats::civil::rfc3339;
 use crate::formats::userdata::Seed;
 use crate::modules::{Frequency, Stage};
-use crate::platform::{FileLock, OsKind, System, WriteOpts};
+use crate::platform::{FileLock, System, WriteOpts};
 
 /// Largest state file read back (`instance-id`, `in-progress`).
 const MAX_SMALL: u64 = 4096;
@@ -94,6 +92,9 @@ pub struct ModuleResult {
 /// `status.json`. Field names are a public interface (scripts parse them).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusFile {
+    /// Version of this document's shape (1); records from before it read as 1.
+    #[serde(default = "schema_v1")]
+    pub schema_version: u32,
     pub status: RunStatus,
     /// What the last run decided: `apply` (a first boot or a new instance), `per-boot`
     /// (an applied instance: only per-boot modules), `deferred` (the early pass left an
@@ -137,6 +138,10 @@ pub struct StatusFile {
     pub os: Option<String>,
     #[serde(default)]
     pub version: Option<String>,
+}
+
+fn schema_v1() -> u32 {
+    1
 }
 
 /// A pass that found nothing to do (see [`StatusFile::last_check`]).
@@ -521,259 +526,6 @@ pub fn iid_dir_name(iid: &str) -> String {
     out
 }
 
-// ---------------------------------------------------------------------------------------
-// ci-agent status
-
-const STATUS_USAGE: &str = "\
-usage: ci-agent status [--json] [--wait [--timeout SECS]] [--root DIR] [--config FILE] [--os linux|freebsd]
-
-Show the result of the last run (from <state_dir>/status.json).
-
-  --json           print status.json as is (with \"status\": \"not-run\" when there is none)
-  --wait           wait until no pass is running (polls every second)
-  --timeout SECS   with --wait: give up after SECS seconds (exit 3)
-  --root DIR       read the state of the system under DIR
-  --config FILE    agent config (to find state_dir); default: the OS default path
-  --os OS          policy for default paths: linux or freebsd
-
-exit status: 0 done or disabled, 1 error, 2 degraded (warnings), 3 running,
-             4 not run yet, 5 usage or unreadable state
-";
-
-/// Exit codes of `ci-agent status` (cloud-init's 0/1/2, plus ours).
-pub mod status_exit {
-    pub const DONE: u8 = 0;
-    pub const ERROR: u8 = 1;
-    pub const DEGRADED: u8 = 2;
-    pub const RUNNING: u8 = 3;
-    pub const NOT_RUN: u8 = 4;
-    pub const USAGE: u8 = 5;
-}
-
-struct StatusArgs {
-    json: bool,
-    wait: bool,
-    timeout: Option<u64>,
-    root: PathBuf,
-    config: Option<PathBuf>,
-    os: OsKind,
-}
-
-fn parse_status_args(args: Vec<OsString>) -> Result<Option<StatusArgs>, lexopt::Error> {
-    use lexopt::prelude::*;
-    let mut a = StatusArgs {
-        json: false,
-        wait: false,
-        timeout: None,
-        root: "/".into(),
-        config: None,
-        os: OsKind::host(),
-    };
-    let mut p = lexopt::Parser::from_args(args);
-    while let Some(arg) = p.next()? {
-        match arg {
-            Long("json") => a.json = true,
-            Long("wait") => a.wait = true,
-            Long("timeout") => a.timeout = Some(p.value()?.parse()?),
-            Long("root") => a.root = p.value()?.into(),
-            Long("config") => a.config = Some(p.value()?.into()),
-            Long("os") => a.os = OsKind::from_arg(&mut p)?,
-            Short('h') | Long("help") => {
-                print!("{STATUS_USAGE}");
-                return Ok(None);
-            }
-            _ => return Err(arg.unexpected()),
-        }
-    }
-    Ok(Some(a))
-}
-
-/// `ci-agent status`.
-pub fn cli_status(args: Vec<OsString>) -> u8 {
-    let a = match parse_status_args(args) {
-        Ok(Some(a)) => a,
-        Ok(None) => return status_exit::DONE,
-        Err(e) => {
-            eprintln!("ci-agent status: {e}\n\n{STATUS_USAGE}");
-            return status_exit::USAGE;
-        }
-    };
-    let root = match crate::platform::config::absolute(&a.root) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("ci-agent status: {e:#}");
-            return status_exit::USAGE;
-        }
-    };
-    // Reading only: a recording system never acts on the host.
-    let sys = crate::platform::host::HostSystem::recording(&root);
-    let config = match crate::platform::config::load_config(&sys, &root, a.config.as_deref(), a.os)
-    {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("ci-agent status: {e:#}");
-            return status_exit::USAGE;
-        }
-    };
-    let state = State::new(&sys, &config.state_dir);
-    let deadline = a.timeout.map(Duration::from_secs);
-    let mut waited = Duration::ZERO;
-    loop {
-        let st = match state.read_status() {
-            Ok(st) => st,
-            Err(e) => {
-                eprintln!("ci-agent status: {e:#}");
-                return status_exit::USAGE;
-            }
-        };
-        let running = st
-            .as_ref()
-            .map(|s| s.status == RunStatus::Running)
-            .unwrap_or(false);
-        if a.wait && running && deadline.is_none_or(|d| waited < d) {
-            std::thread::sleep(Duration::from_secs(1));
-            waited += Duration::from_secs(1);
-            continue;
-        }
-        return print_status(st.as_ref(), &state, a.json);
-    }
-}
-
-fn print_status(st: Option<&StatusFile>, state: &State, json: bool) -> u8 {
-    let Some(st) = st else {
-        if json {
-            println!(
-                "{}",
-                serde_json::json!({"status": "not-run", "state_dir": state.dir().display().to_string()})
-            );
-        } else {
-            println!("status: not run yet");
-            println!("state: {} (no status.json)", state.dir().display());
-        }
-        return status_exit::NOT_RUN;
-    };
-    if json {
-        match serde_json::to_string_pretty(st) {
-            Ok(s) => println!("{s}"),
-            Err(e) => {
-                eprintln!("ci-agent status: {e}");
-                return status_exit::USAGE;
-            }
-        }
-    } else {
-        print!("{}", render_status(st));
-    }
-    match st.status {
-        RunStatus::Done | RunStatus::Disabled => status_exit::DONE,
-        RunStatus::Error => status_exit::ERROR,
-        RunStatus::Degraded => status_exit::DEGRADED,
-        RunStatus::Running => status_exit::RUNNING,
-    }
-}
-
-/// The human form of a status.
-pub fn render_status(st: &StatusFile) -> String {
-    use std::fmt::Write as _;
-    let mut o = String::new();
-    let _ = writeln!(o, "status: {}", st.status.as_str());
-    if !st.detail.is_empty() {
-        let _ = writeln!(o, "detail: {}", st.detail);
-    }
-    if let Some(e) = &st.error {
-        let _ = writeln!(o, "error: {e}");
-    }
-    let _ = writeln!(
-        o,
-        "instance-id: {}",
-        st.instance_id.as_deref().unwrap_or("-")
-    );
-    if st.applied_instance_id != st.instance_id {
-        let _ = writeln!(
-            o,
-            "last applied instance-id: {}",
-            st.applied_instance_id.as_deref().unwrap_or("-")
-        );
-    }
-    let _ = writeln!(
-        o,
-        "datasource: {}",
-        st.datasource.as_deref().unwrap_or("none")
-    );
-    if let Some(d) = &st.seed_dir {
-        let _ = writeln!(o, "seed files (CI_AGENT_SEED_DIR): {d}");
-    }
-    let _ = writeln!(o, "stage: {}", st.stage);
-    let _ = writeln!(o, "started: {}", st.started);
-    let _ = writeln!(o, "finished: {}", st.finished.as_deref().unwrap_or("-"));
-    if !st.modules.is_empty() {
-        let _ = writeln!(o, "modules:");
-        for m in &st.modules {
-            let result = match m.result {
-                ModuleOutcome::Ok => "ok",
-                ModuleOutcome::Failed => "FAILED",
-                ModuleOutcome::Skipped => "skipped (already done)",
-            };
-            let stage = match m.stage {
-                Stage::Early => "early",
-                Stage::Late => "late",
-            };
-            let _ = write!(o, "  {:<20} {stage:<5} {result}", m.name);
-            if m.result != ModuleOutcome::Skipped {
-                let _ = write!(o, " ({} ms)", m.duration_ms);
-            }
-            if let Some(e) = &m.error {
-                let _ = write!(o, ": {e}");
-            }
-            o.push('\n');
-        }
-    }
-    if !st.warnings.is_empty() {
-        let _ = writeln!(o, "warnings:");
-        for w in &st.warnings {
-            let _ = writeln!(o, "  {w}");
-        }
-    }
-    if let Some(c) = &st.last_check {
-        let _ = writeln!(
-            o,
-            "last check: {} ({} pass at {}): {}",
-            c.action, c.stage, c.time, c.detail
-        );
-    }
-    if let Some(b) = &st.bootstrap {
-        let _ = writeln!(o, "bootstrap: {}", render_bootstrap(b));
-    }
-    o
-}
-
-/// One line about the vm-bootstrap state (from `BootstrapStatus` as JSON).
-fn render_bootstrap(b: &serde_json::Value) -> String {
-    let flag = |k: &str| {
-        b.get(k)
-            .and_then(serde_json::Value::as_bool)
-            .unwrap_or(false)
-    };
-    let num = |k: &str| b.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
-    let state = if flag("done") {
-        "done"
-    } else if flag("limit_reached") {
-        "gave up"
-    } else if flag("enabled") {
-        "enabled"
-    } else {
-        "disabled"
-    };
-    let mut line = format!(
-        "{state}, {} of {} attempts",
-        num("attempts"),
-        num("max_retry")
-    );
-    if let Some(r) = b.get("last_result").and_then(serde_json::Value::as_str) {
-        line.push_str(&format!(", last: {r}"));
-    }
-    line
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -844,6 +596,7 @@ mod tests {
 
         assert!(st.read_status().unwrap().is_none());
         let s = StatusFile {
+            schema_version: 1,
             status: RunStatus::Degraded,
             action: "apply".into(),
             detail: "new instance".into(),
@@ -877,17 +630,7 @@ mod tests {
         assert_eq!(v["status"], "degraded");
         assert_eq!(v["modules"][0]["result"], "failed");
         assert_eq!(v["modules"][0]["stage"], "late");
-        assert!(render_status(&s).contains("runcmd"));
-        assert_eq!(
-            render_bootstrap(
-                &serde_json::json!({"enabled": true, "attempts": 2, "max_retry": 10, "done": false, "limit_reached": false, "last_result": "exit 1"})
-            ),
-            "enabled, 2 of 10 attempts, last: exit 1"
-        );
-        assert_eq!(
-            render_bootstrap(&serde_json::json!({})),
-            "disabled, 0 of 0 attempts"
-        );
+        assert_eq!(v["schema_version"], 1);
     }
 
     #[test]

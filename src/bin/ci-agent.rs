@@ -8,16 +8,28 @@ ci-agent: first-boot agent for VM templates
 
 usage:
   ci-agent run [--once] [--stage early|late|all] [--root DIR] [--seed PATH] [--config FILE] [--dry-run]
-  ci-agent status [--json] [--root DIR] [--config FILE]
+  ci-agent status [--json | --format F] [--wait [--timeout S]] [--root DIR] [--config FILE]
   ci-agent query [--seed PATH] [--root DIR] [--config FILE]
   ci-agent seal [--root DIR] [--dry-run] [--yes]
   ci-agent --version
+
+Invoked as `cloud-init` (a link), it answers cloud-init's status, query, clean and
+schema commands.
 
 Run `ci-agent COMMAND --help` for the options of one command.
 ";
 
 fn main() -> ExitCode {
-    let mut args = std::env::args_os().skip(1);
+    let mut args = std::env::args_os();
+    // Invoked through a link named `cloud-init`: answer as cloud-init.
+    let argv0 = args.next().unwrap_or_default();
+    let name = std::path::Path::new(&argv0)
+        .file_name()
+        .unwrap_or_default()
+        .to_owned();
+    if name == "cloud-init" {
+        return ExitCode::from(ci_agent::agent::cloudinit::main(args.collect()));
+    }
     let Some(cmd) = args.next() else {
         eprint!("{USAGE}");
         return ExitCode::from(ci_agent::exit::USAGE);
@@ -25,7 +37,7 @@ fn main() -> ExitCode {
     let rest: Vec<_> = args.collect();
     let code = match cmd.to_str().unwrap_or("") {
         "run" => ci_agent::agent::cli(rest),
-        "status" => ci_agent::agent::state::cli_status(rest),
+        "status" => ci_agent::agent::status::cli_status(rest),
         "query" => ci_agent::agent::query::cli(rest),
         "seal" => ci_agent::agent::seal::cli(rest),
         "-h" | "--help" | "help" => {

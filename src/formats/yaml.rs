@@ -1301,6 +1301,11 @@ impl<'de> de::VariantAccess<'de> for VariantDe<'_> {
     }
 }
 
+/// A value as a YAML document (block style), for output in YAML (`status --format yaml`).
+pub fn to_string<T: serde::Serialize>(value: &T) -> Result<String, String> {
+    serde_saphyr::to_string(value).map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,6 +18,8 @@
 //! | `rerun_on_new_instance_id` | `true` | a new instance-id (a clone) triggers a run |
 //! | `state_dir` | `/var/lib/ci-agent` / `/var/db/ci-agent` | semaphores, seed copy, `status.json` (mode 0700) |
 //! | `log_file` | `/var/log/ci-agent.log` | the agent's log file (appended, 0600) |
+//! | `run_dir` | `/run/ci-agent` / `/var/run/ci-agent` | this boot's pass record `pass.json` and `pass.lock` (0755, emptied at boot) |
+//! | `cloud_init_compat` | `false` | also write the files tools poll for cloud-init (`/run/cloud-init/{status,result}.json`, `/var/lib/cloud/instance/boot-finished`) and honour cloud-init's disable switches |
 //! | `max_seed_file_bytes` | 16 MiB | largest file read from a seed |
 //! | `seed_wait_secs` | `10` | how long to wait for a seed device to appear |
 //! | `bootstrap.url` | `http://10.0.2.100/vm-bootstrap` | vm-bootstrap endpoint |
@@ -144,6 +146,12 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// `log_file`: the agent's log file (appended).
     pub log_file: PathBuf,
+    /// `run_dir`: this boot's pass record (`pass.json`, `pass.lock`), readable by every
+    /// user; on a file system emptied at boot (`/run`, FreeBSD `/var/run`).
+    pub run_dir: PathBuf,
+    /// `cloud_init_compat`: write cloud-init's status files and honour its disable
+    /// switches, for tools written for cloud-init (default false).
+    pub cloud_init_compat: bool,
     /// `max_seed_file_bytes`: largest file read from a seed (default 16 MiB).
     pub max_seed_file_bytes: u64,
     /// `seed_wait_secs`: seconds to wait for a seed device to appear (SCSI scans are
@@ -183,6 +191,8 @@ impl Config {
             rerun_on_new_instance_id: true,
             state_dir: os.state_dir(),
             log_file: os.log_file(),
+            run_dir: os.run_dir(),
+            cloud_init_compat: false,
             max_seed_file_bytes: 16 << 20,
             seed_wait_secs: 10,
             bootstrap: BootstrapConfig {
@@ -314,10 +324,14 @@ impl Config {
         abs("firstboot_sentinel", &self.firstboot_sentinel)?;
         abs("state_dir", &self.state_dir)?;
         abs("log_file", &self.log_file)?;
+        abs("run_dir", &self.run_dir)?;
         abs("bootstrap.dir", &self.bootstrap.dir)?;
         abs("bootstrap.log", &self.bootstrap.log)?;
         if self.state_dir.parent().is_none() {
             anyhow::bail!("{file}: state_dir: must not be /");
+        }
+        if self.run_dir.parent().is_none() {
+            anyhow::bail!("{file}: run_dir: must not be /");
         }
         for (key, p) in [
             ("firstboot_sentinel", &self.firstboot_sentinel),
@@ -409,6 +423,8 @@ mod raw {
         rerun_on_new_instance_id: Option<bool>,
         state_dir: Option<PathBuf>,
         log_file: Option<PathBuf>,
+        run_dir: Option<PathBuf>,
+        cloud_init_compat: Option<bool>,
         max_seed_file_bytes: Option<u64>,
         seed_wait_secs: Option<u64>,
         bootstrap: Option<Bootstrap>,
@@ -535,6 +551,8 @@ mod raw {
             );
             set(&mut cfg.state_dir, self.state_dir);
             set(&mut cfg.log_file, self.log_file);
+            set(&mut cfg.run_dir, self.run_dir);
+            set(&mut cfg.cloud_init_compat, self.cloud_init_compat);
             set(&mut cfg.max_seed_file_bytes, self.max_seed_file_bytes);
             set(&mut cfg.seed_wait_secs, self.seed_wait_secs);
             if let Some(b) = self.bootstrap {

@@ -92,6 +92,14 @@ impl OsKind {
         }
     }
 
+    /// Default run directory: this boot's records, on a file system emptied at boot.
+    pub fn run_dir(self) -> PathBuf {
+        match self {
+            OsKind::Linux => "/run/ci-agent".into(),
+            OsKind::FreeBsd => "/var/run/ci-agent".into(),
+        }
+    }
+
     /// Default log file.
     pub fn log_file(self) -> PathBuf {
         "/var/log/ci-agent.log".into()

@@ -177,6 +177,28 @@ impl FileLock {
         }
     }
 
+    /// Whether another open file holds a lock on the file at host path `path`: probed
+    /// with a shared, non-blocking lock on a read-only open, so users who cannot write
+    /// the file can ask too. A missing file is not held; a symlink is refused.
+    pub fn probe(path: &Path) -> io::Result<bool> {
+        use nix::fcntl::{Flock, FlockArg};
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let f = match std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+            .open(path)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
+        };
+        match Flock::lock(f, FlockArg::LockSharedNonblock) {
+            Ok(_probe) => Ok(false),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(true),
+            Err((_, e)) => Err(io::Error::from(e)),
+        }
+    }
+
     /// A lock that holds nothing (a dry run changes nothing, so it excludes no one).
     pub fn none() -> FileLock {
         FileLock { _held: None }
@@ -230,6 +252,11 @@ pub trait System {
     /// never through a symlink) when missing: `Ok(None)` when it is held and `wait` is
     /// false. Serialises agent runs (`ci-agent run` by hand during a boot pass).
     fn lock_file(&self, path: &Path, wait: bool) -> io::Result<Option<FileLock>>;
+    /// True while another process (or open file) holds the lock on `path`
+    /// ([`FileLock::probe`]); only reads, never creates the file.
+    fn lock_held(&self, path: &Path) -> io::Result<bool> {
+        FileLock::probe(&self.host_path(path)?)
+    }
 
     /// Run a command and wait for it (bounded by `cmd.timeout`). Implementations that do
     /// not act on the live host record it instead and report success.
