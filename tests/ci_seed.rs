@@ -301,7 +301,7 @@ fn vfat_seed_reads_back_everywhere() {
     let t = tempfile::tempdir().unwrap();
     let img = t.path().join("seed.img");
     let mut c = ci_seed();
-    c.args(["-f", "vfat", "-i", "iid-vfat-1", "-H", "vfat-host"])
+    c.args(["-f", "vfat", "-I", "iid-vfat-1", "-H", "vfat-host"])
         .args(["--network-config", p(&fixture("network-config"))])
         .arg(&img)
         .arg(fixture("user-data"));
@@ -337,8 +337,35 @@ fn drop_in_for_cloud_localds() {
         vec![],
         vec!["-H".into(), "vm1".into()],
         vec!["-H".into(), "vm1".into(), "-m".into(), "net".into()],
-        // cloud-localds spells it -i; ours is --interfaces (-i is --instance-id).
+        // Every flag of cloud-localds, short and long, on the same command lines.
+        vec!["-i".into(), p(&fixture("interfaces")).into()],
         vec!["--interfaces".into(), p(&fixture("interfaces")).into()],
+        vec![
+            "--hostname=vm3".into(),
+            "--dsmode".into(),
+            "local".into(),
+            "-v".into(),
+            "--verbose".into(),
+            "-d".into(),
+            "raw".into(),
+        ],
+        vec![
+            "--network-config".into(),
+            p(&fixture("network-config")).into(),
+            "--vendor-data".into(),
+            p(&fixture("vendor-data")).into(),
+            "--disk-format=raw".into(),
+        ],
+        vec![
+            "-f".into(),
+            "iso9660".into(),
+            "-i".into(),
+            p(&fixture("interfaces")).into(),
+            "-H".into(),
+            "vm4".into(),
+            "-m".into(),
+            "net".into(),
+        ],
         vec![
             "-N".into(),
             p(&fixture("network-config")).into(),
@@ -351,9 +378,11 @@ fn drop_in_for_cloud_localds() {
     for with_md in [false, true] {
         for args in &cases {
             if with_md
-                && args
-                    .iter()
-                    .any(|a| a == "-H" || a == "--interfaces" || a.contains("dsmode") || a == "-m")
+                && args.iter().any(|a| {
+                    ["-H", "-i", "--interfaces", "-m"].contains(&a.as_str())
+                        || a.contains("dsmode")
+                        || a.contains("hostname")
+                })
             {
                 continue;
             }
@@ -543,7 +572,7 @@ fn usage_errors_exit_2_and_write_nothing() {
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["-H", "h"], "--hostname"),
         (vec!["-m", "local"], "--dsmode"),
-        (vec!["-i", "iid-1"], "--instance-id"),
+        (vec!["-i", p(&ifaces)], "--interfaces"),
         (vec!["-I", "iid-1"], "--instance-id"),
         (vec!["--interfaces", p(&ifaces)], "--interfaces"),
     ];
@@ -724,14 +753,79 @@ fn batch_jsonl_and_csv() {
     let t = tempfile::tempdir().unwrap();
     let ud = fixture("user-data");
     let out = t.path().join("jsonl");
-    ok(&batch(&[
+    let report = t.path().join("report.jsonl");
+    let o = batch(&[
         p(&fixture("fleet.jsonl")),
         "--out",
         p(&out),
         "--user-data",
         p(&ud),
-    ]));
+        "--report",
+        p(&report),
+    ]);
+    ok(&o);
     check_fleet(&out, "iso");
+    // One summary line; the report has one line per seed.
+    let summary = stdout(&o);
+    assert_eq!(summary.lines().count(), 1, "{summary}");
+    assert!(
+        summary.starts_with("ci-seed batch: wrote 3 iso seeds to "),
+        "{summary}"
+    );
+    let lines: Vec<serde_json::Value> = fs::read_to_string(&report)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    let web1 = lines.iter().find(|v| v["name"] == "web1").unwrap();
+    assert_eq!(web1["instance-id"], "iid-web1");
+    assert_eq!(web1["hostname"], "web1");
+    assert_eq!(web1["path"], p(&out.join("web1.iso")));
+    let db1 = lines.iter().find(|v| v["name"] == "db1").unwrap();
+    let md = meta_json(&seed_files(&out.join("db1.iso"), false)["meta-data"]);
+    assert_eq!(
+        db1["instance-id"], md["instance-id"],
+        "the generated id is reported"
+    );
+    // CSV report, and --quiet.
+    let out2 = t.path().join("csv-report");
+    let report = t.path().join("report.csv");
+    let o = batch(&[
+        p(&fixture("fleet.jsonl")),
+        "--out",
+        p(&out2),
+        "-u",
+        p(&ud),
+        "--report",
+        p(&report),
+        "-q",
+    ]);
+    ok(&o);
+    assert_eq!(stdout(&o), "");
+    let csv = fs::read_to_string(&report).unwrap();
+    assert!(
+        csv.starts_with("name,path,instance-id,hostname\r\n"),
+        "{csv}"
+    );
+    assert!(
+        csv.contains(&format!(
+            "web1,{},iid-web1,web1\r\n",
+            p(&out2.join("web1.iso"))
+        )),
+        "{csv}"
+    );
+    let o = batch(&[
+        p(&fixture("fleet.jsonl")),
+        "--out",
+        p(&out2),
+        "-u",
+        p(&ud),
+        "--report",
+        "r.txt",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains(".csv or .jsonl"), "{}", stderr(&o));
     let out = t.path().join("csv");
     ok(&batch(&[
         p(&fixture("fleet.csv")),

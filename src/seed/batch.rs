@@ -10,9 +10,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
+use std::io::IsTerminal as _;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use anyhow::Context;
 
@@ -66,8 +67,15 @@ Options:
       --no-sync            skip the per-image fdatasync before the images are
                            renamed into place (scratch directories; after a
                            crash an image may then be empty)
-  -v, --verbose            say what was written
+      --report FILE        write one line per seed (name, path, instance-id,
+                           hostname) to FILE: CSV for *.csv, JSON lines for
+                           *.jsonl (written atomically, after the seeds)
+  -q, --quiet              no summary line
+  -v, --verbose            say what was written, seed by seed
   -h, --help               show this help
+
+A one-line summary goes to standard output (and progress to a terminal on
+standard error).
 
 Problems are reported as MANIFEST:LINE: MESSAGE (user-data problems as
 MANIFEST:LINE: user-data:LINE:COLUMN: MESSAGE). ISO timestamps come from
@@ -454,6 +462,10 @@ pub struct BatchArgs {
     /// Make the images durable (one `sync`) before renaming them into place.
     pub sync: bool,
     pub verbose: bool,
+    /// `--report FILE`: one line per seed written (CSV, or JSON lines for `.jsonl`).
+    pub report: Option<PathBuf>,
+    /// `--quiet`: no summary line.
+    pub quiet: bool,
 }
 
 fn val(parser: &mut lexopt::Parser, opt: &str) -> Result<OsString, CliError> {
@@ -479,6 +491,8 @@ fn parse_args(args: Vec<OsString>) -> Result<Option<BatchArgs>, CliError> {
         validate: true,
         sync: true,
         verbose: false,
+        report: None,
+        quiet: false,
     };
     while let Some(arg) = parser.next().map_err(|e| usage(e.to_string()))? {
         match arg {
@@ -510,6 +524,8 @@ fn parse_args(args: Vec<OsString>) -> Result<Option<BatchArgs>, CliError> {
             Long("no-validate") => a.validate = false,
             Long("no-sync") => a.sync = false,
             Short('v') | Long("verbose") => a.verbose = true,
+            Short('q') | Long("quiet") => a.quiet = true,
+            Long("report") => a.report = Some(PathBuf::from(val(&mut parser, "--report")?)),
             Value(v) if manifest.is_none() => manifest = Some(v),
             Value(v) => return Err(usage(format!("unexpected argument {v:?}"))),
             other => return Err(usage(other.unexpected().to_string())),
@@ -532,15 +548,33 @@ pub fn cli(args: Vec<OsString>) -> u8 {
             print!("{HELP}");
             crate::exit::OK
         }
-        Ok(Some(a)) => match run(&a) {
-            Ok(n) => {
-                if a.verbose {
-                    eprintln!("wrote {n} seeds to {}", a.out.display());
+        Ok(Some(a)) => {
+            let t = std::time::Instant::now();
+            match run(&a) {
+                Ok(written) => {
+                    if a.verbose {
+                        for w in &written {
+                            eprintln!("wrote {} ({})", w.path.display(), w.instance_id);
+                        }
+                    }
+                    if !a.quiet {
+                        println!(
+                            "ci-seed batch: wrote {} {} seeds to {} in {:.2} s{}",
+                            written.len(),
+                            a.filesystem.extension(),
+                            a.out.display(),
+                            t.elapsed().as_secs_f64(),
+                            a.report
+                                .as_ref()
+                                .map(|r| format!("; report {}", r.display()))
+                                .unwrap_or_default()
+                        );
+                    }
+                    crate::exit::OK
                 }
-                crate::exit::OK
+                Err(e) => e.report("ci-seed batch"),
             }
-            Err(e) => e.report("ci-seed batch"),
-        },
+        }
         Err(e) => e.report("ci-seed batch"),
     }
 }
@@ -561,7 +595,19 @@ fn read_input(p: &Path) -> Result<Vec<u8>, CliError> {
 /// One seed ready to render.
 struct Job {
     name: String,
+    instance_id: String,
+    hostname: Option<String>,
     files: Vec<(String, Vec<u8>)>,
+}
+
+/// One seed `ci-seed batch` wrote (a line of `--report`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Written {
+    pub name: String,
+    pub path: PathBuf,
+    #[serde(rename = "instance-id")]
+    pub instance_id: String,
+    pub hostname: Option<String>,
 }
 
 /// Check the whole manifest and build each seed's file list; nothing is written.
@@ -697,11 +743,12 @@ fn plan(a: &BatchArgs, rows: Vec<Row>, manifest_shown: &str) -> Result<Vec<Job>,
         if errors.len() > before {
             continue;
         }
+        let instance_id = row
+            .instance_id
+            .clone()
+            .unwrap_or_else(metadata::new_instance_id);
         let meta = metadata::render(&MetaFields {
-            instance_id: row
-                .instance_id
-                .clone()
-                .unwrap_or_else(metadata::new_instance_id),
+            instance_id: instance_id.clone(),
             hostname: row.hostname.clone(),
             interfaces: None,
             dsmode: a.dsmode.clone(),
@@ -719,6 +766,8 @@ fn plan(a: &BatchArgs, rows: Vec<Row>, manifest_shown: &str) -> Result<Vec<Job>,
         files.sort_by(|x, y| x.0.cmp(&y.0));
         jobs.push(Job {
             name: row.name,
+            instance_id,
+            hostname: row.hostname,
             files,
         });
     }
@@ -756,6 +805,7 @@ fn stage(
     mtime: i64,
     sync: bool,
     stop: &AtomicBool,
+    done: &AtomicUsize,
 ) -> Result<Staged, anyhow::Error> {
     let mut staged = Staged {
         temps: Vec::with_capacity(jobs.len()),
@@ -777,6 +827,7 @@ fn stage(
                     .with_context(|| format!("fsync of {}", tmp.path.display()))?;
             }
             staged.temps.push((tmp.into_kept_path(), target));
+            done.fetch_add(1, Ordering::Relaxed);
             Ok(())
         })();
         if let Err(e) = result {
@@ -787,8 +838,8 @@ fn stage(
     Ok(staged)
 }
 
-/// Run a batch; returns the number of seeds written.
-pub fn run(a: &BatchArgs) -> Result<usize, CliError> {
+/// Run a batch; returns the seeds written, in manifest order.
+pub fn run(a: &BatchArgs) -> Result<Vec<Written>, CliError> {
     let mtime = image::source_date_epoch().map_err(CliError::Usage)?;
     let manifest_path = Path::new(&a.manifest);
     let (shown, bytes) = if a.manifest == "-" {
@@ -817,6 +868,10 @@ pub fn run(a: &BatchArgs) -> Result<usize, CliError> {
         return Err(CliError::Input(vec![format!("{shown}: no rows")]));
     }
     let jobs = plan(a, rows, &shown)?;
+    let report = match &a.report {
+        Some(path) => Some((path, report_format(path)?)),
+        None => None,
+    };
 
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     // Mostly waiting on fdatasync, so more threads than cores: overlapping syncs are
@@ -828,22 +883,42 @@ pub fn run(a: &BatchArgs) -> Result<usize, CliError> {
     .clamp(1, 32)
     .min(jobs.len().div_ceil(32).max(1));
     let stop = AtomicBool::new(false);
+    let done = AtomicUsize::new(0);
+    let finished = AtomicBool::new(false);
     let chunk = jobs.len().div_ceil(threads).max(1);
+    // Progress on a terminal only (never in logs or pipes).
+    let tty = !a.quiet && std::io::stderr().is_terminal();
     let results: Vec<Result<Staged, anyhow::Error>> = std::thread::scope(|s| {
         let handles: Vec<_> = jobs
             .chunks(chunk)
             .map(|part| {
-                let stop = &stop;
-                s.spawn(move || stage(part, &a.out, a.filesystem, mtime, a.sync, stop))
+                let (stop, done) = (&stop, &done);
+                s.spawn(move || stage(part, &a.out, a.filesystem, mtime, a.sync, stop, done))
             })
             .collect();
-        handles
+        let finished = &finished;
+        let progress = tty.then(|| {
+            let (done, total) = (&done, jobs.len());
+            s.spawn(move || {
+                while !finished.load(Ordering::Relaxed) {
+                    eprint!("\rci-seed batch: {}/{total}", done.load(Ordering::Relaxed));
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+                eprint!("\r\x1b[K");
+            })
+        });
+        let out: Vec<_> = handles
             .into_iter()
             .map(|h| {
                 h.join()
                     .unwrap_or_else(|_| Err(anyhow::anyhow!("a writer thread panicked")))
             })
-            .collect()
+            .collect();
+        finished.store(true, Ordering::Relaxed);
+        if let Some(p) = progress {
+            let _ = p.join();
+        }
+        out
     });
     // Keep every staged set alive (so failures clean up all temps) until all succeeded.
     let mut all = Vec::with_capacity(results.len());
@@ -870,7 +945,80 @@ pub fn run(a: &BatchArgs) -> Result<usize, CliError> {
         staged.committed = true;
     }
     image::sync_dir(&a.out).with_context(|| format!("fsync of {}", a.out.display()))?;
-    Ok(count)
+    debug_assert_eq!(count, jobs.len());
+    let written: Vec<Written> = jobs
+        .into_iter()
+        .map(|j| Written {
+            path: a
+                .out
+                .join(format!("{}.{}", j.name, a.filesystem.extension())),
+            name: j.name,
+            instance_id: j.instance_id,
+            hostname: j.hostname,
+        })
+        .collect();
+    if let Some((path, format)) = report {
+        let text = render_report(&written, format);
+        image::write_atomic(path, text.as_bytes())
+            .with_context(|| format!("writing report {}", path.display()))?;
+    }
+    Ok(written)
+}
+
+/// `--report` as CSV (RFC 4180, a header line) or JSON lines, from the file name.
+fn report_format(path: &Path) -> Result<Format, CliError> {
+    let name = path.to_string_lossy().to_ascii_lowercase();
+    if [".jsonl", ".ndjson", ".json"]
+        .iter()
+        .any(|e| name.ends_with(e))
+    {
+        Ok(Format::JsonLines)
+    } else if name.ends_with(".csv") {
+        Ok(Format::Csv)
+    } else {
+        Err(CliError::Usage(format!(
+            "--report {}: name it .csv or .jsonl (the format follows the name)",
+            path.display()
+        )))
+    }
+}
+
+/// One line per seed: name, path, instance-id, hostname.
+pub fn render_report(written: &[Written], format: Format) -> String {
+    let mut out = String::new();
+    match format {
+        Format::JsonLines => {
+            for w in written {
+                out.push_str(&serde_json::to_string(w).unwrap_or_default());
+                out.push('\n');
+            }
+        }
+        Format::Csv => {
+            out.push_str("name,path,instance-id,hostname\r\n");
+            for w in written {
+                let path = w.path.display().to_string();
+                let fields = [
+                    w.name.as_str(),
+                    path.as_str(),
+                    w.instance_id.as_str(),
+                    w.hostname.as_deref().unwrap_or(""),
+                ];
+                let quoted: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+                out.push_str(&quoted.join(","));
+                out.push_str("\r\n");
+            }
+        }
+    }
+    out
+}
+
+/// A CSV field, quoted when it holds a comma, quote or line break.
+fn csv_field(f: &str) -> String {
+    if f.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", f.replace('"', "\"\""))
+    } else {
+        f.to_string()
+    }
 }
 
 #[cfg(test)]

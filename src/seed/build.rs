@@ -122,10 +122,22 @@ pub fn parse_args(args: Vec<OsString>) -> Result<Parsed, CliError> {
                 disk_format = DiskFormat::parse(&v).map_err(CliError::Usage)?;
             }
             Short('H') | Long("hostname") => a.hostname = Some(string(&mut parser, "--hostname")?),
-            Short('i') | Short('I') | Long("instance-id") => {
+            // cloud-localds's -i is --interfaces; the instance id has only -I.
+            Short('I') | Long("instance-id") => {
                 a.instance_id = Some(string(&mut parser, "--instance-id")?)
             }
-            Long("interfaces") => a.interfaces = Some(value(&mut parser, "--interfaces")?.into()),
+            Short('i') | Long("interfaces") => {
+                a.interfaces = Some(value(&mut parser, "--interfaces")?.into())
+            }
+            // cloud-localds's getopt takes -o/--output but its loop drops the value: an
+            // image would silently go to the first positional argument. Say so instead.
+            Short('o') | Long("output") => {
+                let v = value(&mut parser, "--output")?;
+                return Err(CliError::Usage(format!(
+                    "--output {}: not supported (cloud-localds ignores it too); give OUTPUT as the first argument",
+                    v.to_string_lossy()
+                )));
+            }
             Short('m') | Long("dsmode") => {
                 let v = string(&mut parser, "--dsmode")?;
                 if v != "local" && v != "net" {
@@ -572,7 +584,8 @@ mod tests {
             m.contains("incompatible") && m.contains("--hostname") && m.contains("--dsmode"),
             "{m}"
         );
-        assert!(usage(&["-i", "i-1", "o", "u", "md"]).contains("--instance-id"));
+        assert!(usage(&["-i", "ifaces", "o", "u", "md"]).contains("--interfaces"));
+        assert!(usage(&["-o", "x", "o", "u"]).contains("first argument"));
         assert!(usage(&["-I", "i-1", "o", "u", "md"]).contains("--instance-id"));
         assert!(usage(&["--interfaces", "ifaces", "o", "u", "md"]).contains("--interfaces"));
         assert!(usage(&["-f", "ext4", "o", "u"]).contains("ext4"));

@@ -74,7 +74,7 @@ OUTPUT is the image file ('-' writes it to standard output). USER-DATA is a file
 '-' (standard input), or a directory whose whole tree is copied onto the seed root
 (img-clone). Without META-DATA (and without a meta-data file in that directory),
 meta-data is generated with a fresh instance-id (iid-<random UUID>), so every seed
-is a new instance; -H, -i, --interfaces and -m add to it.
+is a new instance; -H, -I, -i and -m add to it.
 
 Options:
   -f, --filesystem F      iso (iso9660, default: Rock Ridge + Joliet) or vfat
@@ -82,10 +82,9 @@ Options:
                           vmdk, ...), converted with 'qemu-img convert'; the tar
                           formats of cloud-localds are not supported
   -H, --hostname H        local-hostname in the generated meta-data (RFC 1123)
-  -i, --instance-id ID    instance-id in the generated meta-data (default: fresh;
-                          -I works too)
-      --interfaces FILE   'interfaces' (Debian ifupdown text) in the meta-data
-                          (cloud-localds spells it -i)
+  -I, --instance-id ID    instance-id in the generated meta-data (default: fresh)
+  -i, --interfaces FILE   'interfaces' (Debian ifupdown text) in the meta-data,
+                          as cloud-localds -i writes it
   -m, --dsmode M          'dsmode' in the meta-data: local or net
   -N, --network-config F  network-config file for the seed
       --ip A/P[,A/P]      static address(es) with prefix: writes a version 2
@@ -103,8 +102,9 @@ Options:
   -h, --help              show this help
       --version           show the version
 
--H, -i, --interfaces and -m write meta-data, so they cannot be combined with
-META-DATA.
+-H, -I, -i and -m write meta-data, so they cannot be combined with META-DATA.
+Every cloud-localds option means the same here; its tar disk formats and -o/--output
+(which cloud-localds accepts and ignores) fail with a message instead.
 Before writing, user-data, vendor-data, meta-data and network-config are checked
 with ci-agent's own parser; problems are printed as FILE:LINE:COLUMN: MESSAGE and
 nothing is written. The image replaces OUTPUT atomically (temp file, fsync,
@@ -121,8 +121,8 @@ Equivalents:
   cloud-localds -f vfat seed.img ud             ci-seed -f vfat seed.img ud
   cloud-localds -d qcow2 seed.qcow2 ud          ci-seed -d qcow2 seed.qcow2 ud
   cloud-localds -H vm1 -N nc -V vd seed.iso ud  ci-seed -H vm1 -N nc -V vd seed.iso ud
-  cloud-localds -m local -i ifaces seed.iso ud  ci-seed -m local --interfaces ifaces ...
-  (echo instance-id: X >md; cloud-localds ...)  ci-seed -i X seed.iso ud
+  cloud-localds -m local -i ifaces seed.iso ud  ci-seed -m local -i ifaces seed.iso ud
+  (echo instance-id: X >md; cloud-localds ...)  ci-seed -I X seed.iso ud
   cloud-localds - ud > seed.iso                 ci-seed - ud > seed.iso
   img-clone tpl vm ud                           ci-seed seed.iso ud
   img-clone tpl vm - < ud                       ci-seed seed.iso -  < ud
