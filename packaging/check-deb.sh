@@ -54,6 +54,9 @@ for s in postinst prerm postrm; do
 done
 [ "$(dpkg-deb -f "$OUT" Package)" = ci-agent ] || no "Package is not ci-agent"
 [ "$(dpkg-deb -f "$OUT" Architecture)" = amd64 ] || no "Architecture is not amd64"
+case ", $(dpkg-deb -f "$OUT" Conflicts), " in *", cloud-init, "*) ;; *) no "Conflicts lacks cloud-init" ;; esac
+[ -z "$(dpkg-deb -f "$OUT" Provides)" ] || no "Provides should stay empty (ci-agent is not all of cloud-init)"
+grep -q 'ln -s ci-agent /usr/bin/cloud-init' "$C/DEBIAN/postinst" || no "postinst does not link cloud-init"
 dep=$(dpkg-deb -f "$OUT" Depends)
 [ -z "$dep" ] || no "static binaries should need no Depends, got: $dep"
 dpkg-deb -x "$OUT" "$C/root"
