@@ -46,6 +46,7 @@ fn write_src(dir: &Path) {
 
 fn expected(source: &str) -> Value {
     json!({
+        "schema_version": 1,
         "source": source,
         "instance_id": "iid-q",
         "hostname": "q-meta",

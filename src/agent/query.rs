@@ -26,8 +26,8 @@ const USAGE: &str = "\
 usage: ci-agent query [--seed PATH] [--root DIR] [--config FILE] [--os linux|freebsd]
 
 Find the seed like `ci-agent run` does and print what it holds as JSON on stdout:
-source, instance_id, hostname, meta_data, cloud_config (merged), scripts, boothooks,
-includes, files, warnings, errors. Nothing is changed.
+schema_version, source, instance_id, hostname, meta_data, cloud_config (merged),
+scripts, boothooks, includes, files, warnings, errors. Nothing is changed.
 
 options:
   --seed PATH    read this seed directory, image file or device instead of searching
@@ -107,6 +107,7 @@ fn script_json(s: &Script) -> serde_json::Value {
 /// The JSON form of a parsed seed (no script bodies, no decoded file contents).
 pub fn to_json(d: &SeedData) -> serde_json::Value {
     json!({
+        "schema_version": crate::agent::boot::SCHEMA_VERSION,
         "source": d.source,
         "instance_id": d.instance_id,
         "hostname": d.hostname,
