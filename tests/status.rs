@@ -122,6 +122,9 @@ fn words_and_exit_codes_are_cloud_inits() {
         assert_eq!(v["schema_version"], 1);
         assert_eq!(v["_schema_version"], "1");
         assert_eq!(v["ci_agent"]["last_run"]["modules"][0]["name"], "runcmd");
+        // The last run's fields stay at the top level too (older readers).
+        assert_eq!(v["instance_id"], "iid-42");
+        assert_eq!(v["modules"][0]["name"], "runcmd");
         if st == "degraded" {
             assert_eq!(
                 v["recoverable_errors"]["WARNING"][0],
