@@ -227,8 +227,10 @@ pub fn to_json(o: &Observed) -> serde_json::Value {
     m.extend(stages);
     // The last run's own fields (instance_id, modules, warnings, …) stay at the top level
     // where they do not clash with cloud-init's, as `status --json` printed them before.
-    if let Some(serde_json::Value::Object(run)) =
-        o.last_run.as_ref().and_then(|r| serde_json::to_value(r).ok())
+    if let Some(serde_json::Value::Object(run)) = o
+        .last_run
+        .as_ref()
+        .and_then(|r| serde_json::to_value(r).ok())
     {
         for (k, v) in run {
             m.entry(k).or_insert(v);
