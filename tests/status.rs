@@ -274,3 +274,42 @@ fn usage_and_unreadable_records() {
     assert_eq!(o.status.code(), Some(0));
     assert!(stdout(&o).contains("exit status"));
 }
+
+#[test]
+fn a_real_run_killed_mid_way() {
+    // A pass that waits for a seed device (first boot, none attached) holds its lock;
+    // SIGKILL it there, as a unit timeout or the OOM killer would.
+    let d = tempfile::tempdir().unwrap();
+    let r = d.path();
+    std::fs::create_dir_all(r.join("etc")).unwrap();
+    std::fs::write(r.join("etc/ci-agent.conf"), "seed_wait_secs: 600\n").unwrap();
+    std::fs::write(r.join("firstboot"), "").unwrap();
+    let mut child = bin()
+        .args(["run", "--stage", "late", "--os", "linux", "--root"])
+        .arg(r)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pass = r.join("run/ci-agent/pass.json");
+    for _ in 0..600 {
+        if pass.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(pass.exists(), "the pass never started");
+    let o = status(r, &[]);
+    assert!(
+        stdout(&o).starts_with("status: running\n"),
+        "{}",
+        stdout(&o)
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Returns at once with cloud-init's error code, naming the kill (a timeout would
+    // say "still running" instead).
+    let o = status(r, &["--wait", "--timeout", "600"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stdout(&o).contains("was killed"), "{}", stdout(&o));
+}
