@@ -339,13 +339,13 @@ fn type_errors_name_path_file_line_column() {
 
 #[test]
 fn unknown_keys_are_warnings_naming_file_and_key() {
-    let d = ud(b"#cloud-config\nhostname: h\napt:\n  sources: {}\nsnap: {}\nusers:\n  - name: u\n    expiredate: '2030-01-01'\n");
+    let d = ud(b"#cloud-config\nhostname: h\nlxd:\n  init: {}\nsnap: {}\nusers:\n  - name: u\n    selinux_user: staff_u\n");
     assert_eq!(
         d.warnings,
         [
-            "user-data:3:1: 'apt' is not supported by ci-agent (ignored)",
+            "user-data:3:1: 'lxd' is not supported by ci-agent (ignored)",
             "user-data:5:1: 'snap' is not supported by ci-agent (ignored)",
-            "user-data:8:5: 'users[0].expiredate' is not supported by ci-agent (ignored)",
+            "user-data:8:5: 'users[0].selinux_user' is not supported by ci-agent (ignored)",
         ]
     );
     // Kept in the JSON view.

@@ -8,9 +8,11 @@
 pub mod bootcmd;
 pub mod boothooks;
 pub mod ca_certs;
+pub mod doas;
 pub mod final_message;
 pub mod groups;
 pub mod hostname;
+pub mod keyboard;
 pub mod locale;
 pub mod machine_id;
 pub mod mounts;
@@ -18,9 +20,11 @@ pub mod network;
 pub mod ntp;
 pub mod packages;
 pub mod power_state;
+pub mod resolv_conf;
 pub mod runcmd;
 pub mod scripts;
 pub mod set_passwords;
+pub mod ssh_authkey_fingerprints;
 pub mod ssh_authorized_keys;
 pub mod ssh_host_keys;
 pub mod timezone;
@@ -224,11 +228,15 @@ pub fn all() -> Vec<Box<dyn Module>> {
         Box::new(locale::Locale),
         Box::new(ntp::Ntp),
         Box::new(mounts::Mounts),
+        Box::new(resolv_conf::ResolvConf),
+        Box::new(doas::Doas),
         Box::new(ca_certs::CaCerts),
+        Box::new(keyboard::Keyboard),
         Box::new(packages::Packages),
         Box::new(write_files::WriteFiles { deferred: true }),
         Box::new(runcmd::Runcmd),
         Box::new(scripts::Scripts),
+        Box::new(ssh_authkey_fingerprints::SshAuthkeyFingerprints),
         Box::new(final_message::FinalMessage),
         Box::new(power_state::PowerStateModule),
     ]

@@ -1,4 +1,4 @@
-//! Key: `ssh_authorized_keys`, `disable_root` and meta-data `public-keys`. cloud-init: `cc_ssh` (its authorized-keys half).
+//! Key: `ssh_authorized_keys`, `disable_root`, `disable_root_opts` and meta-data `public-keys`. cloud-init: `cc_ssh` (its authorized-keys half).
 //!
 //! `ssh_authorized_keys` (with meta-data `public-keys`, per-user `ssh_authorized_keys`
 //! and `disable_root`): install login keys, the one place that writes `authorized_keys`.
@@ -10,6 +10,8 @@
 //!   cloud-init's `no-port-forwarding,…,command="echo 'Please login as the user …'"`
 //!   prefix, so a root login says which user to use; `disable_root: false` gives root the
 //!   plain keys. Nothing is added for root when the default user is root itself.
+//!   `disable_root_opts` replaces that prefix (`$USER` → the default user,
+//!   `$DISABLE_USER` → root), as in cloud-init.
 //! - Keys are appended once: a key already present (same type and base64, whatever its
 //!   comment or options) is not added again; the file is rewritten atomically.
 //! - `~/.ssh` is 0700 and `authorized_keys` 0600, owned by the user (numeric ids from the
@@ -325,11 +327,17 @@ impl Module for SshAuthorizedKeys {
                         default_keys.iter().map(|k| (k.clone(), None)).collect(),
                     ));
                     if name != "root" {
-                        let opts = ctx
-                            .cc()
-                            .disable_root
-                            .unwrap_or(true)
-                            .then(|| disable_root_prefix(&name));
+                        // `disable_root_opts`: cloud-init's override of the refusal text.
+                        let custom = match ctx.key("disable_root_opts") {
+                            Some(v) => Some(v.line(4096)?),
+                            None => None,
+                        };
+                        let opts = ctx.cc().disable_root.unwrap_or(true).then(|| {
+                            custom.map_or_else(
+                                || disable_root_prefix(&name),
+                                |t| t.replace("$USER", &name).replace("$DISABLE_USER", "root"),
+                            )
+                        });
                         plan.push((
                             "root".into(),
                             default_keys
@@ -544,5 +552,19 @@ mod tests {
         env.seed.cloud_config.ssh_authorized_keys = vec![K1.into()];
         let w = env.run_ok(&SshAuthorizedKeys);
         assert!(w[0].contains("keys for debian not installed"), "{w:?}");
+    }
+
+    #[test]
+    fn disable_root_opts_replace_the_refusal_prefix() {
+        let mut env = env_with_users(OsKind::Linux);
+        env.yaml(&format!(
+            "ssh_authorized_keys: ['{K1}']\ndisable_root_opts: 'no-pty,command=\"echo use $USER not $DISABLE_USER\"'\n"
+        ));
+        env.run_ok(&SshAuthorizedKeys);
+        let root = env.read("/root/.ssh/authorized_keys");
+        assert!(
+            root.starts_with("no-pty,command=\"echo use debian not root\" ssh-ed25519 "),
+            "{root}"
+        );
     }
 }

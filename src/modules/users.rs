@@ -23,6 +23,10 @@
 //!   The new file is first checked with `visudo -c -f` (when sudo is installed); rules
 //!   that do not parse are an error and the drop-in is left as it was.
 //!
+//! - `expiredate` (`YYYY-MM-DD`) and `inactive` (days): `usermod --expiredate --inactive`
+//!   on Linux, `pw usermod -e DD-MM-YYYY` on FreeBSD (whose pw has no inactivity period:
+//!   a warning), for new and existing users alike.
+//!
 //! Per-user `ssh_authorized_keys` are installed by the `ssh_authorized_keys` module.
 //! Once per instance, early.
 
@@ -37,7 +41,7 @@ use crate::platform::accounts::{
 };
 use crate::platform::exec;
 use crate::platform::policy::UserPlan;
-use crate::platform::{Cmd, WriteOpts};
+use crate::platform::{Cmd, OsKind, WriteOpts};
 
 pub struct Users;
 
@@ -329,7 +333,47 @@ fn apply_user(ctx: &mut Context, r: &Resolved) -> anyhow::Result<()> {
     if u.lock_passwd.unwrap_or(true) {
         exec::run_ok(ctx.sys, &policy.lock_passwd(&u.name))?;
     }
+    if let Some(cmd) = expiry(ctx, u) {
+        exec::run_ok(ctx.sys, &cmd)?;
+    }
     write_sudo_rules(ctx, &u.name, &u.sudo)
+}
+
+/// `expiredate` / `inactive` (cloud-init passes them to `useradd`; here they also reach an
+/// existing user): Linux `usermod --expiredate --inactive`, FreeBSD `pw usermod -e
+/// DD-MM-YYYY` (pw has no inactivity period: a warning).
+fn expiry(ctx: &mut Context, u: &User) -> Option<Cmd> {
+    match ctx.os {
+        OsKind::Linux => {
+            let mut argv = vec!["usermod".to_owned()];
+            if let Some(d) = &u.expiredate {
+                argv.extend(["--expiredate".to_owned(), d.clone()]);
+            }
+            if let Some(n) = u.inactive {
+                argv.extend(["--inactive".to_owned(), n.to_string()]);
+            }
+            argv.push(u.name.clone());
+            (argv.len() > 2).then(|| Cmd::new(argv))
+        }
+        OsKind::FreeBsd => {
+            if u.inactive.is_some() {
+                ctx.warn(format!(
+                    "users {}: inactive is not supported on FreeBSD (pw has no inactivity period)",
+                    u.name
+                ));
+            }
+            let d = u.expiredate.as_ref()?;
+            let (y, rest) = d.split_once('-')?;
+            let (m, day) = rest.split_once('-')?;
+            Some(Cmd::new([
+                "pw".to_owned(),
+                "usermod".to_owned(),
+                u.name.clone(),
+                "-e".to_owned(),
+                format!("{day}-{m}-{y}"),
+            ]))
+        }
+    }
 }
 
 impl Module for Users {
@@ -630,5 +674,28 @@ mod tests {
         assert!(!d.contains("bob"));
         assert_eq!(update_sudoers("", "nobody", &[]), "", "no rules, no file");
         assert_eq!(update_sudoers(&d, "nobody", &[]), d);
+    }
+
+    #[test]
+    fn expiredate_and_inactive_reach_usermod_or_pw() {
+        let seed = "users:\n- name: alice\n  expiredate: '2030-01-31'\n  inactive: 7\n  lock_passwd: false\n";
+        let mut env = Env::new(OsKind::Linux);
+        env.yaml(seed);
+        env.run_ok(&Users);
+        assert_eq!(
+            env.lines().last().unwrap(),
+            "usermod --expiredate 2030-01-31 --inactive 7 alice"
+        );
+        let mut env = Env::new(OsKind::FreeBsd);
+        env.yaml(seed);
+        let w = env.run_ok(&Users);
+        assert!(
+            w[0].contains("inactive is not supported on FreeBSD"),
+            "{w:?}"
+        );
+        assert_eq!(
+            env.lines().last().unwrap(),
+            "pw usermod alice -e 31-01-2030"
+        );
     }
 }

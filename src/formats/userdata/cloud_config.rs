@@ -126,6 +126,12 @@ pub struct User {
     pub no_create_home: bool,
     pub system: bool,
     pub uid: Option<u32>,
+    /// Account expiry, `YYYY-MM-DD`.
+    pub expiredate: Option<String>,
+    /// Days after a password expires until the account is disabled (`-1`: never).
+    pub inactive: Option<i64>,
+    /// doas(1) rules for this user (nuageinit's and cloud-init's `doas`).
+    pub doas: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -241,6 +247,12 @@ pub const KNOWN_KEYS: &[&str] = &[
     "mounts",
     "mount_default_fields",
     "swap",
+    "keyboard",
+    "resolv_conf",
+    "manage_resolv_conf",
+    "no_ssh_fingerprints",
+    "authkey_hash",
+    "disable_root_opts",
     // Read by the disk room (disk::grow).
     "growpart",
     "resize_rootfs",
@@ -692,6 +704,9 @@ impl Conv<'_> {
             "no_create_home",
             "system",
             "uid",
+            "expiredate",
+            "inactive",
+            "doas",
         ];
         // cloud-init turns `-` into `_` in user keys (`ssh-authorized-keys`, `lock-passwd`).
         let normalized;
@@ -750,8 +765,49 @@ impl Conv<'_> {
                 })?)
             }
         };
+        let expiredate = self.opt_string(get("expiredate"), &join(path, "expiredate"))?;
+        if let (Some(d), Some(v)) = (&expiredate, get("expiredate")) {
+            let b = d.as_bytes();
+            let ok = b.len() == 10
+                && b[4] == b'-'
+                && b[7] == b'-'
+                && b.iter()
+                    .enumerate()
+                    .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+            if !ok {
+                return Err(self.err(
+                    v,
+                    &join(path, "expiredate"),
+                    format!("expected a date YYYY-MM-DD, found '{d}'"),
+                ));
+            }
+        }
+        let inactive = match get("inactive") {
+            None => None,
+            Some(v) if v.value == NodeValue::Null => None,
+            Some(v) => {
+                let p = join(path, "inactive");
+                let t = self.string(v, &p)?;
+                Some(
+                    t.trim()
+                        .parse::<i64>()
+                        .ok()
+                        .filter(|d| *d >= -1)
+                        .ok_or_else(|| {
+                            self.err(
+                                v,
+                                &p,
+                                format!("expected a number of days (or -1), found '{t}'"),
+                            )
+                        })?,
+                )
+            }
+        };
         Ok(Some(UserSpec::User(Box::new(User {
             name,
+            expiredate,
+            inactive,
+            doas: self.string_list(get("doas"), &join(path, "doas"))?,
             gecos: self.opt_string(get("gecos"), &join(path, "gecos"))?,
             groups: self.name_list(get("groups"), &join(path, "groups"))?,
             primary_group: self.opt_string(get("primary_group"), &join(path, "primary_group"))?,
