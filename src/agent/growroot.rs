@@ -81,3 +81,40 @@ impl Module for ResizeRootfsModule {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::modules::test_env::Env;
+    use crate::platform::OsKind;
+
+    #[test]
+    fn placed_after_the_boothooks_and_quiet_under_a_test_root() {
+        let names: Vec<&str> = with_disk_modules(crate::modules::all())
+            .iter()
+            .map(|m| m.name())
+            .collect();
+        let at = names.iter().position(|n| *n == "boothooks").unwrap();
+        assert_eq!(names[at + 1..at + 3], ["growpart", "resize_rootfs"]);
+        // No mount table under a --root prefix: nothing to look at, nothing recorded.
+        for os in [OsKind::Linux, OsKind::FreeBsd] {
+            let env = Env::new(os);
+            assert!(env.run(&Growpart).is_none());
+            assert!(env.run(&ResizeRootfsModule).is_none());
+        }
+    }
+
+    #[test]
+    fn a_bad_value_fails_the_module_naming_the_key() {
+        let mut env = Env::new(OsKind::Linux);
+        let tree =
+            crate::formats::yaml::parse_node("growpart: {mode: sideways}\n", "user-data").unwrap();
+        env.seed.cloud_config_tree = Some(tree);
+        let err = env.run_err(&Growpart);
+        assert!(err.contains("growpart.mode"), "{err}");
+        let tree = crate::formats::yaml::parse_node("resize_rootfs: later\n", "user-data").unwrap();
+        env.seed.cloud_config_tree = Some(tree);
+        let err = env.run_err(&ResizeRootfsModule);
+        assert!(err.contains("resize_rootfs"), "{err}");
+    }
+}
