@@ -261,8 +261,20 @@ impl Guest {
         ])
     }
 
+    /// The commands recorded, followed by the lines of the `bootcmd`/`runcmd` scripts they
+    /// ran (what `sh` would have run).
     fn commands(&self) -> String {
-        self.read_text(&format!("{STATE}/commands.log"))
+        let mut out = self.read_text(&format!("{STATE}/commands.log"));
+        if let Ok(dirs) = std::fs::read_dir(self.root().join(STATE).join("instances")) {
+            for d in dirs.flatten() {
+                for script in ["bootcmd", "runcmd"] {
+                    if let Ok(text) = std::fs::read_to_string(d.path().join(script)) {
+                        out.push_str(&text);
+                    }
+                }
+            }
+        }
+        out
     }
 
     fn status(&self) -> serde_json::Value {

@@ -185,8 +185,12 @@ fn linux_anchor_seed() {
             "useradd -G sudo -s /bin/bash --user-group -m deploy",
             "passwd -l deploy",
             "chpasswd (arguments withheld)",
-            "sh -c echo runcmd-done > /var/tmp/anchor.txt",
+            "/bin/sh /var/lib/ci-agent/instances/anchor-0001/runcmd",
         ]
+    );
+    assert_eq!(
+        g.read("/var/lib/ci-agent/instances/anchor-0001/runcmd"),
+        "#!/bin/sh\necho runcmd-done > /var/tmp/anchor.txt\n"
     );
     let chpasswd = &g.sys.commands()[5];
     assert_eq!(chpasswd.stdin.as_deref(), Some(&b"debian:x1\n"[..]));
@@ -304,7 +308,7 @@ fn freebsd_anchor_seed() {
             "pw usermod deploy -w no".into(),
             "pw (arguments withheld)".into(),
             "service sshd onestatus".into(),
-            "sh -c echo runcmd-done > /var/tmp/anchor.txt".into(),
+            "/bin/sh /var/db/ci-agent/instances/anchor-0001/runcmd".into(),
             "sysctl -n kern.boottime".into(),
         ]
     );
@@ -423,13 +427,10 @@ fn hostile_seed_fails_cleanly_and_writes_nothing_outside() {
         .command_lines()
         .iter()
         .any(|l| l.starts_with("useradd")));
-    // the other modules still ran, the huge runcmd list included
+    // the other modules still ran, the huge runcmd list included (one script)
+    let script = g.read("/var/lib/ci-agent/instances/evil/runcmd");
     assert_eq!(
-        g.sys
-            .command_lines()
-            .iter()
-            .filter(|l| l.starts_with("true "))
-            .count(),
+        script.lines().filter(|l| l.starts_with("'true' ")).count(),
         5000
     );
 

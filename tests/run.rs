@@ -1456,7 +1456,10 @@ fn real_modules_apply_a_seed_and_keep_secrets_out_of_logs() {
         .read("home/bob/.ssh/authorized_keys")
         .unwrap()
         .contains("bob@x"));
-    assert!(log.contains("hello-from-runcmd") || cmds.contains("hello-from-runcmd"));
+    let script = r
+        .read("var/lib/ci-agent/instances/iid-real/runcmd")
+        .unwrap_or_default();
+    assert!(script.contains("hello-from-runcmd"), "{script}");
     assert!(r.read("firstboot").is_none());
     // Idempotent: a second run adds no per-instance commands.
     let rep2 = agent::run(&sys, &cfg, &RunOptions::default(), &parts);

@@ -1,9 +1,10 @@
 //! Key: `bootcmd`. cloud-init: `cc_bootcmd`.
 //!
 //! `bootcmd`: commands run early on every boot (before networking), like cloud-init's
-//! `cc_bootcmd`. A string item is run by `sh -c`, a list item is an argv; every item runs
-//! even when an earlier one failed, and the module fails naming the failed items. Each
-//! gets `INSTANCE_ID` (as cloud-init exports it) and `CI_AGENT_SEED_DIR`.
+//! `cc_bootcmd`: all items in one `#!/bin/sh` script (see `runcmd` for its lines), run
+//! once with `INSTANCE_ID` (as cloud-init exports it) and `CI_AGENT_SEED_DIR`; no
+//! `set -e`, so every item runs; the module fails when the script's exit status is not 0.
+//! The script is kept as `instances/<iid>/bootcmd` (rewritten each boot).
 
 use super::{Context, Frequency, Module, Stage};
 
@@ -40,7 +41,7 @@ mod tests {
     use crate::platform::{CmdOutput, OsKind};
 
     #[test]
-    fn runs_all_items_and_names_failures() {
+    fn one_script_with_the_instance_id() {
         let mut env = Env::new(OsKind::Linux);
         assert!(env.run(&Bootcmd).is_none(), "nothing to do");
         env.seed.cloud_config.bootcmd = vec![
@@ -48,20 +49,21 @@ mod tests {
             CommandSpec::Argv(vec!["false".into()]),
             CommandSpec::Argv(vec!["touch".into(), "/x y".into()]),
         ];
+        let script = "/var/lib/ci-agent/instances/iid-test/bootcmd";
         env.sys.on_command(
-            &["false"],
+            &["/bin/sh", script],
             CmdOutput {
                 code: Some(1),
                 ..CmdOutput::default()
             },
         );
         let e = env.run_err(&Bootcmd);
-        assert!(e.contains("bootcmd[1] (exit code 1)"), "{e}");
-        assert!(
-            !e.contains("bootcmd[0]") && !e.contains("bootcmd[2]"),
-            "{e}"
+        assert!(e.contains("bootcmd") && e.contains("exit code 1"), "{e}");
+        assert_eq!(
+            env.read(script),
+            "#!/bin/sh\necho one\n'false'\n'touch' '/x y'\n"
         );
-        assert_eq!(env.lines(), ["sh -c echo one", "false", "touch /x y"]);
+        assert_eq!(env.lines(), [format!("/bin/sh {script}")]);
         let c = &env.sys.commands()[0];
         assert!(c
             .env

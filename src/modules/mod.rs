@@ -164,20 +164,21 @@ impl Context<'_> {
             .env("CI_AGENT_INSTANCE_ID", self.seed.instance_id.clone())
     }
 
-    /// Run seed commands (`bootcmd`, `runcmd`) in order, all of them even when some fail,
-    /// with the seed environment plus `extra_env`; the error names every failed `key[i]`.
+    /// Run seed commands (`bootcmd`, `runcmd`) as one `#!/bin/sh` script, kept as `key` in
+    /// the instance's state dir (0700), with the seed environment plus `extra_env`; every
+    /// item runs (no `set -e`); the error names the script and its exit code.
     pub fn run_items(
         &self,
         key: &str,
         items: &[CommandSpec],
         extra_env: &[(&str, &str)],
     ) -> anyhow::Result<()> {
-        let env = |cmd: Cmd| {
-            extra_env
-                .iter()
-                .fold(self.seed_env(cmd), |c, (k, v)| c.env(*k, *v))
-        };
-        exec::run_items(self.sys, key, items, &env)
+        let path = self.write_instance_file(key, exec::shellify(items).as_bytes(), 0o700)?;
+        let cmd = extra_env.iter().fold(
+            self.seed_env(Cmd::new(["/bin/sh".to_owned(), path.display().to_string()])),
+            |c, (k, v)| c.env(*k, *v),
+        );
+        exec::run_script(self.sys, key, &cmd)
     }
 
     /// Record a non-fatal problem (the run logs it with the module's name and puts it in

@@ -1,12 +1,13 @@
 //! Key: `runcmd`. cloud-init: `cc_runcmd` (run by `cc_scripts_user`).
 //!
 //! `runcmd`: the user's commands, late (after the network and packages), once per
-//! instance. A string item is run by `sh -c`, a list item is an argv (no shell). Every
-//! item runs even when one fails, like cloud-init's single script without `set -e`; the
-//! module then fails naming the failed items. Output is logged line by line, bounded.
-//!
-//! Unlike cloud-init, each item is its own process: a `cd` or `export` in one item does
-//! not carry over to the next (put such sequences in one string item).
+//! instance. Like cloud-init and nuageinit, all items go into one `#!/bin/sh` script, one
+//! line per item (a list item is its argv, each word single-quoted; a string item is
+//! copied as is), run once: `cd /opt/app` then `./install` works, and a variable set by
+//! one item is seen by the next. No `set -e`: items after a failing one still run; the
+//! module fails when the script's exit status (its last command's) is not 0. The script
+//! stays in the instance's state dir (`instances/<iid>/runcmd`) for debugging. Output is
+//! logged line by line, bounded.
 
 use super::{Context, Frequency, Module, Stage};
 
@@ -41,17 +42,37 @@ mod tests {
     use crate::modules::test_env::Env;
     use crate::platform::{CmdOutput, OsKind};
 
+    const SCRIPT: &str = "/var/db/ci-agent/instances/iid-test/runcmd";
+
     #[test]
-    fn string_is_shell_list_is_argv_and_failures_are_named() {
+    fn one_script_strings_as_is_lists_quoted() {
         let mut env = Env::new(OsKind::FreeBsd);
         env.seed.cloud_config.runcmd = vec![
-            CommandSpec::Shell("echo runcmd-done > /var/tmp/anchor.txt".into()),
-            CommandSpec::Argv(vec!["sh".into(), "-c".into(), "exit 4".into()]),
+            CommandSpec::Shell("cd /opt/app".into()),
+            CommandSpec::Shell("X=1; ./install \"$X\"".into()),
             CommandSpec::Argv(vec![]),
-            CommandSpec::Argv(vec!["echo".into(), "$HOME; rm -rf /".into()]),
+            CommandSpec::Argv(vec!["echo".into(), "$HOME; rm -rf /".into(), "it's".into()]),
         ];
+        env.run_ok(&Runcmd);
+        assert_eq!(
+            env.read(SCRIPT),
+            "#!/bin/sh\ncd /opt/app\nX=1; ./install \"$X\"\n\n'echo' '$HOME; rm -rf /' 'it'\\''s'\n"
+        );
+        assert_eq!(env.mode(SCRIPT) & 0o777, 0o700);
+        let cmds = env.sys.commands();
+        assert_eq!(cmds.len(), 1);
+        assert_eq!(cmds[0].argv, ["/bin/sh", SCRIPT]);
+        assert!(cmds[0]
+            .env
+            .contains(&("CI_AGENT_INSTANCE_ID".into(), "iid-test".into())));
+    }
+
+    #[test]
+    fn a_failing_script_fails_the_module() {
+        let mut env = Env::new(OsKind::FreeBsd);
+        env.seed.cloud_config.runcmd = vec![CommandSpec::Shell("false".into())];
         env.sys.on_command(
-            &["sh", "-c", "exit 4"],
+            &["/bin/sh", SCRIPT],
             CmdOutput {
                 code: Some(4),
                 stdout: b"partial\n".to_vec(),
@@ -59,29 +80,16 @@ mod tests {
             },
         );
         let e = env.run_err(&Runcmd);
-        assert!(e.contains("2 of 4 runcmd items failed"), "{e}");
-        assert!(e.contains("runcmd[1] (exit code 4)"), "{e}");
-        assert!(e.contains("runcmd[2]: empty command"), "{e}");
-        let cmds = env.sys.commands();
-        assert_eq!(cmds.len(), 3);
-        assert_eq!(
-            cmds[0].argv,
-            ["sh", "-c", "echo runcmd-done > /var/tmp/anchor.txt"]
-        );
-        // a list item is never given to a shell
-        assert_eq!(cmds[2].argv, ["echo", "$HOME; rm -rf /"]);
-        assert!(cmds[2]
-            .env
-            .contains(&("CI_AGENT_INSTANCE_ID".into(), "iid-test".into())));
+        assert!(e.contains("runcmd") && e.contains("exit code 4"), "{e}");
     }
 
     #[test]
-    fn huge_list_is_linear() {
+    fn huge_list_is_one_script() {
         let mut env = Env::new(OsKind::Linux);
         env.seed.cloud_config.runcmd = (0..20_000)
             .map(|i| CommandSpec::Argv(vec!["true".into(), i.to_string()]))
             .collect();
         env.run_ok(&Runcmd);
-        assert_eq!(env.sys.commands().len(), 20_000);
+        assert_eq!(env.sys.commands().len(), 1);
     }
 }

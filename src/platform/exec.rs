@@ -1,4 +1,4 @@
-//! Running commands: `bootcmd`/`runcmd` items to argv, output logged line by line
+//! Running commands: `bootcmd`/`runcmd` items to one script, `power_state` conditions to argv, output logged line by line
 //! (bounded), and failures turned into errors that say which command and which exit code —
 //! never a secret command's arguments or output. Modules reach these through
 //! the modules' `Context`, which adds the environment seed commands get.
@@ -86,40 +86,42 @@ pub fn run_ok(sys: &dyn System, cmd: &Cmd) -> anyhow::Result<CmdOutput> {
     Ok(out)
 }
 
-/// Run a list of seed commands in order, all of them even when some fail; each one's
-/// output is logged; `env` gives each command its environment (the seed's, plus extras).
-/// Returns an error naming every failed item (`key[i]`).
-pub fn run_items(
-    sys: &dyn System,
-    key: &str,
-    items: &[CommandSpec],
-    env: &dyn Fn(Cmd) -> Cmd,
-) -> anyhow::Result<()> {
-    let mut failed = Vec::new();
-    for (i, spec) in items.iter().enumerate() {
-        let label = format!("{key}[{i}]");
-        let Some(argv) = spec_argv(spec) else {
-            failed.push(format!("{label}: empty command"));
-            continue;
-        };
-        let cmd = env(Cmd::new(argv));
-        log::info!("{label}: {}", shorten(&cmd.display()));
-        match sys.run(&cmd) {
-            Ok(out) => {
-                log_output(&label, &out);
-                if !out.success() {
-                    failed.push(format!("{label} ({})", describe_exit(&out)));
-                }
+/// `bootcmd`/`runcmd` items as one `#!/bin/sh` script, the way cloud-init (`shellify`)
+/// and nuageinit write it: one line per item; a list item is its argv with every word in
+/// single quotes (`'` written `'\''`); a string item is copied as is. No `set -e`: an item
+/// after a failing one still runs, and a `cd` or a variable carries over to the next.
+pub fn shellify(items: &[CommandSpec]) -> String {
+    let mut out = String::from("#!/bin/sh\n");
+    for item in items {
+        match item {
+            CommandSpec::Shell(s) => out.push_str(s),
+            CommandSpec::Argv(argv) => {
+                let words: Vec<String> = argv
+                    .iter()
+                    .map(|w| format!("'{}'", w.replace('\'', "'\\''")))
+                    .collect();
+                out.push_str(&words.join(" "));
             }
-            Err(e) => failed.push(format!("{label} (could not run: {e})")),
         }
+        out.push('\n');
     }
-    if !failed.is_empty() {
+    out
+}
+
+/// Run a seed script (`sh PATH`), its output logged under `label`; a non-zero exit (the
+/// last command's, as with cloud-init) is an error naming the script.
+pub fn run_script(sys: &dyn System, label: &str, cmd: &Cmd) -> anyhow::Result<()> {
+    log::info!("{label}: {}", shorten(&cmd.display()));
+    let out = match sys.run(cmd) {
+        Ok(o) => o,
+        Err(e) => bail!("{label}: could not run {}: {e}", cmd.display()),
+    };
+    log_output(label, &out);
+    if !out.success() {
         bail!(
-            "{} of {} {key} items failed: {}",
-            failed.len(),
-            items.len(),
-            failed.join(", ")
+            "{label}: {} ended with {}",
+            cmd.display(),
+            describe_exit(&out)
         );
     }
     Ok(())
