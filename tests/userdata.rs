@@ -993,3 +993,50 @@ fn a_rejected_key_names_its_mime_part_and_spares_the_rest() {
         "{e}"
     );
 }
+
+#[test]
+fn ssh_keys_entries_are_kept_and_bad_ones_are_positioned_warnings() {
+    let pubkey = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/hostkeys/ssh_host_ed25519_key.pub"
+    ))
+    .unwrap();
+    let doc = format!(
+        "#cloud-config\nno_ssh_fingerprints: true\nssh_keys:\n  ed25519_public: {}\n  rsa_private: |\n    -----BEGIN OPENSSH PRIVATE KEY-----\n    c2VjcmV0\n    -----END OPENSSH PRIVATE KEY-----\n  dsa_private: x\n  foo_bar: y\n",
+        pubkey.trim()
+    );
+    let d = ud(doc.as_bytes());
+    let c = &d.cloud_config;
+    assert_eq!(c.no_ssh_fingerprints, Some(true));
+    let keys = c.ssh_keys.as_ref().unwrap();
+    assert_eq!(keys.get("ed25519_public"), Some(pubkey.trim()));
+    assert!(keys.get("rsa_private").is_some());
+    assert_eq!(keys.entries.len(), 2);
+    assert_eq!(d.warnings.len(), 3, "{:?}", d.warnings);
+    assert!(
+        d.warnings[0]
+            .starts_with("user-data:6:5: ssh_keys.rsa_private: not a valid OpenSSH private key"),
+        "{:?}",
+        d.warnings
+    );
+    assert!(d.warnings[1].contains("ssh_keys.dsa_private: DSA host keys are not supported"));
+    assert_eq!(
+        d.warnings[2],
+        "user-data:10:3: 'ssh_keys.foo_bar' is not supported by ci-agent (ignored)"
+    );
+    // Private key text never shows in Debug or in the typed config's JSON.
+    let shown = format!("{c:?} {}", serde_json::to_string(c).unwrap());
+    assert!(!shown.contains("c2VjcmV0"), "{shown}");
+    // A non-string entry is a type error like any other.
+    let d = ud(b"#cloud-config\nssh_keys:\n  rsa_private: [1]\n");
+    let e: Vec<String> = d
+        .cloud_config
+        .errors_for(&["ssh_keys"])
+        .map(ToString::to_string)
+        .collect();
+    assert!(
+        e[0].contains("ssh_keys.rsa_private: expected a string"),
+        "{e:?}"
+    );
+    assert!(d.cloud_config.ssh_keys.is_none());
+}

@@ -13,6 +13,7 @@ pub mod final_message;
 pub mod groups;
 pub mod hostname;
 pub mod keyboard;
+pub mod keys_to_console;
 pub mod locale;
 pub mod machine_id;
 pub mod mounts;
@@ -27,6 +28,7 @@ pub mod set_passwords;
 pub mod ssh_authkey_fingerprints;
 pub mod ssh_authorized_keys;
 pub mod ssh_host_keys;
+pub mod ssh_keys;
 pub mod timezone;
 pub mod users;
 pub mod write_files;
@@ -208,9 +210,11 @@ impl Context<'_> {
 /// All modules, in the order they run. The run filters them by stage and frequency:
 ///
 /// - Early: `bootcmd`, `boothooks` (every boot), `network`, `hostname`, `ssh_host_keys`,
-///   `machine_id`, `groups`, `users`, `ssh_authorized_keys`, `set_passwords`,
-///   `write_files`.
-/// - Late: `packages`, `write_files_deferred`, `runcmd`, `scripts` (every boot; it keeps
+///   `ssh_keys`, `machine_id`, `groups`, `users`, `ssh_authorized_keys`, `set_passwords`,
+///   `write_files`, `timezone`, `locale`, `ntp`, `mounts`, `resolv_conf`, `doas`,
+///   `keys_to_console` (last: the host key fingerprints).
+/// - Late: `ssh_host_keys_deferred` (the RSA host key, then an sshd reload), `ca_certs`,
+///   `keyboard`, `packages`, `write_files_deferred`, `runcmd`, `scripts` (every boot; it keeps
 ///   per-script semaphores itself), `final_message` (every boot), `power_state` (last).
 pub fn all() -> Vec<Box<dyn Module>> {
     vec![
@@ -219,6 +223,7 @@ pub fn all() -> Vec<Box<dyn Module>> {
         Box::new(network::Network),
         Box::new(hostname::Hostname),
         Box::new(ssh_host_keys::SshHostKeys),
+        Box::new(ssh_keys::SshKeys),
         Box::new(machine_id::MachineId),
         Box::new(groups::Groups),
         Box::new(users::Users),
@@ -231,6 +236,8 @@ pub fn all() -> Vec<Box<dyn Module>> {
         Box::new(mounts::Mounts),
         Box::new(resolv_conf::ResolvConf),
         Box::new(doas::Doas),
+        Box::new(keys_to_console::KeysToConsole),
+        Box::new(ssh_host_keys::SshHostKeysDeferred),
         Box::new(ca_certs::CaCerts),
         Box::new(keyboard::Keyboard),
         Box::new(packages::Packages),

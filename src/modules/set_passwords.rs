@@ -61,28 +61,56 @@ pub fn random_password(ctx: &Context) -> anyhow::Result<String> {
     bail!("the random source gave too few usable bytes")
 }
 
-/// `sshd_config` text with `PasswordAuthentication` set: `Ok(Some(new))` for an edit of
-/// the main file, `Ok(None)` when the drop-in directory is included early enough.
-pub fn plan_sshd(main: &str, dropin_dir: &str, value: &str) -> Option<String> {
-    let keyword = |l: &str| {
-        l.split_whitespace()
-            .next()
-            .map(|w| w.to_ascii_lowercase())
-            .unwrap_or_default()
-    };
-    let lines: Vec<&str> = main.lines().collect();
-    let match_at = lines.iter().position(|l| keyword(l) == "match");
-    let global = &lines[..match_at.unwrap_or(lines.len())];
-    let pa_at = global
-        .iter()
-        .position(|l| keyword(l) == "passwordauthentication");
-    let include_at = global.iter().position(|l| {
-        keyword(l) == "include"
+/// The lower-cased first word of an `sshd_config` line.
+pub fn sshd_keyword(l: &str) -> String {
+    l.split_whitespace()
+        .next()
+        .map(|w| w.to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// Where `lines` (the global section of `sshd_config`) include `dropin_dir/…`.
+pub fn dropin_include_at(lines: &[&str], dropin_dir: &str) -> Option<usize> {
+    lines.iter().position(|l| {
+        sshd_keyword(l) == "include"
             && l.split_whitespace()
                 .skip(1)
                 .any(|p| p.starts_with(&format!("{dropin_dir}/")))
-    });
-    if let Some(inc) = include_at {
+    })
+}
+
+/// `sshd_config`'s text and mode; `None` (with a warning naming `key`) when it is not a
+/// regular file (no OpenSSH server).
+pub fn read_sshd_config(ctx: &mut Context, key: &str) -> anyhow::Result<Option<(String, u32)>> {
+    let main = ctx.policy().sshd_config();
+    match ctx.sys.lstat(&main)? {
+        Some(st) if st.kind == FileKind::File => {
+            let data = ctx
+                .sys
+                .read_file(&main, 1 << 20)
+                .with_context(|| format!("reading {}", main.display()))?;
+            Ok(Some((String::from_utf8_lossy(&data).into_owned(), st.mode)))
+        }
+        _ => {
+            ctx.warn(format!(
+                "{key}: {} not found (no OpenSSH server?); not changed",
+                main.display()
+            ));
+            Ok(None)
+        }
+    }
+}
+
+/// `sshd_config` text with `PasswordAuthentication` set: `Ok(Some(new))` for an edit of
+/// the main file, `Ok(None)` when the drop-in directory is included early enough.
+pub fn plan_sshd(main: &str, dropin_dir: &str, value: &str) -> Option<String> {
+    let lines: Vec<&str> = main.lines().collect();
+    let match_at = lines.iter().position(|l| sshd_keyword(l) == "match");
+    let global = &lines[..match_at.unwrap_or(lines.len())];
+    let pa_at = global
+        .iter()
+        .position(|l| sshd_keyword(l) == "passwordauthentication");
+    if let Some(inc) = dropin_include_at(global, dropin_dir) {
         if pa_at.is_none_or(|pa| inc < pa) {
             return None;
         }
@@ -103,23 +131,8 @@ fn set_pwauth(ctx: &mut Context, yes: bool) -> anyhow::Result<()> {
     let policy = ctx.policy();
     let main = policy.sshd_config();
     let value = if yes { "yes" } else { "no" };
-    let (text, mode) = match ctx.sys.lstat(&main)? {
-        Some(st) if st.kind == FileKind::File => (
-            String::from_utf8_lossy(
-                &ctx.sys
-                    .read_file(&main, 1 << 20)
-                    .with_context(|| format!("reading {}", main.display()))?,
-            )
-            .into_owned(),
-            st.mode,
-        ),
-        _ => {
-            ctx.warn(format!(
-                "ssh_pwauth: {} not found (no OpenSSH server?); not changed",
-                main.display()
-            ));
-            return Ok(());
-        }
+    let Some((text, mode)) = read_sshd_config(ctx, "ssh_pwauth")? else {
+        return Ok(());
     };
     let dir = policy.sshd_dropin_dir();
     let changed = match plan_sshd(&text, &dir.to_string_lossy(), value) {
@@ -140,24 +153,30 @@ fn set_pwauth(ctx: &mut Context, yes: bool) -> anyhow::Result<()> {
     };
     if changed {
         log::info!("sshd PasswordAuthentication set to {value}");
-        let r = policy.sshd_reload();
-        if r.requires_path
-            .as_deref()
-            .is_some_and(|p: &Path| !ctx.sys.exists(p))
-        {
-            return Ok(());
-        }
-        if let Some(check) = &r.check {
-            match ctx.sys.run(check) {
-                Ok(o) if o.success() => {}
-                _ => return Ok(()),
-            }
-        }
-        if let Err(e) = exec::run_ok(ctx.sys, &r.reload) {
+        if let Err(e) = reload_sshd(ctx) {
             ctx.warn(format!("ssh_pwauth: reloading sshd: {e:#}"));
         }
     }
     Ok(())
+}
+
+/// Tell a running sshd to re-read its configuration and host keys (nothing when it is not
+/// running, as in the early stage).
+pub fn reload_sshd(ctx: &Context) -> anyhow::Result<()> {
+    let r = ctx.policy().sshd_reload();
+    if r.requires_path
+        .as_deref()
+        .is_some_and(|p: &Path| !ctx.sys.exists(p))
+    {
+        return Ok(());
+    }
+    if let Some(check) = &r.check {
+        match ctx.sys.run(check) {
+            Ok(o) if o.success() => {}
+            _ => return Ok(()),
+        }
+    }
+    exec::run_ok(ctx.sys, &r.reload).map(|_| ())
 }
 
 impl Module for SetPasswords {
@@ -225,28 +244,42 @@ impl Module for SetPasswords {
         let recorded = commands_recorded(ctx.sys);
         let mut failed = Vec::new();
         let mut randoms = Vec::new();
+        // (key, user, password or hash, is_hash) of the users whose password is set.
+        let mut todo: Vec<(&str, &str, String, bool)> = Vec::new();
         for (key, user, kind, pw) in &items {
             if db.user(user).is_none() && !recorded {
                 failed.push(format!("{key}: user {user} does not exist"));
                 continue;
             }
-            let cmd = match (kind, pw) {
-                (PasswordKind::Hash, Some(h)) => policy.set_password_hash(user, h),
-                (PasswordKind::Text, Some(p)) => policy.set_password_text(user, p),
+            match (kind, pw) {
+                (PasswordKind::Hash, Some(h)) => todo.push((key, user, h.clone(), true)),
+                (PasswordKind::Text, Some(p)) => todo.push((key, user, p.clone(), false)),
                 _ => {
                     let p = random_password(ctx)?;
-                    let c = policy.set_password_text(user, &p);
-                    randoms.push((user.clone(), p));
-                    c
+                    randoms.push((user.clone(), p.clone()));
+                    todo.push((key, user, p, false));
                 }
-            };
+            }
+        }
+        // One command for many users where the OS tool takes a list (Linux chpasswd).
+        let args: Vec<(&str, &str, bool)> = todo
+            .iter()
+            .map(|(_, u, p, h)| (*u, p.as_str(), *h))
+            .collect();
+        for (cmd, idx) in policy.set_passwords(&args) {
             if let Err(e) = exec::run_ok(ctx.sys, &cmd) {
-                failed.push(format!("{key}: setting the password of {user}: {e:#}"));
+                for i in idx {
+                    let (key, user, _, _) = &todo[i];
+                    failed.push(format!("{key}: setting the password of {user}: {e:#}"));
+                }
                 continue;
             }
             if expire {
-                if let Err(e) = exec::run_ok(ctx.sys, &policy.expire_passwd(user)) {
-                    failed.push(format!("{key}: expiring the password of {user}: {e:#}"));
+                for i in idx {
+                    let (key, user, _, _) = &todo[i];
+                    if let Err(e) = exec::run_ok(ctx.sys, &policy.expire_passwd(user)) {
+                        failed.push(format!("{key}: expiring the password of {user}: {e:#}"));
+                    }
                 }
             }
         }

@@ -17,7 +17,8 @@
 //!   `plain_text_passwd` via stdin only. All such commands are marked secret.
 //! - `lock_passwd` (default true, as cloud-init — including for root when root is the
 //!   default user) disables password logins: `passwd -l`, FreeBSD `pw usermod -w no` (not
-//!   `pw lock`, which would also refuse SSH keys).
+//!   `pw lock`, which would also refuse SSH keys). Not run for a user this run created
+//!   without a password: `useradd` (`!`) and `pw useradd -h -` (`*`) leave it locked.
 //! - `sudo` rules go to one drop-in (`/etc/sudoers.d/90-ci-agent-users`, FreeBSD
 //!   `/usr/local/etc/sudoers.d/…`), mode 0440, one block per user, replaced in place.
 //!   The new file is first checked with `visudo -c -f` (when sudo is installed); rules
@@ -330,7 +331,10 @@ fn apply_user(ctx: &mut Context, r: &Resolved) -> anyhow::Result<()> {
     if let Some(p) = &u.plain_text_passwd {
         exec::run_ok(ctx.sys, &policy.set_password_text(&u.name, p))?;
     }
-    if u.lock_passwd.unwrap_or(true) {
+    // A user just created without a password is already locked (`useradd` writes `!`,
+    // `pw useradd -h -` writes `*`): locking it again would only spawn a command.
+    let born_locked = created && u.passwd.is_none() && u.plain_text_passwd.is_none();
+    if u.lock_passwd.unwrap_or(true) && !born_locked {
         exec::run_ok(ctx.sys, &policy.lock_passwd(&u.name))?;
     }
     if let Some(cmd) = expiry(ctx, u) {
@@ -434,10 +438,7 @@ mod tests {
         assert!(w.is_empty(), "{w:?}");
         assert_eq!(
             env.lines(),
-            [
-                "useradd -G adm,sudo -s /bin/bash --user-group -m debian",
-                "passwd -l debian"
-            ]
+            ["useradd -G adm,sudo -s /bin/bash --user-group -m debian"]
         );
         let s = env.read("/etc/sudoers.d/90-ci-agent-users");
         assert!(s.contains("# ci-agent: sudo rules for debian\ndebian ALL=(ALL) NOPASSWD:ALL\n"));
@@ -455,7 +456,7 @@ mod tests {
         env.run_ok(&Users);
         let second: Vec<String> = env.lines()[first.len()..].to_vec();
         assert!(
-            second.iter().all(|l| l.starts_with("passwd -l")),
+            second.iter().all(|l| l.starts_with("passwd -l")) && second.len() == 2,
             "only re-locking on a second run: {second:?}"
         );
         assert_eq!(env.read("/etc/sudoers.d/90-ci-agent-users"), sudoers);

@@ -244,6 +244,29 @@ impl OsPolicy for Linux {
             .stdin(format!("{user}:{password}\n"))
             .secret()
     }
+    /// One `chpasswd` for every plain-text password and one `chpasswd -e` for every hash:
+    /// it reads `user:password` lines.
+    fn set_passwords(&self, items: &[(&str, &str, bool)]) -> Vec<(Cmd, Vec<usize>)> {
+        let mut cmds: Vec<(Cmd, Vec<usize>)> =
+            [(false, vec!["chpasswd"]), (true, vec!["chpasswd", "-e"])]
+                .into_iter()
+                .filter_map(|(hash, argv)| {
+                    let idx: Vec<usize> =
+                        (0..items.len()).filter(|&i| items[i].2 == hash).collect();
+                    if idx.is_empty() {
+                        return None;
+                    }
+                    let input: String = idx
+                        .iter()
+                        .map(|&i| format!("{}:{}\n", items[i].0, items[i].1))
+                        .collect();
+                    Some((Cmd::new(argv).stdin(input).secret(), idx))
+                })
+                .collect();
+        // In the order the seed lists the users.
+        cmds.sort_by_key(|(_, idx)| idx[0]);
+        cmds
+    }
     fn expire_passwd(&self, user: &str) -> Cmd {
         Cmd::new(["passwd", "--expire", user])
     }
@@ -387,6 +410,23 @@ mod tests {
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].argv, ["useradd", "-g", "daemon", "-r", "-M", "svc"]);
         assert!(!c[0].secret);
+    }
+
+    #[test]
+    fn one_chpasswd_for_many_users() {
+        let cmds = Linux.set_passwords(&[
+            ("a", "pa", false),
+            ("b", "$6$x$y", true),
+            ("c", "pc", false),
+        ]);
+        assert_eq!(cmds.len(), 2);
+        assert_eq!(cmds[0].0.argv, ["chpasswd"]);
+        assert_eq!(cmds[0].0.stdin.as_deref(), Some(&b"a:pa\nc:pc\n"[..]));
+        assert!(cmds[0].0.secret);
+        assert_eq!(cmds[0].1, [0, 2]);
+        assert_eq!(cmds[1].0.argv, ["chpasswd", "-e"]);
+        assert_eq!(cmds[1].1, [1]);
+        assert!(Linux.set_passwords(&[]).is_empty());
     }
 
     #[test]

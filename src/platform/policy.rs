@@ -95,6 +95,23 @@ pub trait OsPolicy: Sync {
     fn set_password_hash(&self, user: &str, hash: &str) -> Cmd;
     /// Set a plain-text password (secret, stdin).
     fn set_password_text(&self, user: &str, password: &str) -> Cmd;
+    /// Set several passwords, `(user, password or hash, is_hash)` each (secret, stdin).
+    /// Returns the commands with the indices of the items each one sets; by default one
+    /// command per item.
+    fn set_passwords(&self, items: &[(&str, &str, bool)]) -> Vec<(Cmd, Vec<usize>)> {
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, (user, pw, hash))| {
+                let c = if *hash {
+                    self.set_password_hash(user, pw)
+                } else {
+                    self.set_password_text(user, pw)
+                };
+                (c, vec![i])
+            })
+            .collect()
+    }
     /// Force a password change at the next login.
     fn expire_passwd(&self, user: &str) -> Cmd;
     /// sudoers drop-in written by the `users` module.

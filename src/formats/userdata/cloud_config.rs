@@ -54,6 +54,10 @@ pub struct CloudConfig {
     pub ssh_pwauth: Option<bool>,
     pub ssh_deletekeys: Option<bool>,
     pub ssh_genkeytypes: Option<Vec<String>>,
+    /// `ssh_keys`: host keys and certificates for the instance (secret: never shown).
+    pub ssh_keys: Option<SshKeys>,
+    /// `no_ssh_fingerprints: true`: do not print the host key fingerprints.
+    pub no_ssh_fingerprints: Option<bool>,
 
     pub packages: Vec<Package>,
     pub package_update: Option<bool>,
@@ -86,6 +90,37 @@ impl CloudConfig {
             .iter()
             .filter(move |e| keys.contains(&e.key.as_str()))
             .map(|e| &e.error)
+    }
+}
+
+/// `ssh_keys` entries (`rsa_private`, `ed25519_public`, `ecdsa_certificate`, …) in seed
+/// order. The values include private keys: `Debug` and `Serialize` show only the names.
+#[derive(Clone, Default, PartialEq)]
+pub struct SshKeys {
+    pub entries: Vec<(String, String)>,
+}
+
+impl SshKeys {
+    /// The text of entry `name` (`rsa_private`).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.entries
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl std::fmt::Debug for SshKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.entries.iter().map(|(k, _)| k))
+            .finish()
+    }
+}
+
+impl Serialize for SshKeys {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.entries.iter().map(|(k, _)| k))
     }
 }
 
@@ -222,6 +257,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "ssh_pwauth",
     "ssh_deletekeys",
     "ssh_genkeytypes",
+    "ssh_keys",
+    "no_ssh_fingerprints",
     "packages",
     "package_update",
     "package_upgrade",
@@ -496,6 +533,7 @@ impl Conv<'_> {
             disable_root: opt_bool,
             password: opt_string,
             ssh_deletekeys: opt_bool,
+            no_ssh_fingerprints: opt_bool,
             final_message: opt_string,
         }
         if let Some(n) = get("manage_etc_hosts") {
@@ -521,6 +559,9 @@ impl Conv<'_> {
                     s.string_list(Some(n), "ssh_genkeytypes").map(Some)
                 });
             }
+        }
+        if let Some(n) = get("ssh_keys") {
+            c.ssh_keys = self.isolate("ssh_keys", |s| s.ssh_keys(n));
         }
         if let Some(n) = get("packages") {
             c.packages = self.isolate("packages", |s| s.packages(n));
@@ -581,6 +622,47 @@ impl Conv<'_> {
                 "true, false, 'template' or 'localhost'",
             )),
         }
+    }
+
+    /// `ssh_keys`: a mapping of `<type>_private|public|certificate` to text. Each entry is
+    /// checked on its own here, so that `ci-seed validate` names a malformed one with its
+    /// position; a bad entry is a warning (the `ssh_keys` module then fails and host keys
+    /// are generated instead), never a reason to drop the whole seed.
+    fn ssh_keys(&mut self, n: &Node) -> Res<Option<SshKeys>> {
+        use crate::formats::hostkey::{self, KeyType};
+        if n.value == NodeValue::Null {
+            return Ok(None);
+        }
+        let NodeValue::Map(m) = &n.value else {
+            return Err(self.expected(n, "ssh_keys", "a mapping"));
+        };
+        let mut keys = SshKeys::default();
+        for (k, v) in m {
+            let path = join("ssh_keys", &k.name);
+            let parsed = k.name.rsplit_once('_').and_then(|(t, what)| {
+                Some((KeyType::parse(t)?, what))
+                    .filter(|(_, w)| matches!(*w, "private" | "public" | "certificate"))
+            });
+            let Some((kind, what)) = parsed else {
+                if k.name.starts_with("dsa_") {
+                    self.warn(v, format!("{path}: DSA host keys are not supported (OpenSSH dropped them); ignored"));
+                } else {
+                    self.warn_key(k, "ssh_keys");
+                }
+                continue;
+            };
+            let text = self.string(v, &path)?;
+            let check = match what {
+                "private" => hostkey::parse_private(kind, &text).map(|_| ()),
+                "public" => hostkey::parse_public(&text).map(|_| ()),
+                _ => hostkey::parse_certificate(kind, &text, None).map(|_| ()),
+            };
+            if let Err(e) = check {
+                self.warn(v, format!("{path}: {e}"));
+            }
+            keys.entries.push((k.name.clone(), text));
+        }
+        Ok(Some(keys))
     }
 
     fn ssh_pwauth(&self, n: &Node) -> Res<Option<bool>> {
