@@ -5,7 +5,7 @@
 #           [--serve SCRIPT] [--ci-seed BIN] [--log FILE] [--timeout SECS]
 #           [--accel auto|kvm|tcg] [--nic virtio|e1000|none] [--mem MB] [--smp N]
 #           [--append "k=v ..."] [--kernel FILE] [--initrd FILE]
-#           [--disk IMG] [--persist IMG] [--quiet]
+#           [--disk IMG] [--disk-keep] [--persist IMG] [--quiet]
 #
 # Exit: 0 when qemu powered off and the log has "E2E: DONE"; 124 on timeout;
 #       1 otherwise. Prints "BOOT: ..." summary lines (accel, wall time) on stderr.
@@ -14,6 +14,7 @@
 # `ci-seed serve --stdio SCRIPT` (spawned by slirp per connection, through
 # serve-wrap.sh, which appends one line per request to LOG.http).
 # --disk IMG: root disk of the full-distro variant (/dev/vda, snapshot=on: writes dropped).
+# --disk-keep: keep --disk's writes (a second boot of the same root disk, e.g. a new instance).
 # --persist IMG: a disk whose writes are kept (state across boots), attached first.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -29,6 +30,7 @@ while [ $# -gt 0 ]; do
         --serve) SERVE=$2; shift 2 ;;
         --ci-seed) CISEED=$2; shift 2 ;;
         --persist) PERSIST=$2; shift 2 ;;
+        --disk-keep) DISK_SNAPSHOT=off; shift ;;
         --log) LOG=$2; shift 2 ;;
         --timeout) TIMEOUT=$2; shift 2 ;;
         --accel) ACCEL=$2; shift 2 ;;
@@ -65,7 +67,7 @@ mkdir -p "$(dirname "$LOG")"; : > "$LOG"; LOG=$(abspath "$LOG"); nocomma "$LOG"
 Q+=(-chardev "stdio,id=con0,signal=off,logfile=$LOG" -serial chardev:con0)
 
 # --disk comes first so it is /dev/vda (root disk of the systemd variant); snapshot=on: writes are discarded
-if [ -n "$DISK" ]; then DISK=$(abspath "$DISK"); nocomma "$DISK"; Q+=(-drive "file=$DISK,if=virtio,format=raw,snapshot=on"); fi
+if [ -n "$DISK" ]; then DISK=$(abspath "$DISK"); nocomma "$DISK"; Q+=(-drive "file=$DISK,if=virtio,format=raw,snapshot=${DISK_SNAPSHOT:-on}"); fi
 if [ -n "$PERSIST" ]; then PERSIST=$(abspath "$PERSIST"); nocomma "$PERSIST"; Q+=(-drive "file=$PERSIST,if=virtio,format=raw"); fi
 if [ -n "$SEED" ]; then
     SEED=$(abspath "$SEED"); nocomma "$SEED"

@@ -199,9 +199,10 @@ rm -rf "$S"
 
 # ---- 4. boot ----------------------------------------------------------------------------
 rc=0
+KEEP=(); [ "$SECOND" = 1 ] && KEEP=(--disk-keep)   # the second boot sees what the first wrote
 boot() { # SEED LOG -> rc
     local r=0
-    E2E_GUEST=$GUEST "$HERE/boot.sh" --disk "$IMG" --seed "$1" --attach cdrom --timeout "$TIMEOUT" \
+    E2E_GUEST=$GUEST "$HERE/boot.sh" --disk "$IMG" "${KEEP[@]}" --seed "$1" --attach cdrom --timeout "$TIMEOUT" \
         --append "e2e.root=/dev/vda" --log "$2.log" --quiet 2> "$2.err" || r=$?
     # (a getty prompt may still share a line with a report line: cut it off)
     tr -d '\r' < "$2.log" | sed -E 's/^.* login: (E2E: )/\1/' > "$2.txt"
@@ -306,6 +307,11 @@ if [ "$SECOND" = 1 ]; then
     [ "$rc2" = 0 ] || bad "second boot did not reach E2E: DONE (boot.sh rc=$rc2)"
     [ "$(sed -n 's/^E2E: unit ci-agent Result=//p' "$T2" | head -n 1)" = success ] || bad "second boot: ci-agent.service failed"
     check_net "$T2" 10.0.2.21 10.0.2.20
+    # The same disk: the agent undid the first instance's rendering before its own.
+    grep -q "previous instance's network config: removed /etc/systemd/network/05-ci-agent-id0.network" "$T2" \
+        || bad "second boot: no sign that the first instance's network file was removed"
+    grep -q "previous instance's network config: restored /etc/resolv.conf" "$T2" \
+        || bad "second boot: the template's resolv.conf was not restored before the new one"
     iid2=$(sed -n 's/^E2E: status | //p' "$T2" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("instance_id",""))' 2>/dev/null || true)
     case "$iid2" in iid-distro2-*) ;; *) bad "second boot: status instance_id is '$iid2'" ;; esac
 fi
