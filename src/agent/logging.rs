@@ -25,6 +25,8 @@ struct Sinks {
     syslog: Option<Syslog>,
     /// Prefix on stderr lines (`ci-agent`, `ci-agent[early]`).
     tag: String,
+    /// stderr is systemd's journal stream: start each line with its syslog priority.
+    journal: bool,
 }
 
 struct AgentLogger {
@@ -40,6 +42,7 @@ fn logger() -> &'static AgentLogger {
             file: None,
             syslog: None,
             tag: "ci-agent".into(),
+            journal: false,
         }),
     })
 }
@@ -62,6 +65,41 @@ pub fn init(tag: &str, verbose: bool) {
         LevelFilter::Info
     };
     s.tag = tag.to_string();
+    s.journal = stderr_is_journal();
+}
+
+/// Whether stderr is the stream systemd named in `JOURNAL_STREAM` (`DEV:INODE`): then
+/// journald reads a `<N>` prefix as the line's priority (sd-daemon(3)), so `journalctl -p
+/// warning` shows our warnings. Compared with stderr itself, as systemd advises, so a
+/// command whose stderr was redirected elsewhere does not print prefixes.
+fn stderr_is_journal() -> bool {
+    let Some(v) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Ok(st) = nix::sys::stat::fstat(io::stderr()) else {
+        return false;
+    };
+    #[allow(clippy::unnecessary_cast)] // dev_t/ino_t widths differ between targets
+    stream_matches(&v.to_string_lossy(), st.st_dev as u64, st.st_ino as u64)
+}
+
+/// `JOURNAL_STREAM`'s value (`DEV:INODE`, decimal) names this device and inode.
+fn stream_matches(value: &str, dev: u64, ino: u64) -> bool {
+    let Some((d, i)) = value.split_once(':') else {
+        return false;
+    };
+    d.parse::<u64>() == Ok(dev) && i.parse::<u64>() == Ok(ino)
+}
+
+/// The sd-daemon(3) priority prefix of a level: `<3>` error, `<4>` warning, `<6>` info,
+/// `<7>` debug.
+fn journal_prefix(level: Level) -> &'static str {
+    match level {
+        Level::Error => "<3>",
+        Level::Warn => "<4>",
+        Level::Info => "<6>",
+        Level::Debug | Level::Trace => "<7>",
+    }
 }
 
 /// Change what reaches stderr (tests turn it off: libtest cannot capture a logger that
@@ -165,9 +203,10 @@ impl Log for AgentLogger {
         let level = record.level();
         let mut s = sinks();
         if level <= s.stderr_level {
+            let prio = if s.journal { journal_prefix(level) } else { "" };
             let prefix = match level {
-                Level::Info => format!("{}: ", s.tag),
-                l => format!("{}: {}: ", s.tag, level_word(l)),
+                Level::Info => format!("{prio}{}: ", s.tag),
+                l => format!("{prio}{}: {}: ", s.tag, level_word(l)),
             };
             let mut err = io::stderr().lock();
             for line in msg.lines() {
@@ -230,6 +269,20 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn journal_priorities_follow_sd_daemon() {
+        assert_eq!(journal_prefix(Level::Error), "<3>");
+        assert_eq!(journal_prefix(Level::Warn), "<4>");
+        assert_eq!(journal_prefix(Level::Info), "<6>");
+        assert_eq!(journal_prefix(Level::Debug), "<7>");
+        assert!(stream_matches("8:12345", 8, 12345));
+        assert!(!stream_matches("8:12345", 8, 12346));
+        assert!(!stream_matches("8:12345", 9, 12345));
+        for bad in ["", "8", "8:", ":1", "x:y", "8:12345:1"] {
+            assert!(!stream_matches(bad, 8, 12345), "{bad}");
+        }
     }
 
     #[test]

@@ -40,6 +40,7 @@ use crate::datasource::bootstrap::{self, BootstrapStatus, Outcome};
 use crate::formats::civil::rfc3339;
 use crate::formats::userdata::{Seed, SeedData, SeedError};
 use crate::modules::{Context, Frequency, Module, Stage};
+use crate::platform::cli::{self, Command, Opt, Value as CliValue};
 use crate::platform::config::{absolute, load_config, BootstrapConfig, Config, DatasourceKind};
 use crate::platform::dryrun::DryRunSystem;
 use crate::platform::host::HostSystem;
@@ -904,9 +905,46 @@ fn push_unique(v: &mut Vec<String>, s: String) {
 // ---------------------------------------------------------------------------------------
 // ci-agent run
 
+/// `ci-agent run`'s options (the parser below; `platform::cli`).
+pub const RUN_OPTIONS: &[Opt] = &[
+    Opt::flag("once", &[]),
+    Opt::with("stage", &[], CliValue::Choice(&["early", "late", "all"])),
+    Opt::with("root", &[], CliValue::Dir),
+    Opt::with("seed", &[], CliValue::Path),
+    Opt::with("config", &[], CliValue::File),
+    Opt::flag("dry-run", &['n']),
+    cli::OS,
+    Opt::flag("verbose", &['v']),
+    cli::HELP,
+];
+
+/// Every `ci-agent` command with its options, in usage order.
+pub const COMMANDS: &[Command] = &[
+    Command {
+        name: "run",
+        opts: RUN_OPTIONS,
+        operands: "",
+    },
+    Command {
+        name: "status",
+        opts: status::STATUS_OPTIONS,
+        operands: "",
+    },
+    Command {
+        name: "query",
+        opts: query::OPTIONS,
+        operands: "",
+    },
+    Command {
+        name: "seal",
+        opts: seal::OPTIONS,
+        operands: "",
+    },
+];
+
 const RUN_USAGE: &str = "\
 usage: ci-agent run [--once] [--stage early|late|all] [--root DIR] [--seed PATH]
-                    [--config FILE] [--dry-run] [--os linux|freebsd] [--verbose]
+                    [--config FILE] [-n|--dry-run] [--os linux|freebsd] [-v|--verbose]
 
 Apply the first-boot seed: at boot when the first-boot sentinel exists or the seed's
 instance-id is new (see the config keys require_firstboot, rerun_on_new_instance_id).
@@ -922,9 +960,10 @@ instance-id is new (see the config keys require_firstboot, rerun_on_new_instance
                    searching; a path on the machine running ci-agent
   --config FILE    agent config (default /etc/ci-agent.conf, FreeBSD
                    /usr/local/etc/ci-agent.conf, if present)
-  --dry-run        print the plan (writes, commands) and change nothing
+  -n, --dry-run    print the plan (writes, commands) and change nothing
   --os OS          apply the linux or freebsd policy (default: this system's)
-  --verbose        debug messages on stderr
+  -v, --verbose    debug messages on stderr
+  -h, --help       this help
 
 exit status: 0 success or nothing due, 1 a module failed, 2 usage, config or seed error
 ";

@@ -18,9 +18,19 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use crate::formats::userdata::{Script, SeedData};
+use crate::platform::cli::{self, Opt, Value as CliValue};
 use crate::platform::config::Config;
 use crate::platform::host::HostSystem;
 use crate::platform::{OsKind, System};
+
+/// `ci-agent query`'s options (the parser below; `platform::cli`).
+pub const OPTIONS: &[Opt] = &[
+    Opt::with("seed", &[], CliValue::Path),
+    Opt::with("root", &[], CliValue::Dir),
+    Opt::with("config", &[], CliValue::File),
+    cli::OS,
+    cli::HELP,
+];
 
 const USAGE: &str = "\
 usage: ci-agent query [--seed PATH] [--root DIR] [--config FILE] [--os linux|freebsd]

@@ -17,6 +17,7 @@ use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+use crate::platform::cli::{self, Opt, Value as CliValue};
 use crate::platform::config::Config;
 use crate::platform::host::HostSystem;
 use crate::platform::{FileKind, OsKind, System, WriteOpts};
@@ -411,21 +412,33 @@ pub fn seal(sys: &dyn System, config: &Config, opts: &SealOptions) -> SealReport
 // ---------------------------------------------------------------------------------------
 // CLI
 
+/// `ci-agent seal`'s options (the parser below; `platform::cli`).
+pub const OPTIONS: &[Opt] = &[
+    Opt::with("root", &[], CliValue::Dir),
+    Opt::flag("dry-run", &['n']),
+    Opt::flag("yes", &['y']),
+    Opt::with("keep", &[], CliValue::Word("ITEMS")),
+    Opt::with("config", &[], CliValue::File),
+    cli::OS,
+    cli::HELP,
+];
+
 fn usage() -> String {
     let mut u = String::from(
         "\
-usage: ci-agent seal [--root DIR] [--dry-run] [--yes] [--keep ITEM[,ITEM…]]…
+usage: ci-agent seal [--root DIR] [-n|--dry-run] [-y|--yes] [--keep ITEM[,ITEM…]]…
                      [--config FILE] [--os linux|freebsd]
 
 Prepare a template for imaging: remove what makes clones look alike or leaks the
 builder's traces, and create the first-boot sentinel. One line per action.
 
   --root DIR     seal the system under DIR (default /: needs --yes)
-  --dry-run      say what would be done, change nothing
-  --yes          really seal the running system (--root /)
+  -n, --dry-run  say what would be done, change nothing
+  -y, --yes      really seal the running system (--root /)
   --keep ITEMS   leave these items alone (comma-separated, repeatable)
   --config FILE  agent config (state_dir, firstboot_sentinel)
   --os OS        linux or freebsd layout (default: this system's)
+  -h, --help     this help
 
 items:
 ",

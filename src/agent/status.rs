@@ -28,6 +28,7 @@ use crate::agent::boot::{self, BootRecord};
 use crate::agent::state::{ModuleOutcome, RunStatus, State, StatusFile};
 use crate::formats::civil::Civil;
 use crate::modules::Stage;
+use crate::platform::cli::{self, Opt, Value as CliValue};
 use crate::platform::config::Config;
 use crate::platform::{OsKind, System};
 
@@ -388,8 +389,25 @@ pub fn show(sys: &dyn System, cfg: &Config, opts: &StatusOpts, prog: &str) -> u8
 // ---------------------------------------------------------------------------------------
 // ci-agent status
 
+/// `ci-agent status`'s options (the parser below; `platform::cli`).
+pub const STATUS_OPTIONS: &[Opt] = &[
+    Opt::flag("json", &[]),
+    Opt::with(
+        "format",
+        &[],
+        CliValue::Choice(&["tabular", "json", "yaml"]),
+    ),
+    Opt::flag("long", &['l']),
+    Opt::flag("wait", &['w']),
+    Opt::with("timeout", &[], CliValue::Word("SECS")),
+    Opt::with("root", &[], CliValue::Dir),
+    Opt::with("config", &[], CliValue::File),
+    cli::OS,
+    cli::HELP,
+];
+
 const STATUS_USAGE: &str = "\
-usage: ci-agent status [--json | --format tabular|json|yaml] [--long] [--wait [--timeout SECS]]
+usage: ci-agent status [--json | --format tabular|json|yaml] [-l|--long] [-w|--wait [--timeout SECS]]
                        [--root DIR] [--config FILE] [--os linux|freebsd]
 
 Say what ci-agent did in this boot, in cloud-init's words: status: not started, running,
@@ -398,12 +416,13 @@ then the last run's details (modules, warnings, seed files).
 
   --json           the same as JSON (cloud-init's fields, ours under \"ci_agent\")
   --format F       tabular (default), json or yaml
-  --long           (accepted; the tabular output is always long)
-  --wait           wait while the status is 'not started' or 'running'
+  -l, --long       (accepted; the tabular output is always long)
+  -w, --wait       wait while the status is 'not started' or 'running'
   --timeout SECS   with --wait: give up after SECS seconds (exit 1)
   --root DIR       read the state of the system under DIR
   --config FILE    agent config (state_dir, run_dir); default: the OS default path
   --os OS          policy for default paths: linux or freebsd
+  -h, --help       this help
 
 exit status (cloud-init's): 0 done, running, not started or disabled; 1 error (or an
 unreadable record, or --timeout reached); 2 done with warnings ('degraded done') or usage

@@ -14,8 +14,12 @@
 //! - [`accounts`]: users and groups read from `<root>/etc/passwd` and `/etc/group` (never
 //!   libc, so `--root` holds), and a fake account toolchain for tests.
 //! - [`exec`]: running commands with bounded, secret-aware logging.
+//! - [`build_info`]: version, target, commit and features, for `--version`.
+//! - [`cli`]: the option tables of both binaries' command lines (usage, completions).
 
 pub mod accounts;
+pub mod build_info;
+pub mod cli;
 pub mod config;
 pub mod dryrun;
 pub mod exec;

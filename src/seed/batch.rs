@@ -17,11 +17,29 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use anyhow::Context;
 
+use crate::platform::cli::{self, Opt, Value as CliValue};
+
 use super::build::{check_hostname, check_instance_id};
 use super::image::{self, Filesystem};
 use super::metadata::{self, MetaFields};
 use super::validate;
 use super::CliError;
+
+/// `ci-seed batch`'s options (the parser below; `platform::cli`).
+pub const OPTIONS: &[Opt] = &[
+    cli::HELP,
+    Opt::with("out", &['o'], CliValue::Dir),
+    Opt::with("user-data", &['u'], CliValue::File),
+    Opt::with("network-config", &['N'], CliValue::File),
+    Opt::with("vendor-data", &['V'], CliValue::File),
+    Opt::with("filesystem", &['f'], CliValue::Choice(&["iso", "vfat"])),
+    Opt::with("dsmode", &['m'], CliValue::Choice(&["local", "net"])),
+    Opt::flag("no-validate", &[]),
+    Opt::flag("no-sync", &[]),
+    Opt::with("report", &[], CliValue::File),
+    Opt::flag("quiet", &['q']),
+    Opt::flag("verbose", &['v']),
+];
 
 pub(super) const HELP: &str = "\
 Usage: ci-seed batch MANIFEST --out DIR [options]
@@ -56,7 +74,7 @@ absent, e.g.
   web1,web1,,role=web
 
 Options:
-      --out DIR            output directory (created if missing)
+  -o, --out DIR            output directory (created if missing)
   -u, --user-data FILE     template user-data shared by every seed
   -f, --filesystem F       iso (default) or vfat
   -N, --network-config F   network-config for every seed

@@ -22,6 +22,8 @@ pub mod validate;
 
 use std::ffi::OsString;
 
+use crate::platform::cli::{self, Command, Opt, Value as CliValue};
+
 pub use image::{DiskFormat, Filesystem, Output};
 pub use metadata::{new_instance_id, MetaFields};
 
@@ -59,6 +61,54 @@ impl CliError {
         }
     }
 }
+
+/// `ci-seed`'s own options (building a seed; the parser is in `build`).
+pub const BUILD_OPTIONS: &[Opt] = &[
+    cli::HELP,
+    Opt::flag("version", &[]),
+    Opt::with("filesystem", &['f'], CliValue::Choice(&["iso", "vfat"])),
+    Opt::with("disk-format", &['d'], CliValue::Word("FORMAT")),
+    Opt::with("hostname", &['H'], CliValue::Word("NAME")),
+    Opt::with("instance-id", &['I'], CliValue::Word("ID")),
+    Opt::with("interfaces", &['i'], CliValue::File),
+    // Refused with a reason (cloud-localds accepts it and drops the value).
+    Opt::with("output", &['o'], CliValue::File),
+    Opt::with("dsmode", &['m'], CliValue::Choice(&["local", "net"])),
+    Opt::with("network-config", &['N'], CliValue::File),
+    Opt::with("ip", &[], CliValue::Word("A/P[,A/P]")),
+    Opt::with("gateway", &[], CliValue::Word("G[,G6]")),
+    Opt::with("dns", &[], CliValue::Word("A[,A]")),
+    Opt::with("search", &[], CliValue::Word("D[,D]")),
+    Opt::with("mac", &[], CliValue::Word("MAC")),
+    Opt::with("vendor-data", &['V'], CliValue::File),
+    Opt::with("config", &[], CliValue::File),
+    Opt::flag("no-validate", &[]),
+    Opt::flag("verbose", &['v']),
+];
+
+/// Every `ci-seed` command with its options (the first: the binary's own).
+pub const COMMANDS: &[Command] = &[
+    Command {
+        name: "",
+        opts: BUILD_OPTIONS,
+        operands: "OUTPUT USER-DATA [META-DATA]",
+    },
+    Command {
+        name: "batch",
+        opts: batch::OPTIONS,
+        operands: "MANIFEST",
+    },
+    Command {
+        name: "validate",
+        opts: validate::OPTIONS,
+        operands: "FILE...",
+    },
+    Command {
+        name: "serve",
+        opts: serve::OPTIONS,
+        operands: "[SCRIPT]",
+    },
+];
 
 /// `ci-seed --help`.
 pub const HELP: &str = "\
@@ -148,7 +198,7 @@ pub fn cli_build(args: Vec<OsString>) -> u8 {
             crate::exit::OK
         }
         build::Parsed::Version => {
-            println!("ci-seed {}", env!("CARGO_PKG_VERSION"));
+            print!("{}", crate::platform::build_info::version_text("ci-seed"));
             crate::exit::OK
         }
         build::Parsed::Build(a) => match build::run(&a) {

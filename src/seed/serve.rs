@@ -34,11 +34,25 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
+use crate::platform::cli::{self, Opt, Value as CliValue};
+
 /// Largest request head (request line + headers) accepted.
 pub const MAX_HEAD: usize = 8 * 1024;
 
 /// Concurrent connections served by `--listen` (more get 503).
 pub const DEFAULT_MAX_CONNS: usize = 32;
+
+/// `ci-seed serve`'s options (the parser below; `platform::cli`).
+pub const OPTIONS: &[Opt] = &[
+    cli::HELP,
+    Opt::flag("stdio", &[]),
+    Opt::with("listen", &[], CliValue::Word("ADDR")),
+    Opt::with("dir", &[], CliValue::Dir),
+    Opt::with("timeout", &[], CliValue::Word("SECS")),
+    Opt::with("max-time", &[], CliValue::Word("SECS")),
+    Opt::with("max-conns", &[], CliValue::Word("N")),
+    Opt::with("log", &[], CliValue::File),
+];
 
 const USAGE: &str = "\
 usage: ci-seed serve --stdio (SCRIPT | --dir DIR) [--timeout SECS] [--max-time SECS] [--log FILE]

@@ -10,6 +10,7 @@ use std::ffi::OsString;
 use std::path::Path;
 
 use crate::formats::userdata::SeedError;
+use crate::platform::cli::{self, Opt, Value as CliValue};
 
 /// What a file given to `ci-seed validate` is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,6 +210,17 @@ fn positioned_warning(shown: &str, w: &str) -> SeedError {
         },
     }
 }
+
+/// `ci-seed validate`'s options (the parser below; `platform::cli`).
+pub const OPTIONS: &[Opt] = &[
+    cli::HELP,
+    Opt::with(
+        "type",
+        &['t'],
+        CliValue::Choice(&["user-data", "vendor-data", "meta-data", "network-config"]),
+    ),
+    Opt::flag("strict", &[]),
+];
 
 pub(super) const HELP: &str = "\
 Usage: ci-seed validate [--type KIND] [--strict] FILE...

@@ -1,0 +1,39 @@
+//! Build facts for `--version` (src/platform/build_info.rs): the target triple and the
+//! source commit. The commit comes from `CI_AGENT_COMMIT` when set (a release built from
+//! a tarball), else from `git rev-parse` in the source tree, else "unknown".
+
+use std::process::Command;
+
+fn main() {
+    let target = std::env::var("TARGET").unwrap_or_else(|_| "unknown".into());
+    println!("cargo:rustc-env=CI_AGENT_TARGET={target}");
+    println!("cargo:rerun-if-env-changed=CI_AGENT_COMMIT");
+    let commit = std::env::var("CI_AGENT_COMMIT")
+        .ok()
+        .filter(|c| !c.is_empty())
+        .or_else(git_commit)
+        .unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=CI_AGENT_COMMIT={commit}");
+}
+
+/// `git rev-parse --short=12 HEAD`, and the files whose change means a new commit, so
+/// cargo reruns this script then. (No `-dirty` mark: cargo would not rerun the script when
+/// a source file changes, so the mark would go stale.)
+fn git_commit() -> Option<String> {
+    let git = |args: &[&str]| -> Option<String> {
+        let out = Command::new("git").args(args).output().ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let head = git(&["rev-parse", "--short=12", "HEAD"])?;
+    // A worktree's HEAD and the ref it points to live in different git directories.
+    if let Some(dir) = git(&["rev-parse", "--git-dir"]) {
+        println!("cargo:rerun-if-changed={dir}/HEAD");
+        println!("cargo:rerun-if-changed={dir}/logs/HEAD");
+    }
+    if let Some(dir) = git(&["rev-parse", "--git-common-dir"]) {
+        println!("cargo:rerun-if-changed={dir}/packed-refs");
+    }
+    Some(head)
+}
