@@ -40,14 +40,24 @@ has -rwxr-xr-x usr/bin/ci-seed
 has -rw-r--r-- lib/systemd/system/ci-agent.service
 has -rw-r--r-- lib/systemd/system/ci-agent-late.service
 has -rw-r--r-- etc/ci-agent.conf
+has -rw-r--r-- etc/logrotate.d/ci-agent
 has -rw-r--r-- usr/share/doc/ci-agent/ci-agent.conf.sample
 has -rw-r--r-- usr/share/doc/ci-agent/README.md
 has -rw-r--r-- usr/share/doc/ci-agent/copyright
+has -rw-r--r-- usr/share/man/man8/ci-agent.8.gz
+has -rw-r--r-- usr/share/man/man1/ci-seed.1.gz
+has -rw-r--r-- usr/share/man/man5/ci-agent.conf.5.gz
+has -rw-r--r-- usr/share/bash-completion/completions/ci-agent
+has -rw-r--r-- usr/share/bash-completion/completions/ci-seed
+has -rw-r--r-- usr/share/zsh/vendor-completions/_ci-agent
+has -rw-r--r-- usr/share/zsh/vendor-completions/_ci-seed
 printf '%s\n' "$LIST" | awk '{print $2}' | grep -qvE '^(root/root|0/0)$' && no "files not owned by root"
 
 C=$(mktemp -d /tmp/ci-agent-deb.XXXXXX); trap 'rm -rf "$C"' EXIT
 dpkg-deb -e "$OUT" "$C/DEBIAN"
-grep -qx '/etc/ci-agent.conf' "$C/DEBIAN/conffiles" 2>/dev/null || no "conffiles lacks /etc/ci-agent.conf"
+for f in /etc/ci-agent.conf /etc/logrotate.d/ci-agent; do
+    grep -qx "$f" "$C/DEBIAN/conffiles" 2>/dev/null || no "conffiles lacks $f"
+done
 for s in postinst prerm postrm; do
     [ -x "$C/DEBIAN/$s" ] || no "maintainer script $s missing or not executable"
     cmp -s "$C/DEBIAN/$s" "packaging/debian/$s" || no "maintainer script $s differs from packaging/debian/$s"

@@ -9,13 +9,7 @@ set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 T=$(mktemp -d /tmp/ci-agent-rcd.XXXXXX)
 trap 'rm -rf "$T"' EXIT
-n=0; bad=0
-ok() { n=$((n+1)); echo "ok $n - $1"; }
-nok() { n=$((n+1)); bad=$((bad+1)); echo "not ok $n - $1"; }
-check() { # check DESCRIPTION COMMAND...
-    d=$1; shift
-    if "$@"; then ok "$d"; else nok "$d"; fi
-}
+. "$HERE/../scripts/tap.sh"
 
 # --- static checks -------------------------------------------------------------------
 for s in ci_agent ci_agent_late; do
@@ -37,6 +31,10 @@ check "ci_agent_late is not firstboot-only (bootstrap retries across boots)" \
     sh -c "! grep -E '^# KEYWORD:.*firstboot' '$HERE/ci_agent_late'"
 for s in ci_agent ci_agent_late; do
     check "$s: rcvar=ci_agent_enable" grep -qx 'rcvar="ci_agent_enable"' "$HERE/$s"
+done
+for s in ci_agent ci_agent_late; do
+    check "$s: paths through %%PREFIX%% (substituted by make-pkg.sh)" \
+        sh -c "grep -q 'command=\"%%PREFIX%%/bin/ci-agent\"' '$HERE/$s' && ! grep -q /usr/local '$HERE/$s'"
 done
 
 # --- stub environment -----------------------------------------------------------------
@@ -88,7 +86,8 @@ echo $! > "$pf"
 FAKE
 chmod +x "$T/bin/fake-agent" "$T/bin/daemon"
 for s in ci_agent ci_agent_late; do
-    sed -e "s|^\. /etc/rc.subr|. $T/rc.subr|" -e "s|/var/run/|$T/run/|" "$HERE/$s" > "$T/$s"
+    sed -e "s|^\. /etc/rc.subr|. $T/rc.subr|" -e "s|/var/run/|$T/run/|" -e "s|%%PREFIX%%|/usr/local|g" \
+        "$HERE/$s" > "$T/$s"
 done
 export STUB_RCCONF="$T/etc/rc.conf" FAKE_AGENT_LOG="$T/agent.log" PATH="$T/bin:$PATH"
 conf() { # conf LINES...: write the stub rc.conf
@@ -129,5 +128,4 @@ check "late background: stop ends it and removes the pidfile" [ ! -e "$T/run/ci_
 check "late background: status says stopped" sh -c "! sh '$T/ci_agent_late' status >/dev/null"
 unset FAKE_AGENT_SLEEP
 
-echo "1..$n"
-[ "$bad" = 0 ] || { echo "rc.d/test.sh: $bad of $n failed" >&2; exit 1; }
+tap_end rc.d/test.sh

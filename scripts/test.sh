@@ -45,8 +45,12 @@ cargo test --all-targets
 
 echo "=== rc.d scripts"
 sh rc.d/test.sh
-echo "=== OpenRC scripts"
-sh -n packaging/openrc/ci-agent && sh -n packaging/openrc/ci-agent-late && echo "ok - sh -n"
+echo "=== OpenRC scripts (stub openrc-run)"
+sh packaging/openrc/test.sh
+echo "=== log rotation rules (logrotate -d)"
+bash packaging/logrotate/check.sh
+echo "=== man pages (mandoc lint, man-db render)"
+sh man/check.sh
 echo "=== systemd units"
 bash systemd/verify.sh
 echo "=== the tools table and its check"
