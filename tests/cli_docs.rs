@@ -58,10 +58,9 @@ fn parser_options(src: &str) -> (BTreeSet<String>, BTreeSet<char>) {
     for (i, _) in src.match_indices("Long(") {
         let rest = &src[i + 5..];
         // The pattern up to its closing parenthesis: one literal, or a binding of several.
-        let end = if rest.starts_with('"') {
-            rest[1..].find('"').unwrap() + 2
-        } else {
-            rest.find("))").unwrap_or(0)
+        let end = match rest.strip_prefix('"') {
+            Some(lit) => lit.find('"').unwrap() + 2,
+            None => rest.find("))").unwrap_or(0),
         };
         for (j, part) in rest[..end].split('"').enumerate() {
             if j % 2 == 1 {
