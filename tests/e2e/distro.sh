@@ -6,6 +6,8 @@
 #   - both units succeeded; hostname; the default user and a listed user exist, with their
 #     keys (0600, owned by them) and groups; runcmd ran; `ci-agent status --json` is done
 #   - `systemctl is-system-running`: no failed unit of ours
+#   - a Packer-style `cloud-init status --wait` (through the package's cloud-init link) and
+#     a /var/lib/cloud/instance/boot-finished poll both return after the late pass
 #   - network-config (v2, static, matched by MAC) under systemd-networkd, proven with
 #     `ip -j addr`, `ip -j route` and resolv.conf: the NIC has exactly the seed's address
 #     (not slirp's DHCP 10.0.2.15), the default route is the seed's and not DHCP's, DNS is
@@ -78,6 +80,40 @@ rm -f "$DIR/tmp/ci-agent.deb"
 for u in ci-agent ci-agent-late; do
     [ -L "$DIR/etc/systemd/system/multi-user.target.wants/$u.service" ] || die "postinst did not enable $u.service"
 done
+[ "$(readlink "$DIR/usr/bin/cloud-init")" = ci-agent ] || die "postinst did not link /usr/bin/cloud-init to ci-agent"
+# The files tools written for cloud-init poll (boot-finished, result.json).
+mkdir -p "$DIR/etc/ci-agent.conf.d"
+printf 'cloud_init_compat: true\n' > "$DIR/etc/ci-agent.conf.d/50-e2e.conf"
+
+# What a Packer shell provisioner (or Terraform remote-exec) runs first on a cloud-init
+# image: `cloud-init status --wait`, and a poll for boot-finished. Started after the early
+# pass and before the late one (a real provisioner connects at some point in between), so
+# both really wait; each records whether runcmd (late pass) had run when it returned.
+cat > "$DIR/usr/local/sbin/e2e-packer" <<'PACKER'
+#!/bin/sh
+r=/run/e2e-packer
+echo "start-late=$(systemctl show -p SubState --value ci-agent-late.service)" > $r.tmp
+out=$(cloud-init status --wait 2>&1); rc=$?
+{ echo "rc=$rc"; echo "status=$(printf '%s\n' "$out" | tail -n 1)"; echo "runcmd=$(cat /var/tmp/e2e-runcmd 2>/dev/null)"; } >> $r.tmp
+i=0
+while [ ! -e /var/lib/cloud/instance/boot-finished ] && [ $i -lt 900 ]; do sleep 1; i=$((i+1)); done
+echo "bf-runcmd=$(cat /var/tmp/e2e-runcmd 2>/dev/null)" >> $r.tmp
+echo "result-errors=$(tr -d ' \n' < /run/cloud-init/result.json 2>/dev/null | sed -n 's/.*"errors":\(\[[^]]*\]\).*/\1/p')" >> $r.tmp
+mv $r.tmp $r
+PACKER
+chmod 755 "$DIR/usr/local/sbin/e2e-packer"
+cat > "$DIR/etc/systemd/system/e2e-packer.service" <<'UNIT'
+[Unit]
+Description=e2e: a Packer-style wait for cloud-init (answered by ci-agent)
+After=ci-agent.service
+Before=ci-agent-late.service
+[Service]
+Type=simple
+ExecStart=/usr/local/sbin/e2e-packer
+[Install]
+WantedBy=multi-user.target
+UNIT
+ln -sf /etc/systemd/system/e2e-packer.service "$DIR/etc/systemd/system/multi-user.target.wants/e2e-packer.service"
 
 # Template identity: what a freshly built template has before its first clone boots.
 echo template > "$DIR/etc/hostname"
@@ -119,6 +155,10 @@ for u in debian alice; do
     sed "s/^/E2E: ak $u | /" "$h/.ssh/authorized_keys" 2>/dev/null
 done
 echo "E2E: runcmd=$(cat /var/tmp/e2e-runcmd 2>&1)"
+i=0
+while [ ! -e /run/e2e-packer ] && [ $i -lt 180 ]; do sleep 1; i=$((i+1)); done
+sed 's/^/E2E: packer-/' /run/e2e-packer 2>/dev/null
+cloud-init status --long 2>&1 | sed 's/^/E2E: ci-long | /'
 # network: what the kernel has (JSON, one line each), resolv.conf, our files
 echo "E2E: ipaddr=$(ip -j addr show 2>&1 | tr -d '\n')"
 echo "E2E: iproute=$(ip -j route show 2>&1 | tr -d '\n')"
@@ -252,6 +292,16 @@ grep -qxF "E2E: ak debian | $KEY1" "$T" || bad "debian lacks e2e-key-1"
 grep -qxF "E2E: ak alice | $KEY2" "$T" || bad "alice lacks e2e-key-2"
 case " $(val 'groups alice') " in *" sudo "*) ;; *) bad "alice not in sudo: $(val 'groups alice')" ;; esac
 [ "$(val runcmd)" = late-ok ] || bad "runcmd marker is '$(val runcmd)'"
+# Packer-style `cloud-init status --wait` and a boot-finished poll, answered by ci-agent.
+case "$(val packer-start-late)" in
+    dead|inactive) ;;
+    *) bad "the Packer-style wait started when ci-agent-late was '$(val packer-start-late)', not before it" ;;
+esac
+[ "$(val packer-rc)" = 0 ] || bad "cloud-init status --wait exited '$(val packer-rc)', want 0"
+[ "$(val packer-status)" = "status: done" ] || bad "cloud-init status --wait said '$(val packer-status)'"
+[ "$(val packer-runcmd)" = late-ok ] || bad "cloud-init status --wait returned before the late pass's runcmd ('$(val packer-runcmd)')"
+[ "$(val packer-bf-runcmd)" = late-ok ] || bad "boot-finished appeared before the late pass's runcmd ('$(val packer-bf-runcmd)')"
+[ "$(val packer-result-errors)" = "[]" ] || bad "/run/cloud-init/result.json errors: '$(val packer-result-errors)'"
 st=$(sed -n 's/^E2E: status | //p' "$T" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("status",""))' 2>/dev/null || true)
 [ "$st" = done ] || bad "ci-agent status --json: status is '$st', want 'done'"
 
