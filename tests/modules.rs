@@ -630,3 +630,43 @@ fn bundled_example_seed_applies_on_both_oses() {
         );
     }
 }
+
+/// A hostile network-config fails the network module alone, with the file position, and
+/// writes nothing: an interface name that would leave /etc/systemd/network, one with a
+/// newline that would inject a line, a gateway outside the subnet.
+#[test]
+fn hostile_network_config_fails_only_the_network_module() {
+    for (text, want) in [
+        (
+            "version: 2\nethernets:\n  \"../../x\":\n    dhcp4: true\n",
+            "network-config:3:3: ../../x: invalid interface name \"../../x\"",
+        ),
+        (
+            "version: 2\nethernets:\n  \"eth0\\nDNS=6.6.6.6\":\n    dhcp4: true\n",
+            "network-config:3:3: ",
+        ),
+        (
+            "version: 1\nconfig:\n  - type: physical\n    name: eth0\n    subnets:\n      - {type: static, address: 10.0.0.7/24, gateway: 10.0.9.1}\n",
+            "network-config:6:55: eth0: gateway 10.0.9.1 is outside every subnet",
+        ),
+    ] {
+        let g = Guest::new(OsKind::Linux);
+        g.sys.put(
+            "/etc/systemd/system/multi-user.target.wants/systemd-networkd.service",
+            "",
+        );
+        g.sys.put("/var/lib/ci-agent/seed/network-config", text);
+        let mut seed = anchor_seed("net-evil");
+        seed.files.push("network-config".into());
+        let (failed, _) = g.run_all(&seed);
+        assert_eq!(failed.len(), 1, "{failed:?}");
+        assert_eq!(failed[0].0, "network");
+        assert!(failed[0].1.starts_with(want), "{}", failed[0].1);
+        assert!(g
+            .sys
+            .read_dir(Path::new("/etc/systemd/network"))
+            .unwrap_or_default()
+            .is_empty());
+        assert_eq!(g.read("/etc/hostname"), "anchor-vm\n", "the other modules ran");
+    }
+}
