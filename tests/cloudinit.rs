@@ -349,3 +349,76 @@ fn schema_version_and_other_commands() {
         assert!(msg.contains("in place of cloud-init"), "{msg}");
     }
 }
+
+/// cloud-init's own status reader (Debian's package, unpacked by tests/cloudinit/fetch.sh,
+/// never installed) over the files `cloud_init_compat` writes.
+fn cloud_inits_reading(run_dir: &Path, pythonpath: &str) -> Value {
+    let py = "import json, sys\n\
+from cloudinit.cmd import status as s\n\
+class P: pass\n\
+p = P(); p.run_dir = sys.argv[1]\n\
+d = s.get_status_details(p)\n\
+print(json.dumps({'status': d.status.value, 'errors': d.errors, 'datasource': d.datasource}))\n";
+    let out = Command::new("/usr/bin/python3")
+        .args(["-c", py])
+        .arg(run_dir)
+        .env("PYTHONPATH", pythonpath)
+        .output()
+        .expect("running /usr/bin/python3");
+    assert!(out.status.success(), "{}", err(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn cloud_inits_own_reader_agrees_with_our_files() {
+    let fetch = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cloudinit/fetch.sh");
+    let out = Command::new("bash")
+        .arg(fetch)
+        .output()
+        .expect("running fetch.sh");
+    assert!(
+        out.status.success(),
+        "tests/cloudinit/fetch.sh failed (needs apt sources and dpkg-deb):\n{}",
+        err(&out)
+    );
+    let pythonpath = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let ours = |e: &Env| -> Value {
+        serde_json::from_slice(&e.ci(&["status", "--format", "json"]).stdout).unwrap()
+    };
+
+    let e = env(true);
+    let r = e.run("early");
+    assert_eq!(r.status.code(), Some(0), "{}", err(&r));
+    let theirs = cloud_inits_reading(&e.path("/run/cloud-init"), &pythonpath);
+    assert_eq!(theirs["status"], "running", "{theirs}");
+    assert_eq!(ours(&e)["status"], "running");
+    let r = e.run("late");
+    assert_eq!(r.status.code(), Some(0), "{}", err(&r));
+    let theirs = cloud_inits_reading(&e.path("/run/cloud-init"), &pythonpath);
+    // 22.4 has no degraded state: warnings are not errors there either.
+    assert_eq!(theirs["status"], "done", "{theirs}");
+    assert_eq!(theirs["errors"], serde_json::json!([]));
+    assert_eq!(theirs["datasource"], "nocloud");
+    let o = ours(&e);
+    assert_eq!(
+        (&o["status"], &o["datasource"]),
+        (&theirs["status"], &theirs["datasource"])
+    );
+
+    // A failing module: both say error, with our module's message.
+    let e = env(true);
+    std::fs::write(
+        e.seed.join("user-data"),
+        "#cloud-config\nwrite_files:\n  - path: relative/not/allowed\n    content: x\n",
+    )
+    .unwrap();
+    let r = e.run("all");
+    assert_eq!(r.status.code(), Some(1), "{}", err(&r));
+    let theirs = cloud_inits_reading(&e.path("/run/cloud-init"), &pythonpath);
+    assert_eq!(theirs["status"], "error", "{theirs}");
+    let msg = theirs["errors"][0].as_str().unwrap();
+    assert!(msg.starts_with("write_files: "), "{msg}");
+    let o = ours(&e);
+    assert_eq!(o["status"], "error");
+    assert_eq!(o["errors"], theirs["errors"]);
+}
