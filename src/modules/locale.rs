@@ -38,16 +38,19 @@ fn check_locale(l: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// `text` with `KEY=value` set: the first assignment of `KEY` is replaced, later ones are
-/// dropped, comments stay; appended when there is none.
+/// `text` with `KEY=value` set: the first assignment of `KEY` (`KEY=`, `KEY = `,
+/// `export KEY=`) is replaced, later ones are dropped, comments stay; appended when there
+/// is none. Also used for other `key=value` files (`zypp.conf`).
 pub fn set_assignment(text: &str, key: &str, value: &str) -> String {
-    let prefix = format!("{key}=");
     let mut out = String::new();
     let mut placed = false;
     for l in text.lines() {
         let t = l.trim_start();
         let t = t.strip_prefix("export ").unwrap_or(t);
-        if t.starts_with(&prefix) {
+        let sets = t
+            .strip_prefix(key)
+            .is_some_and(|rest| rest.trim_start().starts_with('='));
+        if sets {
             if !placed {
                 out.push_str(&format!("{key}={value}\n"));
                 placed = true;
@@ -91,7 +94,8 @@ fn enable_in_locale_gen(text: &str, locale: &str) -> String {
     out
 }
 
-fn read_text(ctx: &Context, path: &str) -> anyhow::Result<String> {
+/// A guest text file (missing: empty), at most 1 MiB.
+pub fn read_text(ctx: &Context, path: &str) -> anyhow::Result<String> {
     if !ctx.sys.exists(Path::new(path)) {
         return Ok(String::new());
     }

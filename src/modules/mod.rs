@@ -5,6 +5,7 @@
 //! [`Context::sys`] — so every module is tested against the recording fake, for both OS
 //! policies.
 
+pub mod apt;
 pub mod bootcmd;
 pub mod boothooks;
 pub mod ca_certs;
@@ -20,7 +21,9 @@ pub mod mounts;
 pub mod network;
 pub mod ntp;
 pub mod packages;
+pub mod phone_home;
 pub mod power_state;
+pub mod repos;
 pub mod resolv_conf;
 pub mod runcmd;
 pub mod scripts;
@@ -240,12 +243,15 @@ pub fn all() -> Vec<Box<dyn Module>> {
         Box::new(ssh_host_keys::SshHostKeysDeferred),
         Box::new(ca_certs::CaCerts),
         Box::new(keyboard::Keyboard),
+        Box::new(apt::Apt),
+        Box::new(repos::Repos),
         Box::new(packages::Packages),
         Box::new(write_files::WriteFiles { deferred: true }),
         Box::new(runcmd::Runcmd),
         Box::new(scripts::Scripts),
         Box::new(ssh_authkey_fingerprints::SshAuthkeyFingerprints),
         Box::new(final_message::FinalMessage),
+        Box::new(phone_home::PhoneHome),
         Box::new(power_state::PowerStateModule),
     ]
 }

@@ -12,7 +12,12 @@
 //! followed when it is a symlink (error). Symlinks among the parent directories are
 //! followed: they belong to the system (`/var/run -> /run`), and the seed author is
 //! already root. Every item is tried; the module fails naming each failed item.
-//! Once per instance.
+//!
+//! `source: {uri, headers}` (cloud-init 23.1): the content is fetched from `uri`
+//! (`http(s)://` with the bootstrap's time and size limits and the given headers, or a
+//! `file://` path in the guest); when that fails the item's `content` is written instead
+//! (a warning), and without `content` the item fails. The early pass runs before the
+//! network: give a source that needs it `defer: true`. Once per instance.
 
 use std::path::{Component, Path};
 
@@ -21,6 +26,7 @@ use anyhow::{bail, Context as _};
 use super::{Context, Frequency, Module, Stage};
 use crate::formats::userdata::cloud_config::WriteFile;
 use crate::platform::accounts::AccountDb;
+use crate::platform::http::{self, HttpLimits};
 use crate::platform::policy::shorten;
 use crate::platform::{FileKind, WriteOpts};
 
@@ -102,6 +108,22 @@ fn write_one(ctx: &Context, db: &AccountDb, f: &WriteFile) -> anyhow::Result<()>
     Ok(())
 }
 
+/// A `source.uri`: `http(s)://` through the agent's bounded client (the bootstrap's
+/// limits), or `file://`/a path read from the guest (at most the same size).
+fn fetch_source(ctx: &Context, uri: &str, headers: &[(String, String)]) -> Result<Vec<u8>, String> {
+    let limits = HttpLimits::from_bootstrap(&ctx.config.bootstrap);
+    if http::is_http_url(uri) {
+        return http::get_with_headers(uri, headers, &limits).map_err(|e| e.to_string());
+    }
+    let path = uri.strip_prefix("file://").unwrap_or(uri);
+    if !path.starts_with('/') {
+        return Err(format!("{uri}: expected an http(s):// or file:// URI"));
+    }
+    ctx.sys
+        .read_file(Path::new(path), limits.max_bytes)
+        .map_err(|e| format!("{uri}: {e}"))
+}
+
 impl Module for WriteFiles {
     fn name(&self) -> &'static str {
         if self.deferred {
@@ -142,7 +164,20 @@ impl Module for WriteFiles {
                 failed.push(format!("{label}: path {why}"));
                 continue;
             }
-            if let Err(e) = write_one(ctx, &db, f) {
+            let mut f = f.clone();
+            if let Some(src) = &f.source {
+                match fetch_source(ctx, &src.uri, &src.headers) {
+                    Ok(body) => f.content = body,
+                    Err(e) if f.content.is_empty() => {
+                        failed.push(format!("{label}: source: {e}"));
+                        continue;
+                    }
+                    Err(e) => {
+                        ctx.warn(format!("{label}: source: {e}; writing its content instead"))
+                    }
+                }
+            }
+            if let Err(e) = write_one(ctx, &db, &f) {
                 failed.push(format!("{label}: {e:#}"));
             }
         }
@@ -283,5 +318,38 @@ mod tests {
             "fine",
             "the good item is still written"
         );
+    }
+
+    #[test]
+    fn source_is_fetched_or_falls_back_to_content() {
+        use std::io::{Read, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/f", l.local_addr().unwrap());
+        let h = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let n = s.read(&mut buf).unwrap();
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: close\r\n\r\nfetched"
+            );
+            String::from_utf8_lossy(&buf[..n]).into_owned()
+        });
+        let mut env = Env::new(OsKind::Linux);
+        env.sys.put("/srv/local.txt", "from-file");
+        env.yaml(&format!(
+            "write_files:\n- path: /a\n  source: {{uri: '{url}', headers: {{X-Token: s3cret}}}}\n  content: fallback\n- path: /b\n  source: {{uri: 'file:///srv/local.txt'}}\n- path: /c\n  source: {{uri: 'file:///nope'}}\n  content: fallback\n- path: /d\n  source: {{uri: 'file:///nope'}}\n"
+        ));
+        let e = env.run_err(&WriteFiles { deferred: false });
+        let req = h.join().unwrap();
+        assert!(req.contains("x-token: s3cret\r\n"), "{req}");
+        assert_eq!(env.read("/a"), "fetched");
+        assert_eq!(env.read("/b"), "from-file");
+        assert_eq!(env.read("/c"), "fallback");
+        assert!(
+            e.contains("write_files[3] (/d): source: file:///nope"),
+            "{e}"
+        );
+        assert!(!e.contains("write_files[2]"), "{e}");
     }
 }

@@ -26,6 +26,7 @@ pub mod exec;
 pub mod fake;
 pub mod freebsd;
 pub mod host;
+pub mod http;
 pub mod linux;
 pub mod policy;
 pub mod system;

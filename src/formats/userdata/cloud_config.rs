@@ -227,6 +227,17 @@ pub struct WriteFile {
     pub append: bool,
     /// Written in the late stage (after users and packages exist).
     pub defer: bool,
+    /// `source: {uri, headers}`: fetched, falling back to `content` when the fetch fails.
+    pub source: Option<WriteSource>,
+}
+
+/// Where a `write_files` entry's content comes from (cloud-init's `source`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct WriteSource {
+    pub uri: String,
+    /// Request headers (values are not serialised: they may carry credentials).
+    #[serde(skip)]
+    pub headers: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -290,6 +301,14 @@ pub const KNOWN_KEYS: &[&str] = &[
     "no_ssh_fingerprints",
     "authkey_hash",
     "disable_root_opts",
+    "apt",
+    "apt_pipelining",
+    "yum_repos",
+    "yum_repo_dir",
+    "zypper",
+    "apk_repos",
+    "pkg",
+    "phone_home",
     // Read by the disk room (disk::grow).
     "growpart",
     "resize_rootfs",
@@ -1167,6 +1186,7 @@ impl Conv<'_> {
             "permissions",
             "append",
             "defer",
+            "source",
         ];
         let items = match &n.value {
             NodeValue::Null => return Ok(Vec::new()),
@@ -1208,9 +1228,15 @@ impl Conv<'_> {
                 Some(v) if v.value == NodeValue::Null => None,
                 Some(v) => Some(self.permissions(v, &join(&p, "permissions"))?),
             };
+            let source = match get("source") {
+                None => None,
+                Some(v) if v.value == NodeValue::Null => None,
+                Some(v) => Some(self.write_source(v, &join(&p, "source"))?),
+            };
             out.push(WriteFile {
                 path,
                 content,
+                source,
                 owner: self.opt_string(get("owner"), &join(&p, "owner"))?,
                 permissions,
                 append: self
@@ -1222,6 +1248,34 @@ impl Conv<'_> {
             });
         }
         Ok(out)
+    }
+
+    fn write_source(&mut self, n: &Node, path: &str) -> Res<WriteSource> {
+        let m = self.map(n, path, &["uri", "headers"])?;
+        let get = |k: &str| m.iter().find(|(key, _)| key.name == k).map(|(_, v)| v);
+        let uri = match get("uri") {
+            Some(v) => self.string(v, &join(path, "uri"))?,
+            None => return Err(self.err(n, path, "missing 'uri'")),
+        };
+        let mut headers = Vec::new();
+        if let Some(h) = get("headers") {
+            if h.value != NodeValue::Null {
+                let hp = join(path, "headers");
+                let NodeValue::Map(entries) = &h.value else {
+                    return Err(self.expected(h, &hp, "a mapping of header names to values"));
+                };
+                for (k, v) in entries.iter().map(|(k, v)| (k.name.clone(), v)) {
+                    let value = self.string(v, &join(&hp, &k))?;
+                    let bad = |s: &str| s.chars().any(|c| c.is_control());
+                    if k.is_empty() || k.contains(':') || k.contains(' ') || bad(&k) || bad(&value)
+                    {
+                        return Err(self.err(v, &join(&hp, &k), "not a valid HTTP header"));
+                    }
+                    headers.push((k, value));
+                }
+            }
+        }
+        Ok(WriteSource { uri, headers })
     }
 
     /// `'0644'`, `'644'`, `'0o644'` (strings are octal); a plain `0644` is octal (YAML 1.1);

@@ -852,7 +852,7 @@ mod tests {
             ("meta-data", b"instance-id: i-1\nlocal-hostname: h1\n"),
             (
                 "user-data",
-                b"#cloud-config\nhostname: web\nssh_pwauth: yes\nusers:\n  - default\n  - name: no\n    groups: adm, sudo\napt: {}\n",
+                b"#cloud-config\nhostname: web\nssh_pwauth: yes\nusers:\n  - default\n  - name: no\n    groups: adm, sudo\nlxd: {}\n",
             ),
         ]);
         let d = parse_seed(&s).unwrap();
@@ -872,7 +872,7 @@ mod tests {
         assert_eq!(d.cloud_config_json["ssh_pwauth"], serde_json::json!(true));
         assert_eq!(
             d.warnings,
-            ["user-data:8:1: 'apt' is not supported by ci-agent (ignored)"]
+            ["user-data:8:1: 'lxd' is not supported by ci-agent (ignored)"]
         );
         assert_eq!(d.files, ["meta-data", "user-data"]);
     }
