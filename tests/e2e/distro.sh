@@ -15,11 +15,16 @@
 #   - a second boot of the same disk with a new instance-id and another address: the
 #     agent removed the first instance's files and the NIC has only the new address
 #     (skip with --one-boot; it costs one more boot)
+#   - template settings from the seed (first boot): timezone (`date +%Z`, `timedatectl`),
+#     locale (generated, /etc/default/locale), ntp (systemd-timesyncd drop-in, NTP enabled),
+#     ca_certs (the seed's CA in /etc/ssl/certs and the bundle), mounts (a second virtio disk,
+#     `findmnt`) and swap (`swapon --show`)
 #
 #   tests/e2e/distro.sh [--work DIR] [--out DIR] [--deb FILE] [--one-boot] [--timeout SECS]
 #
-# Needs root (debootstrap, chroot dpkg -i), debootstrap, e2fsprogs, qemu, cargo-deb.
-# Costs ~2 min for debootstrap (cached in WORK/rootfs-base for later runs) + ~40-60 s boot.
+# Needs root (debootstrap, chroot dpkg -i), debootstrap, e2fsprogs, qemu, cargo-deb, openssl.
+# Costs ~2 min for debootstrap (cached in WORK/rootfs-base for later runs) + ~40-60 s per boot
+# unloaded; under load a boot took ~9 min here (E2E_DISTRO_TIMEOUT or --timeout raise the limit).
 # Exit 0 when every assertion holds; otherwise prints "E2E-FAIL: why" lines and exits 1.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -32,7 +37,7 @@ while [ $# -gt 0 ]; do
         --deb) DEB=$2; shift 2 ;;
         --one-boot) SECOND=0; shift ;;
         --timeout) TIMEOUT=$2; shift 2 ;;
-        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
         *) echo "distro.sh: unknown arg $1" >&2; exit 2 ;;
     esac
 done
@@ -58,7 +63,7 @@ fi
 
 # ---- 2. the root filesystem -----------------------------------------------------------
 BASE=$WORK/rootfs-base
-INCLUDE=systemd-sysv,udev,kmod,iproute2,openssh-server,sudo
+INCLUDE=systemd-sysv,udev,kmod,iproute2,openssh-server,sudo,dbus,tzdata,locales,ca-certificates,systemd-timesyncd
 if [ ! -f "$BASE/.e2e-complete" ] || [ "$(cat "$BASE/.e2e-complete")" != "$INCLUDE" ]; then
     rm -rf "$BASE"
     MIRROR=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
@@ -165,6 +170,20 @@ echo "E2E: iproute=$(ip -j route show 2>&1 | tr -d '\n')"
 echo "E2E: resolv=$(grep -E '^(nameserver|search)' /etc/resolv.conf 2>&1 | tr '\n' ';')"
 echo "E2E: netfiles=$(ls /etc/systemd/network | tr '\n' ' ')"
 echo "E2E: template-dhcp=$(tr '\n' ';' < /etc/systemd/network/50-dhcp.network)"
+# template settings (timezone, locale, ntp, ca_certs, mounts, swap)
+echo "E2E: tz-abbrev=$(date +%Z)"
+echo "E2E: timedatectl-tz=$(timedatectl show -p Timezone --value 2>&1)"
+echo "E2E: timedatectl-ntp=$(timedatectl show -p NTP --value 2>&1)"
+timedatectl 2>&1 | sed 's/^/E2E: timedatectl | /'
+echo "E2E: timesyncd-conf=$(grep '^NTP=' /etc/systemd/timesyncd.conf.d/ci-agent.conf 2>&1)"
+echo "E2E: locale-conf=$(grep '^LANG=' /etc/default/locale 2>&1)"
+echo "E2E: locale-generated=$(locale -a 2>&1 | grep -ix 'en_US.utf8')"
+echo "E2E: ca-subject=$(openssl x509 -noout -subject -nameopt RFC2253 -in /etc/ssl/certs/ci-agent-ca-0.pem 2>&1)"
+echo "E2E: ca-in-bundle=$(grep -c "$(sed -n 2p /usr/local/share/ca-certificates/ci-agent-ca-0.crt 2>/dev/null)" /etc/ssl/certs/ca-certificates.crt 2>&1)"
+echo "E2E: findmnt=$(findmnt -n -o SOURCE,FSTYPE,TARGET /mnt/e2edata 2>&1 | tr -s ' ')"
+echo "E2E: data-marker=$(cat /mnt/e2edata/marker 2>&1)"
+echo "E2E: swap=$(swapon --show=NAME,TYPE --noheadings 2>&1 | tr -s ' ' | tr '\n' ';')"
+sed -n '/BEGIN ci-agent/,/END ci-agent/p' /etc/fstab | sed 's/^/E2E: fstab | /'
 ci-agent status --json 2>&1 | sed 's/^/E2E: status | /'
 journalctl -b --no-pager -o short-monotonic -u ci-agent.service -u ci-agent-late.service | tail -n 40 | sed 's/^/E2E: journal | /'
 systemd-analyze time 2>&1 | sed 's/^/E2E: /'
@@ -195,6 +214,15 @@ log "rootfs image ready in $((t1 - t0))s"
 KEY1='ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE2eTestKeyOnlyForTheE2eHarnessAAAAAAAAAAAA e2e-key-1'
 KEY2='ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE2eSecondKeyForTheE2eHarnessAAAAAAAAAAAAA e2e-key-2'
 S=$(mktemp -d "$WORK/distro-seed.XXXXXX")
+# A throwaway CA for ca_certs, and a second virtio disk (ext4, label e2edata) for mounts.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj "/CN=ci-agent e2e CA" -keyout "$S/ca.key" -out "$S/ca.pem" 2> "$OUT/openssl.log" \
+    || die "openssl could not make the test CA (see $OUT/openssl.log)"
+CA_PEM=$(sed 's/^/      /' "$S/ca.pem")
+DATA=$WORK/data.img
+mkdir -p "$S/data"; echo data-ok > "$S/data/marker"
+rm -f "$DATA"; truncate -s 64M "$DATA"
+mkfs.ext4 -q -F -L e2edata -d "$S/data" "$DATA"
 cat > "$S/user-data" <<EOF
 #cloud-config
 ssh_authorized_keys:
@@ -208,6 +236,21 @@ users:
       - $KEY2
 runcmd:
   - echo late-ok > /var/tmp/e2e-runcmd
+timezone: Europe/Paris
+locale: en_US.UTF-8
+ntp:
+  enabled: true
+  servers: [10.0.2.2]
+  pools: [0.debian.pool.ntp.org]
+ca_certs:
+  trusted:
+    - |
+$CA_PEM
+mounts:
+  - [LABEL=e2edata, /mnt/e2edata, ext4]
+swap:
+  filename: /swap.img
+  size: 32M
 EOF
 printf 'instance-id: iid-distro-%s\nlocal-hostname: e2e-distro\n' "$(date +%s%N)" > "$S/meta-data"
 # Only addresses of qemu's own slirp network (10.0.2.0/24, gateway .2, DNS .3; its DHCP
@@ -242,7 +285,8 @@ rc=0
 KEEP=(); [ "$SECOND" = 1 ] && KEEP=(--disk-keep)   # the second boot sees what the first wrote
 boot() { # SEED LOG -> rc
     local r=0
-    E2E_GUEST=$GUEST "$HERE/boot.sh" --disk "$IMG" "${KEEP[@]}" --seed "$1" --attach cdrom --timeout "$TIMEOUT" \
+    # --persist: the data disk for mounts, /dev/vdb after the root disk.
+    E2E_GUEST=$GUEST "$HERE/boot.sh" --disk "$IMG" "${KEEP[@]}" --persist "$DATA" --seed "$1" --attach cdrom --timeout "$TIMEOUT" \
         --append "e2e.root=/dev/vda" --log "$2.log" --quiet 2> "$2.err" || r=$?
     # (a getty prompt may still share a line with a report line: cut it off)
     tr -d '\r' < "$2.log" | sed -E 's/^.* login: (E2E: )/\1/' > "$2.txt"
@@ -256,7 +300,7 @@ if [ "$SECOND" = 1 ]; then
     boot "$OUT/seed2.iso" "$OUT/serial2" || rc2=$?
     log "second boot (new instance-id) rc=$rc2 in $(( $(date +%s) - t2 ))s (log $OUT/serial2.txt)"
 fi
-rm -f "$IMG"
+rm -f "$IMG" "$DATA"
 
 # ---- 5. assertions ----------------------------------------------------------------------
 T=$OUT/serial.txt
@@ -352,6 +396,18 @@ PY
     [ -z "$out" ] || bad "network ($log): $out"
 }
 check_net "$T" 10.0.2.20
+# template settings (first boot)
+case "$(val tz-abbrev)" in CET|CEST) ;; *) bad "date +%Z is '$(val tz-abbrev)', want CET/CEST (timezone Europe/Paris)" ;; esac
+[ "$(val timedatectl-tz)" = Europe/Paris ] || bad "timedatectl Timezone is '$(val timedatectl-tz)'"
+[ "$(val timedatectl-ntp)" = yes ] || bad "timedatectl NTP is '$(val timedatectl-ntp)', want yes (systemd-timesyncd enabled)"
+[ "$(val timesyncd-conf)" = "NTP=10.0.2.2 0.debian.pool.ntp.org" ] || bad "timesyncd drop-in: '$(val timesyncd-conf)'"
+[ "$(val locale-conf)" = LANG=en_US.UTF-8 ] || bad "/etc/default/locale: '$(val locale-conf)'"
+[ -n "$(val locale-generated)" ] || bad "en_US.UTF-8 was not generated (locale -a)"
+[ "$(val ca-subject)" = "subject=CN=ci-agent e2e CA" ] || bad "CA in /etc/ssl/certs: '$(val ca-subject)'"
+[ "$(val ca-in-bundle)" = 1 ] || bad "CA in ca-certificates.crt: '$(val ca-in-bundle)'"
+[ "$(val findmnt)" = "/dev/vdb ext4 /mnt/e2edata" ] || bad "findmnt /mnt/e2edata: '$(val findmnt)'"
+[ "$(val data-marker)" = data-ok ] || bad "data disk marker: '$(val data-marker)'"
+[ "$(val swap)" = "/swap.img file;" ] || bad "swapon --show: '$(val swap)', want /swap.img active"
 if [ "$SECOND" = 1 ]; then
     T2=$OUT/serial2.txt
     [ "$rc2" = 0 ] || bad "second boot did not reach E2E: DONE (boot.sh rc=$rc2)"
