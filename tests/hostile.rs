@@ -906,6 +906,17 @@ fn nul_bytes_in_values_are_refused() {
             .contains("evil"),
         "no injected sudoers line"
     );
+    // A NUL inside a runcmd item is an error naming the item; the script (all items
+    // together, as cloud-init runs them) is neither written nor run.
+    let g = Guest::new();
+    module_refuses(
+        &g,
+        "#cloud-config\nruncmd:\n  - echo ok-before\n  - \"echo a\\0reboot\"\n  - [echo, \"b\\0c\"]\n",
+        "runcmd",
+        "runcmd[1], runcmd[2]: contains a NUL byte",
+        &["reboot", "\0"],
+    );
+    assert!(!g.commands().contains("runcmd"), "{}", g.commands());
 }
 
 #[test]

@@ -199,7 +199,10 @@ impl Log for AgentLogger {
         if !self.enabled(record.metadata()) {
             return;
         }
+        // Messages quote seed data (final_message, keys, command output): no control
+        // character reaches the console, the log file or syslog raw.
         let msg = record.args().to_string();
+        let msg = crate::formats::escape_controls(&msg, true);
         let level = record.level();
         let mut s = sinks();
         if level <= s.stderr_level {

@@ -15,12 +15,58 @@ pub mod iso9660;
 pub mod userdata;
 pub mod yaml;
 
-/// A malformed seed: names the file and, where known, the line and column.
+/// A malformed seed: names the file and, where known, the line and column. Its text is
+/// one line: control characters quoted from the seed are escaped ([`escape_controls`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}{}: {message}", match (line, column) { (Some(l), Some(c)) => format!(":{l}:{c}"), (Some(l), None) => format!(":{l}"), _ => String::new() })]
+#[error("{}{}: {}", escape_controls(file, false), match (line, column) { (Some(l), Some(c)) => format!(":{l}:{c}"), (Some(l), None) => format!(":{l}"), _ => String::new() }, escape_controls(message, false))]
 pub struct SeedError {
     pub file: String,
     pub line: Option<usize>,
     pub column: Option<usize>,
     pub message: String,
+}
+
+/// `s` with every control character (C0, DEL, C1) written as an escape (`\r`, `\x1b`,
+/// `\u{9b}`), so that text quoted from a seed cannot move the cursor, clear the console,
+/// ring the bell or forge a line of its own. Tabs stay; line breaks stay only when
+/// `keep_newlines` (the logger then prefixes each line itself).
+pub fn escape_controls(s: &str, keep_newlines: bool) -> std::borrow::Cow<'_, str> {
+    let escaped = |c: char| c.is_control() && c != '\t' && !(keep_newlines && c == '\n');
+    if !s.chars().any(escaped) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            c if !escaped(c) => out.push(c),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(escape_controls("plain\ttext", false), "plain\ttext");
+        assert_eq!(
+            escape_controls("a\x1b[2J\x07\rb\u{9b}c\u{7f}", true),
+            "a\\x1b[2J\\x07\\rb\\u{9b}c\\x7f"
+        );
+        assert_eq!(escape_controls("1\n2", true), "1\n2");
+        assert_eq!(escape_controls("1\n2\0", false), "1\\n2\\x00");
+        let e = SeedError {
+            file: "user-data".into(),
+            line: Some(2),
+            column: Some(1),
+            message: "'a\x1bb' is not supported".into(),
+        };
+        assert_eq!(e.to_string(), "user-data:2:1: 'a\\x1bb' is not supported");
+    }
 }

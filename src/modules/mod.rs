@@ -178,6 +178,20 @@ impl Context<'_> {
         items: &[CommandSpec],
         extra_env: &[(&str, &str)],
     ) -> anyhow::Result<()> {
+        // A NUL cannot be in a command: the shell would not run the one written. The
+        // script is all or nothing, so no item runs.
+        let nul: Vec<String> = items
+            .iter()
+            .enumerate()
+            .filter(|(_, it)| match it {
+                CommandSpec::Shell(s) => s.contains('\0'),
+                CommandSpec::Argv(a) => a.iter().any(|w| w.contains('\0')),
+            })
+            .map(|(i, _)| format!("{key}[{i}]"))
+            .collect();
+        if !nul.is_empty() {
+            anyhow::bail!("{}: contains a NUL byte; nothing run", nul.join(", "));
+        }
         let path = self.write_instance_file(key, exec::shellify(items).as_bytes(), 0o700)?;
         let cmd = extra_env.iter().fold(
             self.seed_env(Cmd::new(["/bin/sh".to_owned(), path.display().to_string()])),

@@ -78,17 +78,46 @@ fn fields(line: &str) -> Vec<&str> {
     out
 }
 
+/// Key types OpenSSH accepts in `authorized_keys` (plain and certificate forms), as
+/// cloud-init's `VALID_KEY_TYPES`.
+const KEY_TYPES: &[&str] = &[
+    "ssh-rsa",
+    "ssh-dss",
+    "ssh-ed25519",
+    "ssh-ed448",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+    "rsa-sha2-256",
+    "rsa-sha2-512",
+    "ssh-rsa-cert-v01@openssh.com",
+    "ssh-dss-cert-v01@openssh.com",
+    "ssh-ed25519-cert-v01@openssh.com",
+    "ssh-ed448-cert-v01@openssh.com",
+    "ecdsa-sha2-nistp256-cert-v01@openssh.com",
+    "ecdsa-sha2-nistp384-cert-v01@openssh.com",
+    "ecdsa-sha2-nistp521-cert-v01@openssh.com",
+    "sk-ssh-ed25519-cert-v01@openssh.com",
+    "sk-ecdsa-sha2-nistp256-cert-v01@openssh.com",
+    "rsa-sha2-256-cert-v01@openssh.com",
+    "rsa-sha2-512-cert-v01@openssh.com",
+];
+
 fn is_key_type(t: &str) -> bool {
-    t.starts_with("ssh-")
-        || t.starts_with("ecdsa-sha2-")
-        || t.starts_with("sk-ssh-")
-        || t.starts_with("sk-ecdsa-sha2-")
+    KEY_TYPES.contains(&t)
 }
 
+/// The key's base64 must decode (padding optional, as `ssh-keygen` writes it).
 fn is_base64(s: &str) -> bool {
-    s.len() >= 16
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=')
+    use base64::engine::{general_purpose, DecodePaddingMode, Engine as _, GeneralPurpose};
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        general_purpose::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    s.len() >= 16 && LENIENT.decode(s).is_ok()
 }
 
 /// A parsed key line: (options, type, base64, comment).
@@ -281,10 +310,18 @@ pub fn install_keys(
 fn parse_keys(ctx: &mut Context, key: &str, lines: &[String]) -> Vec<KeyLine> {
     let mut out = Vec::new();
     for (i, l) in lines.iter().enumerate() {
-        match (l.contains(['\n', '\r', '\0']), KeyLine::parse(l)) {
-            (false, Some(k)) => out.push(k),
-            _ => ctx.warn(format!(
-                "{key}[{i}]: not an SSH public key ({:?}), skipped",
+        if l.trim().contains(|c: char| c.is_control() && c != '\t') {
+            ctx.warn(format!(
+                "{key}[{i}]: contains a line break or control character (a key is one line), skipped: {:?}",
+                crate::platform::policy::shorten(l)
+            ));
+            continue;
+        }
+        match KeyLine::parse(l) {
+            Some(k) => out.push(k),
+            None => ctx.warn(format!(
+                "{key}[{i}]: not an SSH public key (expected a known key type and base64 \
+                 that decodes), skipped: {:?}",
                 crate::platform::policy::shorten(l)
             )),
         }
@@ -566,5 +603,36 @@ mod tests {
             root.starts_with("no-pty,command=\"echo use debian not root\" ssh-ed25519 "),
             "{root}"
         );
+    }
+
+    #[test]
+    fn every_key_is_one_line_of_a_known_type_with_base64_that_decodes() {
+        // A line break inside a meta-data list item must not smuggle in a second line.
+        let meta = format!(
+            "instance-id: i\npublic-keys:\n  - \"{K2}\\ncommand=\\\"/bin/evil\\\" {K1}\"\n"
+        );
+        let md = crate::formats::userdata::metadata::MetaData::parse("meta-data", meta.as_bytes())
+            .unwrap();
+        assert_eq!(md.public_keys.len(), 1, "{:?}", md.public_keys);
+        let mut env = env_with_users(OsKind::Linux);
+        env.seed.meta = md;
+        env.seed.cloud_config.ssh_authorized_keys = vec![
+            K1.into(),
+            "ssh-foo AAAAB3NzaC1yc2EAAAADAQABAAABAQC7 unknown-type".into(),
+            "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAA*BAQC7 bad-base64".into(),
+            "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7A not-decodable".into(),
+        ];
+        let w = env.run_ok(&SshAuthorizedKeys);
+        let p = "/home/debian/.ssh/authorized_keys";
+        assert_eq!(env.read(p), format!("{K1}\n"));
+        assert!(!env.read("/root/.ssh/authorized_keys").contains("evil"));
+        for needle in [
+            "meta-data public-keys[0]: contains a line break",
+            "ssh_authorized_keys[1]: not an SSH public key",
+            "ssh_authorized_keys[2]: not an SSH public key",
+            "ssh_authorized_keys[3]: not an SSH public key",
+        ] {
+            assert!(w.iter().any(|w| w.contains(needle)), "{needle}: {w:?}");
+        }
     }
 }

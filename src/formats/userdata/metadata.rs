@@ -96,6 +96,9 @@ impl MetaData {
             }
         };
         let instance_id = string("instance-id")?.filter(|s| !s.is_empty());
+        if let (Some(id), Some(n)) = (&instance_id, node.get("instance-id")) {
+            check_instance_id(id).map_err(|m| err(n, format!("instance-id: {m}")))?;
+        }
         let local_hostname = match string("local-hostname")?.filter(|s| !s.is_empty()) {
             Some(h) => Some(h),
             None => string("hostname")?.filter(|s| !s.is_empty()),
@@ -112,6 +115,31 @@ impl MetaData {
             raw: node.to_json(),
         })
     }
+}
+
+/// Longest instance-id accepted.
+pub const MAX_INSTANCE_ID: usize = 128;
+
+/// An instance-id names the instance's state directory and is read back on every boot:
+/// it must be short and made of characters that are safe in a path component.
+pub fn check_instance_id(id: &str) -> Result<(), String> {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "-._:@+=,~".contains(c);
+    if id.chars().count() > MAX_INSTANCE_ID {
+        return Err(format!(
+            "{} characters, more than {MAX_INSTANCE_ID}",
+            id.chars().count()
+        ));
+    }
+    if let Some(c) = id.chars().find(|c| !safe(*c)) {
+        return Err(format!(
+            "{:?} is not allowed (use letters, digits and - . _ : @ + = , ~)",
+            c
+        ));
+    }
+    if id.starts_with('.') {
+        return Err("must not start with '.'".into());
+    }
+    Ok(())
 }
 
 /// A JSON object parsed as JSON (serde_json bounds its own recursion at 128), or `None`
@@ -134,10 +162,17 @@ fn public_keys(n: &Node) -> Result<Vec<String>, String> {
                 .map(str::to_owned),
         );
     }
+    // One list item (or mapping value) is one key, as in cloud-init: a line break inside
+    // it is not a second key but a malformed one, refused when keys are installed.
+    fn add_item(out: &mut Vec<String>, s: &str) {
+        if !s.trim().is_empty() {
+            out.push(s.trim().to_owned());
+        }
+    }
     fn add_list(out: &mut Vec<String>, items: &[Node]) -> Result<(), String> {
         for (i, it) in items.iter().enumerate() {
             match &it.value {
-                NodeValue::Str(s) => add_str(out, s),
+                NodeValue::Str(s) => add_item(out, s),
                 NodeValue::Null => {}
                 _ => return Err(format!("[{i}]: expected a key string, found {}", it.kind())),
             }
@@ -152,7 +187,7 @@ fn public_keys(n: &Node) -> Result<Vec<String>, String> {
         NodeValue::Map(m) => {
             for (k, v) in m {
                 match &v.value {
-                    NodeValue::Str(s) => add_str(&mut out, s),
+                    NodeValue::Str(s) => add_item(&mut out, s),
                     NodeValue::Seq(items) => {
                         add_list(&mut out, items).map_err(|e| format!("{}{e}", k.name))?
                     }
@@ -160,7 +195,7 @@ fn public_keys(n: &Node) -> Result<Vec<String>, String> {
                     NodeValue::Map(inner) => {
                         for (_, iv) in inner {
                             if let NodeValue::Str(s) = &iv.value {
-                                add_str(&mut out, s);
+                                add_item(&mut out, s);
                             }
                         }
                     }
@@ -206,7 +241,11 @@ mod tests {
         .unwrap();
         assert_eq!(m.instance_id.as_deref(), Some("i-A"));
         assert_eq!(m.local_hostname.as_deref(), Some("h"));
-        assert_eq!(m.public_keys, ["ssh-rsa X", "ssh-rsa Y", "ssh-rsa Z"]);
+        // A mapping value or list item is one key: its line break stays inside it (and the
+        // key is refused when installed), it never becomes a second key.
+        assert_eq!(m.public_keys, ["ssh-rsa X\nssh-rsa Y", "ssh-rsa Z"]);
+        let m = MetaData::parse("meta-data", b"public-keys: \"ssh-rsa X\\nssh-rsa Y\"\n").unwrap();
+        assert_eq!(m.public_keys, ["ssh-rsa X", "ssh-rsa Y"]);
     }
 
     #[test]
@@ -232,5 +271,37 @@ mod tests {
         // Numbers are ids too (cloud-init str()s them).
         let m = MetaData::parse("meta-data", b"instance-id: 0012\n").unwrap();
         assert_eq!(m.instance_id.as_deref(), Some("0012"));
+    }
+
+    #[test]
+    fn instance_ids_are_short_and_path_safe() {
+        for ok in [
+            "iid-local01",
+            "i-0abc",
+            "3f2a8c1e-1b2c-4d5e-8f90-0123456789ab",
+            "a.b:c@d",
+        ] {
+            let m = MetaData::parse("meta-data", format!("instance-id: {ok}\n").as_bytes());
+            assert_eq!(m.unwrap().instance_id.as_deref(), Some(ok));
+        }
+        let long = format!("instance-id: {}\n", "a".repeat(10_000));
+        let e = MetaData::parse("meta-data", long.as_bytes()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "meta-data:1:14: instance-id: 10000 characters, more than 128"
+        );
+        for bad in [
+            "\"../../etc\"",
+            "\"a b\"",
+            "\"a\\x1bb\"",
+            ".hidden",
+            "\"a\\0b\"",
+        ] {
+            let e = MetaData::parse("meta-data", format!("instance-id: {bad}\n").as_bytes())
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with("meta-data:1:14: instance-id: "), "{bad}: {e}");
+            assert!(!e.contains('\x1b') && !e.contains('\0'), "{e}");
+        }
     }
 }
