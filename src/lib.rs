@@ -35,4 +35,39 @@ pub mod exit {
     pub const FAILED: u8 = 1;
     /// Usage, configuration or malformed-input errors.
     pub const USAGE: u8 = 2;
+    /// Standard output was closed by its reader (`ci-agent query | head`): the process
+    /// ends quietly with the status a shell reports for a tool killed by SIGPIPE.
+    pub const BROKEN_PIPE: u8 = 128 + 13;
+
+    /// Write to standard output (what [`crate::out!`] and [`crate::outln!`] expand to). A
+    /// reader that went away ends the process quietly with [`BROKEN_PIPE`], never a panic
+    /// (`println!` panics on a closed pipe); other errors are ignored, as the output is
+    /// best effort and the exit code says how the work went.
+    pub fn stdout(args: std::fmt::Arguments) {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        if let Err(e) = out.write_fmt(args).and_then(|()| out.flush()) {
+            quiet_if_broken_pipe(&e);
+        }
+    }
+
+    /// End the process quietly when `e` says that standard output's reader went away.
+    pub fn quiet_if_broken_pipe(e: &std::io::Error) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(i32::from(BROKEN_PIPE));
+        }
+    }
+}
+
+/// `print!` that ends quietly when standard output is closed ([`exit::stdout`]).
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::exit::stdout(format_args!($($arg)*)) };
+}
+
+/// `println!` that ends quietly when standard output is closed ([`exit::stdout`]).
+#[macro_export]
+macro_rules! outln {
+    () => { $crate::exit::stdout(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::exit::stdout(format_args!("{}\n", format_args!($($arg)*))) };
 }

@@ -382,3 +382,53 @@ fn seed_argument_through_relative_by_label_links() {
     let e = find_seed(&t.sys, &linux(), Some(&root.join("dev/loop-a"))).unwrap_err();
     assert!(format!("{e:#}").contains("too many levels"), "{e:#}");
 }
+
+#[test]
+fn the_seed_budget_bounds_all_files_together() {
+    // user-data (35 bytes) and meta-data (50 bytes): each within a 60-byte budget, together
+    // not. The budget holds for directories, ISO9660 and vfat alike.
+    let t = Tree::new();
+    let mut c = linux();
+    c.max_seed_bytes = 60;
+    let dir = seed_dir(t.w());
+    for (name, img) in [
+        ("a.iso", iso(t.w(), "cidata")),
+        ("b.img", vfat(t.w(), "CIDATA")),
+    ] {
+        let p = t.w().join(name);
+        std::fs::write(&p, img).unwrap();
+        let e = find_seed(&t.sys, &c, Some(&p)).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("seed budget of 60 bytes"),
+            "{name}: {e:#}"
+        );
+    }
+    let e = find_seed(&t.sys, &c, Some(&dir)).unwrap_err();
+    assert!(
+        format!("{e:#}").contains("seed budget of 60 bytes"),
+        "{e:#}"
+    );
+    c.max_seed_bytes = (UD.len() + MD.len()) as u64;
+    assert!(find_seed(&t.sys, &c, Some(&dir)).unwrap().is_some());
+
+    // A hostile cdrom: 40 directory entries sharing one extent (hard links, which
+    // genisoimage writes once) cannot make the agent read 40 times the image.
+    let src = t.w().join("shared");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("meta-data"), MD).unwrap();
+    std::fs::write(src.join("user-data"), vec![b'#'; 100_000]).unwrap();
+    for i in 0..40 {
+        std::fs::hard_link(src.join("user-data"), src.join(format!("f{i}"))).unwrap();
+    }
+    let out = t.w().join("shared.iso");
+    run(Command::new("genisoimage")
+        .args(["-quiet", "-volid", "cidata", "-rock", "-o"])
+        .arg(&out)
+        .arg(&src));
+    let size = std::fs::metadata(&out).unwrap().len();
+    assert!(size < 1 << 20, "the links share one extent: {size} bytes");
+    let mut c = linux();
+    c.max_seed_bytes = 1 << 20;
+    let e = find_seed(&t.sys, &c, Some(&out)).unwrap_err();
+    assert!(format!("{e:#}").contains("seed budget"), "{e:#}");
+}

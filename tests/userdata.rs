@@ -32,8 +32,14 @@ fn seed(files: &[(&str, &[u8])]) -> Seed {
     }
 }
 
+/// Parse user-data beside a meta-data with an instance-id (without one, a warning says
+/// that the id is `nocloud`).
 fn ud(data: &[u8]) -> SeedData {
-    parse_seed(&seed(&[("user-data", data)])).unwrap()
+    parse_seed(&seed(&[
+        ("user-data", data),
+        ("meta-data", b"instance-id: i-test\n"),
+    ]))
+    .unwrap()
 }
 
 /// The first problem with this user-data: unreadable (a [`SeedData::errors`] entry) or a
@@ -417,7 +423,7 @@ fn classification_branches() {
     let d = ud(b"hostname: looks-like-yaml\n");
     assert_eq!(
         d.warnings,
-        ["user-data: unhandled user-data (first line \"hostname: looks-like-yaml\"); nothing from it is applied"]
+        ["user-data: unhandled user-data (first line \"hostname: looks-like-yaml\"); nothing from it is applied (cloud-config must start with a #cloud-config line)"]
     );
     assert_eq!(d.cloud_config, CloudConfig::default());
 }

@@ -88,14 +88,14 @@ pub fn main(args: Vec<OsString>) -> u8 {
         "clean" => cli_clean(rest),
         "schema" => cli_schema(rest),
         "-v" | "--version" | "version" => {
-            println!(
+            crate::outln!(
                 "cloud-init: ci-agent {} in place of cloud-init",
                 env!("CARGO_PKG_VERSION")
             );
             crate::exit::OK
         }
         "-h" | "--help" | "help" => {
-            print!("{USAGE}");
+            crate::out!("{USAGE}");
             crate::exit::OK
         }
         other => {
@@ -176,7 +176,7 @@ fn parse_cmd(
                     continue;
                 }
                 Short('h') | Long("help") => {
-                    println!("{usage}");
+                    crate::outln!("{usage}");
                     return Ok(false);
                 }
                 Long(l) => Opt::Long(l.to_string()),
@@ -382,7 +382,7 @@ fn cli_query(args: Vec<OsString>) -> u8 {
         match target {
             serde_json::Value::Object(m) => {
                 for k in m.keys() {
-                    println!("{k}");
+                    crate::outln!("{k}");
                 }
             }
             _ => {
@@ -396,9 +396,9 @@ fn cli_query(args: Vec<OsString>) -> u8 {
         return crate::exit::OK;
     }
     match target {
-        serde_json::Value::String(s) => println!("{s}"),
-        serde_json::Value::Null => println!(),
-        v => println!(
+        serde_json::Value::String(s) => crate::outln!("{s}"),
+        serde_json::Value::Null => crate::outln!(),
+        v => crate::outln!(
             "{}",
             serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
         ),
@@ -452,7 +452,7 @@ fn cli_clean(args: Vec<OsString>) -> u8 {
     };
     let code = clean(&sys, &cfg, logs, machine_id, reboot, dry_run);
     if code == crate::exit::OK {
-        println!("cloud-init clean: done by ci-agent (`ci-agent seal --keep` everything but state, firstboot{}{})",
+        crate::outln!("cloud-init clean: done by ci-agent (`ci-agent seal --keep` everything but state, firstboot{}{})",
             if logs { ", the agent's logs" } else { "" },
             if machine_id { ", machine-id" } else { "" });
     }
@@ -481,7 +481,7 @@ pub fn clean(
     };
     let report = seal::seal(sys, cfg, &opts);
     for line in &report.actions {
-        println!("{line}");
+        crate::outln!("{line}");
     }
     let mut failed = !report.errors.is_empty();
     for e in &report.errors {
@@ -494,12 +494,12 @@ pub fn clean(
                 continue;
             }
             if dry_run {
-                println!("would remove {}", log.display());
+                crate::outln!("would remove {}", log.display());
             } else if let Err(e) = sys.remove_file(log) {
                 eprintln!("cloud-init clean: cannot remove {}: {e}", log.display());
                 failed = true;
             } else {
-                println!("removed {}", log.display());
+                crate::outln!("removed {}", log.display());
             }
         }
     }
@@ -557,7 +557,7 @@ fn cli_schema(args: Vec<OsString>) -> u8 {
     };
     let shown = file.display().to_string();
     let (out, err, code) = schema(&shown, &bytes, annotate);
-    print!("{out}");
+    crate::out!("{out}");
     eprint!("{err}");
     code
 }

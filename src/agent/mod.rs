@@ -622,8 +622,13 @@ impl<'a> Runner<'a> {
                 }
             }
         }
+        // Seed warnings (unknown keys, unhandled parts, …) reach the console and the log,
+        // not only status.json; once per instance (the late pass inherits the early
+        // pass's list).
         for w in &data.warnings {
-            push_unique(&mut self.status.warnings, w.clone());
+            if push_unique(&mut self.status.warnings, w.clone()) {
+                log::warn!("{w}");
+            }
         }
         if !per_boot_only {
             self.state.set_in_progress(&iid)?;
@@ -896,10 +901,13 @@ impl<'a> Runner<'a> {
     }
 }
 
-fn push_unique(v: &mut Vec<String>, s: String) {
-    if !v.contains(&s) {
+/// Push `s` unless it is there already; true when it was new.
+fn push_unique(v: &mut Vec<String>, s: String) -> bool {
+    let new = !v.contains(&s);
+    if new {
         v.push(s);
     }
+    new
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1004,7 +1012,7 @@ fn parse_run_args(args: Vec<OsString>) -> Result<Option<RunArgs>, lexopt::Error>
             Long("os") => a.os = OsKind::from_arg(&mut p)?,
             Long("verbose") | Short('v') => a.verbose = true,
             Short('h') | Long("help") => {
-                print!("{RUN_USAGE}");
+                crate::out!("{RUN_USAGE}");
                 return Ok(None);
             }
             _ => return Err(arg.unexpected()),
@@ -1041,6 +1049,12 @@ fn cli_run(a: &RunArgs) -> anyhow::Result<u8> {
         anyhow::bail!("--root {}: not a directory", root.display());
     }
     let host = HostSystem::new(&root);
+    if host.lacks_root() && !a.opts.dry_run {
+        anyhow::bail!(
+            "ci-agent run needs root to configure this system; \
+             to try it as another user, give it a directory: --root DIR"
+        );
+    }
     let config = load_config(&host, &root, a.config.as_deref(), a.os)?;
     let mut opts = a.opts.clone();
     if let Some(seed) = &opts.seed {

@@ -74,7 +74,7 @@ fn parse_args(args: Vec<OsString>) -> Result<Option<QueryArgs>, lexopt::Error> {
             Long("config") => a.config = Some(p.value()?.into()),
             Long("os") => a.os = OsKind::from_arg(&mut p)?,
             Short('h') | Long("help") => {
-                print!("{USAGE}");
+                crate::out!("{USAGE}");
                 return Ok(None);
             }
             _ => return Err(arg.unexpected()),
@@ -189,7 +189,7 @@ fn run(a: &QueryArgs) -> u8 {
     match query(&sys, &config, seed.as_deref()) {
         Ok(v) => match serde_json::to_string_pretty(&v) {
             Ok(text) => {
-                println!("{text}");
+                crate::outln!("{text}");
                 // What `run` would reject (unreadable user-data, rejected keys) is in the
                 // JSON's `errors` and on stderr; the seed is then malformed (exit 2).
                 let errors = v["errors"].as_array().cloned().unwrap_or_default();

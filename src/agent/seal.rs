@@ -491,7 +491,7 @@ fn parse_args(args: Vec<OsString>) -> Result<Option<SealArgs>, lexopt::Error> {
             Long("config") => a.config = Some(p.value()?.into()),
             Long("os") => a.os = OsKind::from_arg(&mut p)?,
             Short('h') | Long("help") => {
-                print!("{}", usage());
+                crate::out!("{}", usage());
                 return Ok(None);
             }
             _ => return Err(arg.unexpected()),
@@ -539,13 +539,13 @@ pub fn cli(args: Vec<OsString>) -> u8 {
     };
     let report = seal(&sys, &config, &a.opts);
     for line in &report.actions {
-        println!("{line}");
+        crate::outln!("{line}");
     }
     for e in &report.errors {
         eprintln!("ci-agent seal: {e}");
     }
     if report.actions.is_empty() && report.errors.is_empty() {
-        println!("nothing to do: already sealed");
+        crate::outln!("nothing to do: already sealed");
     }
     if report.errors.is_empty() {
         crate::exit::OK

@@ -339,7 +339,7 @@ pub fn show(sys: &dyn System, cfg: &Config, opts: &StatusOpts, prog: &str) -> u8
         }
         if opts.format == Format::Tabular {
             use std::io::Write as _;
-            print!(".");
+            crate::out!(".");
             let _ = std::io::stdout().flush();
             dots = true;
         }
@@ -350,25 +350,25 @@ pub fn show(sys: &dyn System, cfg: &Config, opts: &StatusOpts, prog: &str) -> u8
     match opts.format {
         Format::Tabular => {
             if dots {
-                println!();
+                crate::outln!();
             }
-            print!("{}", render_tabular(&o, opts.long || opts.ours));
+            crate::out!("{}", render_tabular(&o, opts.long || opts.ours));
             if opts.ours {
                 if let Some(st) = &o.last_run {
-                    println!("last run ({}/status.json):", o.state_dir.display());
-                    print!("{}", render_run(st));
+                    crate::outln!("last run ({}/status.json):", o.state_dir.display());
+                    crate::out!("{}", render_run(st));
                 }
             }
         }
         Format::Json => match serde_json::to_string_pretty(&to_json(&o)) {
-            Ok(s) => println!("{s}"),
+            Ok(s) => crate::outln!("{s}"),
             Err(e) => {
                 eprintln!("{prog}: {e}");
                 return code::ERROR;
             }
         },
         Format::Yaml => match crate::formats::yaml::to_string(&to_json(&o)) {
-            Ok(s) => print!("{s}"),
+            Ok(s) => crate::out!("{s}"),
             Err(e) => {
                 eprintln!("{prog}: {e}");
                 return code::ERROR;
@@ -468,7 +468,7 @@ fn parse_status_args(args: Vec<OsString>) -> Result<Option<StatusArgs>, lexopt::
             Long("config") => a.config = Some(p.value()?.into()),
             Long("os") => a.os = OsKind::from_arg(&mut p)?,
             Short('h') | Long("help") => {
-                print!("{STATUS_USAGE}");
+                crate::out!("{STATUS_USAGE}");
                 return Ok(None);
             }
             _ => return Err(arg.unexpected()),

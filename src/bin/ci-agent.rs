@@ -52,13 +52,13 @@ fn main() -> ExitCode {
     let cmd = cmd.to_string_lossy().into_owned();
     let code = match cmd.as_str() {
         "-h" | "--help" => {
-            print!("{}", usage());
+            ci_agent::out!("{}", usage());
             ci_agent::exit::OK
         }
         // `ci-agent help run` is `ci-agent run --help`.
         "help" => match rest.first().map(|c| c.to_string_lossy().into_owned()) {
             None => {
-                print!("{}", usage());
+                ci_agent::out!("{}", usage());
                 ci_agent::exit::OK
             }
             Some(sub) => dispatch(&sub, vec!["--help".into()]).unwrap_or_else(|| {
@@ -67,7 +67,7 @@ fn main() -> ExitCode {
             }),
         },
         "-V" | "--version" => {
-            print!(
+            ci_agent::out!(
                 "{}",
                 ci_agent::platform::build_info::version_text("ci-agent")
             );

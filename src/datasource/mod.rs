@@ -129,9 +129,9 @@ pub fn discover(
     config: &Config,
     seed: Option<&Path>,
 ) -> anyhow::Result<Option<Found>> {
-    let max_file = config.max_seed_file_bytes;
+    let limits = nocloud::SeedLimits::of(config);
     if let Some(path) = seed {
-        return load_seed_arg(sys, path, max_file).map(|s| Some(Found::Seed(s)));
+        return load_seed_arg(sys, path, limits).map(|s| Some(Found::Seed(s)));
     }
     let args = nocloud_args(sys, config.os);
     if let Some(a) = &args {
@@ -147,7 +147,7 @@ pub fn discover(
                 }))
             }
             Some(SeedFrom::Dir(dir)) => {
-                let mut s = nocloud::read_dir(sys, dir, max_file)
+                let mut s = nocloud::read_dir(sys, dir, limits)
                     .with_context(|| format!("ds=nocloud seedfrom {}", dir.display()))?;
                 apply_overrides(&mut s, a);
                 return Ok(Some(Found::Seed(s)));
@@ -169,7 +169,7 @@ pub fn discover(
     }
     match (found, args) {
         (Some((dev, kind)), args) => {
-            let mut s = nocloud::read_volume(sys, &dev, kind, max_file)?;
+            let mut s = nocloud::read_volume(sys, &dev, kind, limits)?;
             if let Some(a) = &args {
                 apply_overrides(&mut s, a);
             }
@@ -200,22 +200,30 @@ fn apply_overrides(seed: &mut Seed, args: &NocloudArgs) {
 /// system's root it is read through `sys` (as the guest path it is there); elsewhere
 /// through a read-only view of `/` (a seed image next to the test root, say). A relative
 /// path is taken from the current directory.
-pub fn load_seed_arg(sys: &dyn System, path: &Path, max_file: u64) -> anyhow::Result<Seed> {
+pub fn load_seed_arg(
+    sys: &dyn System,
+    path: &Path,
+    limits: nocloud::SeedLimits,
+) -> anyhow::Result<Seed> {
     let path = std::path::absolute(path)
         .with_context(|| format!("--seed {}: cannot resolve", path.display()))?;
     let root = sys.root();
     if root == Path::new("/") {
-        return load_path(sys, &path, max_file);
+        return load_path(sys, &path, limits);
     }
     if let Ok(rel) = path.strip_prefix(root) {
-        return load_path(sys, &Path::new("/").join(rel), max_file);
+        return load_path(sys, &Path::new("/").join(rel), limits);
     }
     let outside = crate::platform::host::HostSystem::recording("/");
-    load_path(&outside, &path, max_file)
+    load_path(&outside, &path, limits)
 }
 
 /// A seed at a guest path: a directory, or a device / image file.
-pub fn load_path(sys: &dyn System, path: &Path, max_file: u64) -> anyhow::Result<Seed> {
+pub fn load_path(
+    sys: &dyn System,
+    path: &Path,
+    limits: nocloud::SeedLimits,
+) -> anyhow::Result<Seed> {
     let info = sys
         .lstat(path)
         .with_context(|| format!("--seed {}", path.display()))?
@@ -242,9 +250,9 @@ pub fn load_path(sys: &dyn System, path: &Path, max_file: u64) -> anyhow::Result
         );
     }
     if kind == FileKind::Dir {
-        return nocloud::read_dir(sys, &target, max_file);
+        return nocloud::read_dir(sys, &target, limits);
     }
-    nocloud::read_image(sys, &target, max_file)?.with_context(|| {
+    nocloud::read_image(sys, &target, limits)?.with_context(|| {
         format!(
             "--seed {}: neither a directory nor an ISO9660 or vfat image",
             path.display()

@@ -65,20 +65,43 @@ pub fn probe(r: &mut dyn ReadSeek) -> io::Result<Option<(FsKind, String)>> {
     Ok(crate::formats::fat::volume_label(&mut &mut *r)?.map(|label| (FsKind::Vfat, label)))
 }
 
+/// How much of a seed is read: each file, and all files together (`max_seed_file_bytes`,
+/// `max_seed_bytes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeedLimits {
+    pub max_file: u64,
+    pub max_total: u64,
+}
+
+impl SeedLimits {
+    pub fn of(config: &crate::platform::config::Config) -> Self {
+        SeedLimits {
+            max_file: config.max_seed_file_bytes,
+            max_total: config.max_seed_bytes,
+        }
+    }
+}
+
 /// Read the root files of a seed volume of a known kind.
 pub fn read_volume(
     sys: &dyn System,
     path: &Path,
     kind: FsKind,
-    max_file: u64,
+    limits: SeedLimits,
 ) -> anyhow::Result<Seed> {
+    let SeedLimits {
+        max_file,
+        max_total,
+    } = limits;
     let mut dev = sys
         .open_device(path)
         .with_context(|| format!("opening {}", path.display()))?;
     let files = match kind {
-        FsKind::Iso9660 => crate::formats::iso9660::read_root_files(&mut dev, max_file)
-            .with_context(|| format!("reading the ISO9660 seed on {}", path.display()))?,
-        FsKind::Vfat => crate::formats::fat::read_root_files(&mut dev, max_file)
+        FsKind::Iso9660 => {
+            crate::formats::iso9660::read_root_files_within(&mut dev, max_file, max_total)
+                .with_context(|| format!("reading the ISO9660 seed on {}", path.display()))?
+        }
+        FsKind::Vfat => crate::formats::fat::read_root_files_within(&mut dev, max_file, max_total)
             .with_context(|| format!("reading the vfat seed on {}", path.display()))?,
     };
     Ok(Seed {
@@ -90,7 +113,11 @@ pub fn read_volume(
 
 /// Probe `path` (device or image) and, when it is ISO9660 or vfat, read it whatever its
 /// label (used for `--seed`, where the user named the volume). `Ok(None)`: neither.
-pub fn read_image(sys: &dyn System, path: &Path, max_file: u64) -> anyhow::Result<Option<Seed>> {
+pub fn read_image(
+    sys: &dyn System,
+    path: &Path,
+    limits: SeedLimits,
+) -> anyhow::Result<Option<Seed>> {
     let probed = {
         let mut dev = sys
             .open_device(path)
@@ -105,7 +132,7 @@ pub fn read_image(sys: &dyn System, path: &Path, max_file: u64) -> anyhow::Resul
                     path.display()
                 );
             }
-            read_volume(sys, path, kind, max_file).map(Some)
+            read_volume(sys, path, kind, limits).map(Some)
         }
         None => Ok(None),
     }
@@ -130,8 +157,13 @@ const MAX_DIR_FILES: usize = 1000;
 const MAX_DIR_DEPTH: usize = 8;
 
 /// Read a seed directory: root files by name, nested files as `sub/dir/name`. Symlinks
-/// are not followed; each file is at most `max_file` bytes.
-pub fn read_dir(sys: &dyn System, dir: &Path, max_file: u64) -> anyhow::Result<Seed> {
+/// are not followed; each file is at most `max_file` bytes, all together `max_total`.
+pub fn read_dir(sys: &dyn System, dir: &Path, limits: SeedLimits) -> anyhow::Result<Seed> {
+    let SeedLimits {
+        max_file,
+        max_total,
+    } = limits;
+    let mut total = 0u64;
     let mut files = std::collections::BTreeMap::new();
     let mut stack: Vec<(PathBuf, String, usize)> = vec![(dir.to_path_buf(), String::new(), 0)];
     while let Some((path, prefix, depth)) = stack.pop() {
@@ -162,9 +194,20 @@ pub fn read_dir(sys: &dyn System, dir: &Path, max_file: u64) -> anyhow::Result<S
                             info.len
                         );
                     }
+                    let left = max_total.saturating_sub(total);
+                    if info.len > left {
+                        bail!(
+                            "{}: {} bytes would bring the seed to more than the seed budget \
+                             of {max_total} bytes",
+                            child.display(),
+                            info.len
+                        );
+                    }
+                    // The file may grow after the stat: the read itself stays in budget.
                     let data = sys
-                        .read_file(&child, max_file)
+                        .read_file(&child, max_file.min(left))
                         .with_context(|| format!("reading {}", child.display()))?;
+                    total += data.len() as u64;
                     files.insert(rel, data);
                 }
                 FileKind::Dir if depth < MAX_DIR_DEPTH => {

@@ -37,6 +37,13 @@ pub enum FatError {
     BadEntry { dir: String, reason: String },
     #[error("file {name:?} is {size} bytes, more than the limit of {limit} bytes")]
     FileTooLarge { name: String, size: u64, limit: u64 },
+    #[error("file {name:?} ({size} bytes) would bring the seed to {total} bytes, more than the seed budget of {limit} bytes")]
+    SeedTooLarge {
+        name: String,
+        size: u64,
+        total: u64,
+        limit: u64,
+    },
     #[error("read budget of {0} bytes exhausted: the image makes the FAT driver loop")]
     ReadBudget(u64),
     #[error("cannot write FAT image: {0}")]
@@ -551,7 +558,17 @@ pub fn read_root_files<R: Read + Seek>(
     r: &mut R,
     max_file: u64,
 ) -> io::Result<Vec<(String, Vec<u8>)>> {
-    read_files(r, max_file, false)
+    read_files(r, max_file, u64::MAX, false)
+}
+
+/// [`read_root_files`] with a budget for the whole seed: the files read together are at
+/// most `max_total` bytes (checked before each file is read).
+pub fn read_root_files_within<R: Read + Seek>(
+    r: &mut R,
+    max_file: u64,
+    max_total: u64,
+) -> io::Result<Vec<(String, Vec<u8>)>> {
+    read_files(r, max_file, max_total, false)
 }
 
 /// Every regular file of the volume, `/`-separated paths, sorted (for round-trip tests
@@ -560,7 +577,7 @@ pub fn read_all_files<R: Read + Seek>(
     r: &mut R,
     max_file: u64,
 ) -> io::Result<Vec<(String, Vec<u8>)>> {
-    let mut v = read_files(r, max_file, true)?;
+    let mut v = read_files(r, max_file, u64::MAX, true)?;
     v.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(v)
 }
@@ -568,6 +585,7 @@ pub fn read_all_files<R: Read + Seek>(
 fn read_files<R: Read + Seek>(
     r: &mut R,
     max_file: u64,
+    max_total: u64,
     recursive: bool,
 ) -> io::Result<Vec<(String, Vec<u8>)>> {
     let size = image_size(r)?;
@@ -611,6 +629,7 @@ fn read_files<R: Read + Seek>(
     let disk = ReadOnlyDisk::new(r, budget);
     let fs = fatfs::FileSystem::new(disk, fatfs::FsOptions::new())?;
     let mut out = Vec::new();
+    let mut total = 0u64;
     let mut stack = vec![(String::new(), fs.root_dir())];
     while let Some((path, dir)) = stack.pop() {
         for e in dir.iter() {
@@ -646,6 +665,16 @@ fn read_files<R: Read + Seek>(
                     name: full,
                     size: len,
                     limit: max_file,
+                }
+                .into());
+            }
+            total = total.saturating_add(len);
+            if total > max_total {
+                return Err(FatError::SeedTooLarge {
+                    name: full,
+                    size: len,
+                    total,
+                    limit: max_total,
                 }
                 .into());
             }

@@ -758,7 +758,16 @@ fn seed_error(file: &str, pos: Option<Pos>, message: impl Into<String>) -> SeedE
 
 /// serde-saphyr's message without its own " at line N, column M" suffix (we print
 /// `file:line:col:` in front instead), reworded where it helps.
-fn saphyr_message(e: &serde_saphyr::Error) -> String {
+fn saphyr_message(e: &serde_saphyr::Error, limits: &Limits) -> String {
+    if let serde_saphyr::Error::Budget { breach, .. } = e {
+        if let serde_saphyr::budget::BudgetBreach::Documents { .. } = breach {
+            return "expected a single YAML document, found a second one ('---')".into();
+        }
+        return format!(
+            "document exceeds the YAML limits: {}; refusing it",
+            breach_words(breach, limits)
+        );
+    }
     let full = e.to_string();
     let msg = match full.find(" at line ") {
         Some(i) => full.get(..i).unwrap_or(&full),
@@ -778,9 +787,32 @@ fn saphyr_message(e: &serde_saphyr::Error) -> String {
     } else if msg.starts_with("budget breached") {
         format!("document exceeds the YAML limits ({msg}); refusing it")
     } else if msg.contains("recursion limit") || msg.contains("nesting") {
-        format!("document nested too deeply ({msg})")
+        format!(
+            "document nested too deeply (nesting deeper than {} levels)",
+            limits.max_depth
+        )
     } else {
         format!("invalid YAML: {msg}")
+    }
+}
+
+/// A budget breach in words, with the limit that was crossed (never Rust debug syntax).
+fn breach_words(b: &serde_saphyr::budget::BudgetBreach, l: &Limits) -> String {
+    use serde_saphyr::budget::BudgetBreach as B;
+    match b {
+        B::Depth { .. } => format!("nesting deeper than {} levels", l.max_depth),
+        B::Events { .. } => format!("more than {} YAML events", l.max_events),
+        B::Aliases { .. } => format!("more than {} aliases", l.max_aliases),
+        B::Anchors { .. } => "too many anchors".into(),
+        B::Nodes { .. } => format!("more than {} nodes", l.max_nodes),
+        B::ScalarBytes { .. } => format!("more than {} bytes of scalars", l.max_scalar_bytes),
+        B::MergeKeys { .. } => "too many merge keys (<<)".into(),
+        B::AliasAnchorRatio { aliases, anchors } => {
+            format!("{aliases} aliases for {anchors} anchors (an alias bomb)")
+        }
+        B::SequenceUnbalanced => "unbalanced structure (truncated document?)".into(),
+        B::InputBytes { .. } => format!("more than {} bytes", l.max_bytes),
+        _ => "too much repetition through anchors and aliases".into(),
     }
 }
 
@@ -826,7 +858,11 @@ pub fn parse_node_with(text: &str, file: &str, limits: &Limits) -> Result<Node, 
                     line: usize::try_from(l.line()).unwrap_or(0),
                     column: usize::try_from(l.column()).unwrap_or(0),
                 });
-                seed_error(&file_name, pos.and_then(Pos::known), saphyr_message(&e))
+                seed_error(
+                    &file_name,
+                    pos.and_then(Pos::known),
+                    saphyr_message(&e, &limits),
+                )
             })?;
         Builder { src: text }
             .node(raw)
@@ -1568,5 +1604,21 @@ mod tests {
         assert!(python_b64decode(b"YWJjZA").is_err());
         assert!(python_b64decode(b"YWJjZ").is_err());
         assert_eq!(python_b64decode(b"YWJjZA==").unwrap(), b"abcd");
+    }
+
+    #[test]
+    fn budget_errors_are_in_words() {
+        let mut block = String::new();
+        for i in 0..70 {
+            block.push_str(&format!("{}k{i}:\n", "  ".repeat(i)));
+        }
+        block.push_str(&format!("{}x\n", "  ".repeat(70)));
+        let flow = format!("a: {}{}\n", "[".repeat(70), "]".repeat(70));
+        for doc in [block, flow] {
+            let e = parse_node_with(&doc, "user-data", &Limits::default()).unwrap_err();
+            let text = e.to_string();
+            assert!(text.contains("nesting deeper than 64 levels"), "{text}");
+            assert!(!text.contains('{') && !text.contains("breached"), "{text}");
+        }
     }
 }

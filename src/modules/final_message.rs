@@ -4,8 +4,9 @@
 //! "Cloud-init v. … finished at …". The default is
 //! `ci-agent v. $VERSION finished at $TIMESTAMP. Datasource $DATASOURCE.  Up $UPTIME seconds`;
 //! a seed's `final_message` may use `$UPTIME`, `$TIMESTAMP`, `$DATASOURCE`, `$VERSION`,
-//! `$INSTANCE_ID` (also as `${NAME}`). Logged at warn level so it reaches the console
-//! whatever the log level. Every boot, late.
+//! `$INSTANCE_ID` (also as `${NAME}`). Logged at info level, which reaches the console by
+//! default (it is news, not a problem: a warning on every run would teach people to
+//! ignore warnings). Every boot, late.
 
 use std::path::Path;
 use std::time::UNIX_EPOCH;
@@ -120,7 +121,7 @@ impl Module for FinalMessage {
             .clone()
             .unwrap_or_else(|| DEFAULT.into());
         for line in substitute(&template, &vars).lines() {
-            log::warn!("{line}");
+            log::info!("{line}");
         }
         Ok(())
     }

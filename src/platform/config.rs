@@ -21,6 +21,7 @@
 //! | `run_dir` | `/run/ci-agent` / `/var/run/ci-agent` | this boot's pass record `pass.json` and `pass.lock` (0755, emptied at boot) |
 //! | `cloud_init_compat` | `false` | also write the files tools poll for cloud-init (`/run/cloud-init/{status,result}.json`, `/var/lib/cloud/instance/boot-finished`) and honour cloud-init's disable switches |
 //! | `max_seed_file_bytes` | 16 MiB | largest file read from a seed |
+//! | `max_seed_bytes` | 32 MiB | all files read from one seed together (ISO, vfat, directory) |
 //! | `seed_wait_secs` | `10` | how long to wait for a seed device to appear |
 //! | `bootstrap.url` | `http://10.0.2.100/vm-bootstrap` | vm-bootstrap endpoint |
 //! | `bootstrap.dir` | `/root/bootstrap` | `start-bootstrap`, `bootstrap-max-retry`, `retry-amount` |
@@ -154,6 +155,9 @@ pub struct Config {
     pub cloud_init_compat: bool,
     /// `max_seed_file_bytes`: largest file read from a seed (default 16 MiB).
     pub max_seed_file_bytes: u64,
+    /// `max_seed_bytes`: all files read from one seed together (default 32 MiB), so a
+    /// hostile image cannot make the agent read and copy much more than its own size.
+    pub max_seed_bytes: u64,
     /// `seed_wait_secs`: seconds to wait for a seed device to appear (SCSI scans are
     /// asynchronous).
     pub seed_wait_secs: u64,
@@ -194,6 +198,7 @@ impl Config {
             run_dir: os.run_dir(),
             cloud_init_compat: false,
             max_seed_file_bytes: 16 << 20,
+            max_seed_bytes: 32 << 20,
             seed_wait_secs: 10,
             bootstrap: BootstrapConfig {
                 url: "http://10.0.2.100/vm-bootstrap".into(),
@@ -385,6 +390,9 @@ impl Config {
         if self.max_seed_file_bytes == 0 {
             anyhow::bail!("{file}: max_seed_file_bytes: must be greater than 0");
         }
+        if self.max_seed_bytes == 0 {
+            anyhow::bail!("{file}: max_seed_bytes: must be greater than 0");
+        }
         let url = &self.bootstrap.url;
         if !(url.starts_with("http://") || url.starts_with("https://"))
             || url.contains(char::is_whitespace)
@@ -426,6 +434,7 @@ mod raw {
         run_dir: Option<PathBuf>,
         cloud_init_compat: Option<bool>,
         max_seed_file_bytes: Option<u64>,
+        max_seed_bytes: Option<u64>,
         seed_wait_secs: Option<u64>,
         bootstrap: Option<Bootstrap>,
         identity: Option<Identity>,
@@ -554,6 +563,7 @@ mod raw {
             set(&mut cfg.run_dir, self.run_dir);
             set(&mut cfg.cloud_init_compat, self.cloud_init_compat);
             set(&mut cfg.max_seed_file_bytes, self.max_seed_file_bytes);
+            set(&mut cfg.max_seed_bytes, self.max_seed_bytes);
             set(&mut cfg.seed_wait_secs, self.seed_wait_secs);
             if let Some(b) = self.bootstrap {
                 let c = &mut cfg.bootstrap;

@@ -67,6 +67,12 @@ impl HostSystem {
         self.live
     }
 
+    /// True when effects reach the machine but this process is not root, so every one of
+    /// them would fail with a permission error.
+    pub fn lacks_root(&self) -> bool {
+        self.live && !nix::unistd::geteuid().is_root()
+    }
+
     /// In recording mode, also append each recorded effect to this guest file.
     pub fn set_command_log(&self, guest_path: PathBuf) {
         *lock(&self.command_log) = Some(guest_path);

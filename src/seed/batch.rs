@@ -563,7 +563,7 @@ fn parse_args(args: Vec<OsString>) -> Result<Option<BatchArgs>, CliError> {
 pub fn cli(args: Vec<OsString>) -> u8 {
     match parse_args(args) {
         Ok(None) => {
-            print!("{HELP}");
+            crate::out!("{HELP}");
             crate::exit::OK
         }
         Ok(Some(a)) => {
@@ -576,7 +576,7 @@ pub fn cli(args: Vec<OsString>) -> u8 {
                         }
                     }
                     if !a.quiet {
-                        println!(
+                        crate::outln!(
                             "ci-seed batch: wrote {} {} seeds to {} in {:.2} s{}",
                             written.len(),
                             a.filesystem.extension(),

@@ -143,6 +143,7 @@ pub fn emit(image: &[u8], output: &Output, format: &DiskFormat) -> Result<()> {
             let mut out = io::stdout().lock();
             out.write_all(image)
                 .and_then(|()| out.flush())
+                .inspect_err(crate::exit::quiet_if_broken_pipe)
                 .context("writing the image to standard output")
         }
         (DiskFormat::Qemu(fmt), output) => convert(image, output, fmt),
@@ -187,6 +188,7 @@ fn convert(image: &[u8], output: &Output, fmt: &str) -> Result<()> {
             let mut out = io::stdout().lock();
             out.write_all(&bytes)
                 .and_then(|()| out.flush())
+                .inspect_err(crate::exit::quiet_if_broken_pipe)
                 .context("writing the image to standard output")
         }
     }

@@ -194,11 +194,11 @@ pub fn cli_build(args: Vec<OsString>) -> u8 {
     };
     match parsed {
         build::Parsed::Help => {
-            print!("{HELP}");
+            crate::out!("{HELP}");
             crate::exit::OK
         }
         build::Parsed::Version => {
-            print!("{}", crate::platform::build_info::version_text("ci-seed"));
+            crate::out!("{}", crate::platform::build_info::version_text("ci-seed"));
             crate::exit::OK
         }
         build::Parsed::Build(a) => match build::run(&a) {

@@ -662,11 +662,7 @@ fn run(a: Args) -> anyhow::Result<u8> {
     let addr = a.listen.as_deref().unwrap_or_default();
     let listener = TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
     let bound = listener.local_addr().context("reading the bound address")?;
-    {
-        let mut so = io::stdout().lock();
-        writeln!(so, "listening on http://{bound}/")?;
-        so.flush()?;
-    }
+    crate::outln!("listening on http://{bound}/");
     listen(site, listener, a.timeout, a.max_conns, log)?;
     Ok(crate::exit::OK)
 }
@@ -676,7 +672,7 @@ pub fn cli(args: Vec<OsString>) -> u8 {
     let a = match parse_args(args) {
         Ok(Some(a)) => a,
         Ok(None) => {
-            print!("{USAGE}");
+            crate::out!("{USAGE}");
             return crate::exit::OK;
         }
         Err(e) => {

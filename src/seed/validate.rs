@@ -266,7 +266,7 @@ pub fn cli(args: Vec<OsString>) -> u8 {
         };
         match arg {
             Short('h') | Long("help") => {
-                print!("{HELP}");
+                crate::out!("{HELP}");
                 return crate::exit::OK;
             }
             Short('t') | Long("type") => {
@@ -299,7 +299,7 @@ pub fn cli(args: Vec<OsString>) -> u8 {
         let (shown, bytes) = if f.as_os_str() == "-" {
             let mut buf = Vec::new();
             if let Err(e) = std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut buf) {
-                println!("<stdin>: cannot read: {e}");
+                crate::outln!("<stdin>: cannot read: {e}");
                 bad = true;
                 continue;
             }
@@ -310,7 +310,7 @@ pub fn cli(args: Vec<OsString>) -> u8 {
             match std::fs::read(path) {
                 Ok(b) => (shown, b),
                 Err(e) => {
-                    println!("{shown}: cannot read: {e}");
+                    crate::outln!("{shown}: cannot read: {e}");
                     bad = true;
                     continue;
                 }
@@ -325,10 +325,10 @@ pub fn cli(args: Vec<OsString>) -> u8 {
         });
         let report = check_file(k, &shown, &bytes);
         for e in &report.errors {
-            println!("{e}");
+            crate::outln!("{e}");
         }
         for w in &report.warnings {
-            println!("{w}");
+            crate::outln!("{w}");
         }
         bad |= !report.errors.is_empty() || (strict && !report.warnings.is_empty());
     }

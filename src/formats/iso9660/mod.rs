@@ -64,6 +64,13 @@ pub enum IsoError {
     DirectoryBudget { size: u64 },
     #[error("file {name:?} is {size} bytes, more than the limit of {limit} bytes")]
     FileTooLarge { name: String, size: u64, limit: u64 },
+    #[error("file {name:?} ({size} bytes) would bring the seed to {total} bytes, more than the seed budget of {limit} bytes")]
+    SeedTooLarge {
+        name: String,
+        size: u64,
+        total: u64,
+        limit: u64,
+    },
     #[error("file {name:?} is a multi-extent file (larger than 4 GiB); not supported")]
     MultiExtent { name: String },
     #[error("no such file or directory in the image: {0:?}")]
@@ -93,6 +100,17 @@ pub fn read_root_files<R: Read + Seek>(
     r: &mut R,
     max_file: u64,
 ) -> Result<Vec<(String, Vec<u8>)>, IsoError> {
+    read_root_files_within(r, max_file, u64::MAX)
+}
+
+/// [`read_root_files`] with a budget for the whole seed: the files read together are at
+/// most `max_total` bytes (checked before each file is read, so entries that share one
+/// extent cannot multiply what is read and copied).
+pub fn read_root_files_within<R: Read + Seek>(
+    r: &mut R,
+    max_file: u64,
+    max_total: u64,
+) -> Result<Vec<(String, Vec<u8>)>, IsoError> {
     let mut img = IsoImage::open(r)?;
-    img.read_root_files(max_file)
+    img.read_root_files_within(max_file, max_total)
 }

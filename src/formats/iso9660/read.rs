@@ -822,11 +822,30 @@ impl<R: Read + Seek> IsoImage<R> {
 
     /// Every regular file of the root directory, in on-disc order.
     pub fn read_root_files(&mut self, max_file: u64) -> Result<Vec<(String, Vec<u8>)>, IsoError> {
+        self.read_root_files_within(max_file, u64::MAX)
+    }
+
+    /// [`IsoImage::read_root_files`], all files together at most `max_total` bytes.
+    pub fn read_root_files_within(
+        &mut self,
+        max_file: u64,
+        max_total: u64,
+    ) -> Result<Vec<(String, Vec<u8>)>, IsoError> {
         self.start_walk();
         let root = self.root.clone();
         let entries = self.list(&root, "")?;
         let mut out = Vec::new();
+        let mut total = 0u64;
         for e in entries.into_iter().filter(|e| e.kind == EntryKind::File) {
+            total = total.saturating_add(e.size);
+            if total > max_total {
+                return Err(IsoError::SeedTooLarge {
+                    name: e.name,
+                    size: e.size,
+                    total,
+                    limit: max_total,
+                });
+            }
             let data = self.read_entry(&e, &e.name, max_file)?;
             out.push((e.name, data));
         }

@@ -377,6 +377,18 @@ fn index(path: &str, i: usize) -> String {
     format!("{path}[{i}]")
 }
 
+/// The known key a typo most likely meant: at most two edits away (transpositions count
+/// as one), and fewer than a third of the name, so short unrelated keys are not matched.
+fn nearest_key<'k>(name: &str, known: &[&'k str]) -> Option<&'k str> {
+    let name = name.to_ascii_lowercase();
+    known
+        .iter()
+        .map(|k| (strsim::damerau_levenshtein(&name, k), *k))
+        .filter(|(d, _)| *d <= 2 && *d * 3 < name.chars().count())
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
 /// Matches cloud-init's test for a crypt(3) hash in `name:password` lines.
 fn looks_like_hash(p: &str) -> bool {
     let Some(rest) = p.strip_prefix('$') else {
@@ -419,14 +431,17 @@ impl Conv<'_> {
         });
     }
 
-    fn warn_key(&mut self, key: &Key, path: &str) {
+    fn warn_key(&mut self, key: &Key, path: &str, known_keys: &[&str]) {
         let known = key.pos.line > 0;
+        let hint = nearest_key(&key.name, known_keys)
+            .map(|k| format!("; did you mean {}?", join(path, k)))
+            .unwrap_or_default();
         self.warnings.push(SeedError {
             file: self.file.to_owned(),
             line: known.then_some(key.pos.line),
             column: known.then_some(key.pos.column),
             message: format!(
-                "'{}' is not supported by ci-agent (ignored)",
+                "'{}' is not supported by ci-agent (ignored){hint}",
                 join(path, &key.name)
             ),
         });
@@ -438,7 +453,7 @@ impl Conv<'_> {
             NodeValue::Map(m) => {
                 for (k, _) in m {
                     if !known.contains(&k.name.as_str()) {
-                        self.warn_key(k, path);
+                        self.warn_key(k, path, known);
                     }
                 }
                 Ok(m)

@@ -172,6 +172,18 @@ pub fn parse_seed_including(
             ..MetaData::default()
         },
     };
+    if let Some(id) = seed
+        .instance_id_override
+        .as_deref()
+        .filter(|s| !s.is_empty())
+    {
+        metadata::check_instance_id(id).map_err(|m| SeedError {
+            file: seed.source.clone(),
+            line: None,
+            column: None,
+            message: format!("instance-id: {m}"),
+        })?;
+    }
     let instance_id = seed
         .instance_id_override
         .clone()
@@ -249,6 +261,24 @@ pub fn parse_seed_including(
     }
 
     let mut warnings: Vec<String> = Vec::new();
+    if seed
+        .instance_id_override
+        .as_deref()
+        .unwrap_or_default()
+        .is_empty()
+        && meta.instance_id.is_none()
+    {
+        let why = if seed.files.contains_key("meta-data") {
+            "has no instance-id"
+        } else {
+            "is missing"
+        };
+        warnings.push(format!(
+            "meta-data {why}, so the instance-id is 'nocloud': every clone from such a seed \
+             is the same instance, and a clone will not be reconfigured by a new seed \
+             without one; give each clone its own instance-id"
+        ));
+    }
     warnings.extend(vendor.warnings.iter().map(ToString::to_string));
     warnings.extend(user.warnings.iter().map(ToString::to_string));
     let mut scripts = vendor.scripts;
@@ -566,7 +596,8 @@ impl<'l> Collector<'l> {
                 self.warn(
                     label,
                     format!(
-                        "unhandled user-data (first line {}); nothing from it is applied",
+                        "unhandled user-data (first line {}); nothing from it is applied \
+                         (cloud-config must start with a #cloud-config line)",
                         first_line(data)
                     ),
                 );
