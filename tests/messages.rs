@@ -88,7 +88,7 @@ fn stderr(o: &Output) -> String {
 fn seed_warnings_reach_the_console_and_the_log_with_a_suggestion() {
     let r = Root::new();
     let seed = r.seed(
-        "#cloud-config\nhostname: web1\nssh_authorised_keys: [x]\nusers:\n  - name: bob\n    shel: /bin/sh\n",
+        "#cloud-config\nhostname: web1\nssh_authorised_keys: [x]\nusers:\n  - name: bob\n    gropus: [adm]\n",
         Some("instance-id: i-1\n"),
     );
     let o = r.run(&seed);
@@ -97,7 +97,7 @@ fn seed_warnings_reach_the_console_and_the_log_with_a_suggestion() {
     let log = r.read(LOG);
     for needle in [
         "user-data:3:1: 'ssh_authorised_keys' is not supported by ci-agent (ignored); did you mean ssh_authorized_keys?",
-        "user-data:6:5: 'users[0].shel' is not supported by ci-agent (ignored); did you mean users[0].shell?",
+        "user-data:6:5: 'users[0].gropus' is not supported by ci-agent (ignored); did you mean users[0].groups?",
     ] {
         assert!(err.contains(&format!("warning: {needle}")), "{needle}\n{}", text(&o));
         assert!(log.contains(needle), "{needle}\n{log}");

@@ -378,13 +378,14 @@ fn index(path: &str, i: usize) -> String {
 }
 
 /// The known key a typo most likely meant: at most two edits away (transpositions count
-/// as one), and fewer than a third of the name, so short unrelated keys are not matched.
+/// as one), and under a fifth of the name, so short keys of other tools (`snap`) are not
+/// taken for ours (`swap`).
 fn nearest_key<'k>(name: &str, known: &[&'k str]) -> Option<&'k str> {
     let name = name.to_ascii_lowercase();
     known
         .iter()
         .map(|k| (strsim::damerau_levenshtein(&name, k), *k))
-        .filter(|(d, _)| *d <= 2 && *d * 3 < name.chars().count())
+        .filter(|(d, _)| *d <= 2 && *d * 5 < name.chars().count())
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k)
 }
