@@ -682,7 +682,7 @@ impl Conv<'_> {
                 if k.name.starts_with("dsa_") {
                     self.warn(v, format!("{path}: DSA host keys are not supported (OpenSSH dropped them); ignored"));
                 } else {
-                    self.warn_key(k, "ssh_keys");
+                    self.warn_key(k, "ssh_keys", &[]);
                 }
                 continue;
             };
