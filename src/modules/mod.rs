@@ -231,8 +231,9 @@ impl Context<'_> {
 ///   `write_files`, `timezone`, `locale`, `ntp`, `mounts`, `resolv_conf`, `doas`,
 ///   `keys_to_console` (last: the host key fingerprints).
 /// - Late: `ssh_host_keys_deferred` (the RSA host key, then an sshd reload), `ca_certs`,
-///   `keyboard`, `packages`, `write_files_deferred`, `runcmd`, `scripts` (every boot; it keeps
-///   per-script semaphores itself), `final_message` (every boot), `power_state` (last).
+///   `keyboard`, `apt`, `repos`, `packages`, `write_files_deferred`, `runcmd`, `scripts`
+///   (every boot; it keeps per-script semaphores itself), `ssh_authkey_fingerprints`,
+///   `final_message` (every boot), `phone_home`, `power_state` (last).
 pub fn all() -> Vec<Box<dyn Module>> {
     vec![
         Box::new(bootcmd::Bootcmd),

@@ -212,7 +212,13 @@ fn make_swap(ctx: &Context, plan: &SwapPlan) -> anyhow::Result<String> {
     Ok(match ctx.os {
         OsKind::Linux => {
             if !active {
-                ctx.cmd(&["swapon", &plan.file])?;
+                // systemd may activate the fstab line of an earlier instance meanwhile: a
+                // failure is only an error when the file is still not in use.
+                if let Err(e) = ctx.cmd(&["swapon", &plan.file]) {
+                    if !swap_active(ctx, &plan.file) {
+                        return Err(e);
+                    }
+                }
             }
             format!("{} none swap sw,nofail 0 0", plan.file)
         }
@@ -387,6 +393,36 @@ mod tests {
         env.run_ok(&Mounts);
         assert_eq!(env.read(FSTAB), want);
         assert_eq!(env.lines()[5..], ["systemctl daemon-reload", "mount -a"]);
+    }
+
+    #[test]
+    fn a_swapon_race_with_systemd_is_not_an_error() {
+        let mut env = Env::new(OsKind::Linux);
+        let root = env.sys.root().to_path_buf();
+        env.sys.on_command_fn(move |cmd| {
+            (cmd.argv[0] == "swapon").then(|| {
+                // Activated by someone else just before us.
+                std::fs::create_dir_all(root.join("proc")).unwrap();
+                std::fs::write(root.join("proc/swaps"), "Filename\n/swap.img file 1 0 -2\n")
+                    .unwrap();
+                crate::platform::CmdOutput {
+                    code: Some(255),
+                    ..Default::default()
+                }
+            })
+        });
+        env.yaml("swap: {size: 1M}\n");
+        env.run_ok(&Mounts);
+        std::fs::remove_file(env.sys.root().join("proc/swaps")).unwrap();
+        env.sys.remove_file(Path::new("/swap.img")).unwrap();
+        env.sys.on_command(
+            &["swapon"],
+            crate::platform::CmdOutput {
+                code: Some(255),
+                ..Default::default()
+            },
+        );
+        assert!(env.run_err(&Mounts).contains("swapon /swap.img failed"));
     }
 
     #[test]
