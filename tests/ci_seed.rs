@@ -1195,3 +1195,132 @@ fn build_with_static_network_shorthand() {
         "{nc}"
     );
 }
+
+/// The `ssh_keys` of a seed's user-data, parsed by the agent's own parser.
+fn seed_ssh_keys(img: &Path) -> Vec<(String, String)> {
+    use ci_agent::formats::userdata::{parse_seed, Seed};
+    let seed = Seed {
+        source: "test".into(),
+        files: [
+            ("user-data".to_string(), extract_iso(img, "user-data")),
+            ("meta-data".to_string(), extract_iso(img, "meta-data")),
+        ]
+        .into_iter()
+        .collect(),
+        ..Seed::default()
+    };
+    let d = parse_seed(&seed).expect("seed parses");
+    assert!(d.warnings.is_empty(), "{:?}", d.warnings);
+    d.cloud_config.ssh_keys.expect("ssh_keys").entries
+}
+
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn ssh_host_keys_go_in_the_seed_and_known_hosts() {
+    if !have("isoinfo") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("vm1.iso");
+    let kh = dir.path().join("known_hosts");
+    fs::write(
+        &kh,
+        "vm1,10.0.0.7 ssh-ed25519 AAAAold\nother ssh-rsa AAAA\n",
+    )
+    .unwrap();
+    let ud = dir.path().join("ud");
+    fs::write(&ud, "#cloud-config\nhostname: vm1\n").unwrap();
+    let mut c = ci_seed();
+    c.args(["--ssh-host-keys", "--known-hosts", p(&kh), "-H", "vm1"])
+        .args(["--ip", "10.0.0.7/24", p(&img), p(&ud)]);
+    ok(&run(c));
+    assert_eq!(mode(&img), 0o600, "the seed holds private keys");
+    let keys = seed_ssh_keys(&img);
+    let names: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "ed25519_private",
+            "ed25519_public",
+            "ecdsa_private",
+            "ecdsa_public"
+        ]
+    );
+    let get = |n: &str| keys.iter().find(|(k, _)| k == n).unwrap().1.clone();
+    let text = fs::read_to_string(&kh).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert_eq!(lines[0], "other ssh-rsa AAAA");
+    for (line, t) in lines[1..].iter().zip(["ed25519", "ecdsa"]) {
+        let public = get(&format!("{t}_public"));
+        let mut w = public.split_whitespace();
+        let (algo, b64) = (w.next().unwrap(), w.next().unwrap());
+        assert_eq!(*line, format!("vm1,10.0.0.7 {algo} {b64}"));
+    }
+    // OpenSSH reads the private keys and derives the same public keys.
+    if have("ssh-keygen") {
+        for t in ["ed25519", "ecdsa"] {
+            let f = dir.path().join(format!("k_{t}"));
+            fs::write(&f, get(&format!("{t}_private"))).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&f, fs::Permissions::from_mode(0o600)).unwrap();
+            let derived = tool("ssh-keygen", &["-y", "-f", p(&f)]);
+            let public = get(&format!("{t}_public"));
+            let key_of = |s: &str| s.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+            assert_eq!(key_of(&String::from_utf8_lossy(&derived)), key_of(&public));
+        }
+    }
+    // Usage errors.
+    let mut c = ci_seed();
+    c.args(["--known-hosts", p(&kh), p(&img), p(&ud)]);
+    let out = run(c);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--known-hosts needs --ssh-host-keys"));
+    let mut c = ci_seed();
+    c.args(["--ssh-host-keys=dsa", p(&img), p(&ud)]);
+    assert!(stderr(&run(c)).contains("unknown host key type \"dsa\""));
+    let mut c = ci_seed();
+    c.args(["--ssh-host-keys", "--known-hosts", p(&kh), p(&img), p(&ud)]);
+    assert!(stderr(&run(c)).contains("--known-hosts needs the clone's name"));
+}
+
+#[test]
+fn batch_ssh_host_keys_one_known_hosts_for_the_fleet() {
+    if !have("isoinfo") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("seeds");
+    let kh = dir.path().join("fleet_known_hosts");
+    let manifest = dir.path().join("fleet.csv");
+    fs::write(
+        &manifest,
+        "name,hostname,ip,user-data\nweb1,web1,10.0.0.11/24,\"#cloud-config\nruncmd: [true]\"\nweb2,,,\n",
+    )
+    .unwrap();
+    let ud = dir.path().join("ud");
+    fs::write(&ud, "#cloud-config\npackages: [vim]\n").unwrap();
+    let mut c = ci_seed();
+    c.args(["batch", p(&manifest), "--out", p(&out), "-u", p(&ud)])
+        .args(["--ssh-host-keys=ed25519", "--known-hosts", p(&kh)]);
+    ok(&run(c));
+    let text = fs::read_to_string(&kh).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    for (name, host) in [("web1", "web1,10.0.0.11"), ("web2", "web2")] {
+        let img = out.join(format!("{name}.iso"));
+        assert_eq!(mode(&img), 0o600);
+        let keys = seed_ssh_keys(&img);
+        assert_eq!(keys.len(), 2);
+        let public = &keys[1].1;
+        let key: Vec<&str> = public.split_whitespace().take(2).collect();
+        assert!(
+            lines.contains(&format!("{host} {}", key.join(" ")).as_str()),
+            "{host}: {text}"
+        );
+    }
+}

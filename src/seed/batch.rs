@@ -20,8 +20,10 @@ use anyhow::Context;
 use crate::platform::cli::{self, Opt, Value as CliValue};
 
 use super::build::{check_hostname, check_instance_id};
+use super::hostkeys;
 use super::image::{self, Filesystem};
 use super::metadata::{self, MetaFields};
+use super::parts::{multipart, part_type};
 use super::validate;
 use super::CliError;
 
@@ -88,6 +90,14 @@ Options:
       --report FILE        write one line per seed (name, path, instance-id,
                            hostname) to FILE: CSV for *.csv, JSON lines for
                            *.jsonl (written atomically, after the seeds)
+      --ssh-host-keys[=TYPES]
+                           make each clone's SSH host keys (TYPES: ed25519,
+                           ecdsa, rsa; default ed25519,ecdsa) and put them in
+                           its seed as ssh_keys; the images are written 0600
+      --known-hosts FILE   with --ssh-host-keys: one known_hosts for the fleet,
+                           'HOSTNAME[,IP] KEY' per row (hostname, else name;
+                           the ip column's address), old lines of those hosts
+                           replaced
   -q, --quiet              no summary line
   -v, --verbose            say what was written, seed by seed
   -h, --help               show this help
@@ -396,27 +406,6 @@ fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// MIME type of a user-data part by its first line, as cloud-init classifies it.
-fn part_type(data: &[u8]) -> Option<&'static str> {
-    const TYPES: [(&str, &str); 7] = [
-        ("#cloud-config-archive", "text/cloud-config-archive"),
-        ("#cloud-config", "text/cloud-config"),
-        ("#cloud-boothook", "text/cloud-boothook"),
-        ("#include", "text/x-include-url"),
-        ("#part-handler", "text/part-handler"),
-        ("## template: jinja", "text/jinja2"),
-        ("#!", "text/x-shellscript"),
-    ];
-    TYPES
-        .iter()
-        .find(|(prefix, _)| data.starts_with(prefix.as_bytes()))
-        .map(|(_, t)| *t)
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
-}
-
 /// Template user-data ready to be combined with per-row parts.
 #[derive(Debug, Clone)]
 struct Template {
@@ -426,44 +415,21 @@ struct Template {
 }
 
 /// `template` then `extra` as a `multipart/mixed` document (deterministic boundary).
-fn combine(template: &Template, extra: &[u8]) -> Result<Vec<u8>, String> {
+fn combine(template: &Template, extra: &[u8], keys: Option<&[u8]>) -> Result<Vec<u8>, String> {
     let ttype = template.part_type.ok_or(
         "a user-data field cannot be added to this template: only a #cloud-config, #!, #cloud-boothook or #include template can be combined (not MIME multipart or gzip)",
     )?;
     let etype = part_type(extra).ok_or(
         "user-data field: the first line must be #cloud-config, #!, #cloud-boothook or #include",
     )?;
-    let mut boundary = String::new();
-    for n in 0..1000u32 {
-        let b = format!("==ci-seed-part-boundary-{n}==");
-        if !contains(&template.data, b.as_bytes()) && !contains(extra, b.as_bytes()) {
-            boundary = b;
-            break;
-        }
-    }
-    if boundary.is_empty() {
-        return Err("no MIME boundary free in the template and user-data".into());
-    }
-    let mut out = Vec::with_capacity(template.data.len() + extra.len() + 512);
-    out.extend_from_slice(
-        format!("Content-Type: multipart/mixed; boundary=\"{boundary}\"\nMIME-Version: 1.0\n\n")
-            .as_bytes(),
-    );
-    for (name, ty, data) in [
+    let mut parts = vec![
         ("template", ttype, &template.data[..]),
         ("row", etype, extra),
-    ] {
-        out.extend_from_slice(
-            format!(
-                "--{boundary}\nContent-Type: {ty}; charset=\"utf-8\"\nMIME-Version: 1.0\nContent-Transfer-Encoding: 8bit\nContent-Disposition: attachment; filename=\"{name}\"\n\n"
-            )
-            .as_bytes(),
-        );
-        out.extend_from_slice(data);
-        out.push(b'\n');
+    ];
+    if let Some(k) = keys {
+        parts.push(("ssh-host-keys", "text/cloud-config", k));
     }
-    out.extend_from_slice(format!("--{boundary}--\n").as_bytes());
-    Ok(out)
+    multipart(&parts)
 }
 
 /// Parsed `ci-seed batch` arguments.
@@ -484,6 +450,10 @@ pub struct BatchArgs {
     pub report: Option<PathBuf>,
     /// `--quiet`: no summary line.
     pub quiet: bool,
+    /// `--ssh-host-keys[=TYPES]`: host keys made for every row, put in its seed.
+    pub ssh_host_keys: Option<Vec<crate::formats::hostkey::KeyType>>,
+    /// `--known-hosts FILE`: one known_hosts for the fleet.
+    pub known_hosts: Option<PathBuf>,
 }
 
 fn val(parser: &mut lexopt::Parser, opt: &str) -> Result<OsString, CliError> {
@@ -511,6 +481,8 @@ fn parse_args(args: Vec<OsString>) -> Result<Option<BatchArgs>, CliError> {
         verbose: false,
         report: None,
         quiet: false,
+        ssh_host_keys: None,
+        known_hosts: None,
     };
     while let Some(arg) = parser.next().map_err(|e| usage(e.to_string()))? {
         match arg {
@@ -541,6 +513,15 @@ fn parse_args(args: Vec<OsString>) -> Result<Option<BatchArgs>, CliError> {
             }
             Long("no-validate") => a.validate = false,
             Long("no-sync") => a.sync = false,
+            Long("ssh-host-keys") => {
+                let v = parser
+                    .optional_value()
+                    .map(|v| v.to_string_lossy().into_owned());
+                a.ssh_host_keys = Some(hostkeys::parse_types(v.as_deref()).map_err(usage)?);
+            }
+            Long("known-hosts") => {
+                a.known_hosts = Some(PathBuf::from(val(&mut parser, "--known-hosts")?))
+            }
             Short('v') | Long("verbose") => a.verbose = true,
             Short('q') | Long("quiet") => a.quiet = true,
             Long("report") => a.report = Some(PathBuf::from(val(&mut parser, "--report")?)),
@@ -551,6 +532,11 @@ fn parse_args(args: Vec<OsString>) -> Result<Option<BatchArgs>, CliError> {
     }
     a.manifest = manifest.ok_or_else(|| usage("no MANIFEST given".into()))?;
     a.out = out.ok_or_else(|| usage("--out DIR is required".into()))?;
+    if a.known_hosts.is_some() && a.ssh_host_keys.is_none() {
+        return Err(usage(
+            "--known-hosts needs --ssh-host-keys (the keys it records)".into(),
+        ));
+    }
     if a.manifest == "-" && a.user_data.as_deref() == Some(Path::new("-")) {
         return Err(usage(
             "MANIFEST and --user-data cannot both read standard input".into(),
@@ -616,6 +602,8 @@ struct Job {
     instance_id: String,
     hostname: Option<String>,
     files: Vec<(String, Vec<u8>)>,
+    /// With `--ssh-host-keys`: the known_hosts host field and the keys.
+    host_keys: Option<(String, Vec<crate::formats::hostkey::HostKey>)>,
 }
 
 /// One seed `ci-seed batch` wrote (a line of `--report`).
@@ -702,10 +690,33 @@ fn plan(a: &BatchArgs, rows: Vec<Row>, manifest_shown: &str) -> Result<Vec<Job>,
                 ));
             }
         }
+        let host_keys = match &a.ssh_host_keys {
+            Some(types) => {
+                let host = row.hostname.clone().unwrap_or_else(|| row.name.clone());
+                let keys = hostkeys::generate(types, Some(&host))?;
+                let part = hostkeys::cloud_config(&keys)?;
+                let field = hostkeys::host_field(&host, row.net.ip.first().map(String::as_str));
+                Some((field, keys, part))
+            }
+            None => None,
+        };
+        let keys_part = host_keys.as_ref().map(|(_, _, p)| &p[..]);
         let user_data = match (&template, &row.user_data) {
-            (Some(t), None) => t.data.clone(),
-            (None, Some(extra)) => extra.clone().into_bytes(),
-            (Some(t), Some(extra)) => match combine(t, extra.as_bytes()) {
+            (Some(t), None) => match keys_part {
+                Some(k) => hostkeys::add_to_user_data(&t.data, k).unwrap_or_else(|m| {
+                    errors.push(err(row.line, &m));
+                    Vec::new()
+                }),
+                None => t.data.clone(),
+            },
+            (None, Some(extra)) => match keys_part {
+                Some(k) => hostkeys::add_to_user_data(extra.as_bytes(), k).unwrap_or_else(|m| {
+                    errors.push(err(row.line, &m));
+                    Vec::new()
+                }),
+                None => extra.clone().into_bytes(),
+            },
+            (Some(t), Some(extra)) => match combine(t, extra.as_bytes(), keys_part) {
                 Ok(d) => d,
                 Err(m) => {
                     errors.push(err(row.line, &m));
@@ -787,6 +798,7 @@ fn plan(a: &BatchArgs, rows: Vec<Row>, manifest_shown: &str) -> Result<Vec<Job>,
             instance_id,
             hostname: row.hostname,
             files,
+            host_keys: host_keys.map(|(field, keys, _)| (field, keys)),
         });
     }
     if errors.is_empty() {
@@ -886,6 +898,10 @@ pub fn run(a: &BatchArgs) -> Result<Vec<Written>, CliError> {
         return Err(CliError::Input(vec![format!("{shown}: no rows")]));
     }
     let jobs = plan(a, rows, &shown)?;
+    if a.ssh_host_keys.is_some() {
+        // The images hold private keys.
+        image::private_outputs();
+    }
     let report = match &a.report {
         Some(path) => Some((path, report_format(path)?)),
         None => None,
@@ -964,6 +980,14 @@ pub fn run(a: &BatchArgs) -> Result<Vec<Written>, CliError> {
     }
     image::sync_dir(&a.out).with_context(|| format!("fsync of {}", a.out.display()))?;
     debug_assert_eq!(count, jobs.len());
+    if let Some(path) = &a.known_hosts {
+        let entries: Vec<(String, &[crate::formats::hostkey::HostKey])> = jobs
+            .iter()
+            .filter_map(|j| j.host_keys.as_ref())
+            .map(|(field, keys)| (field.clone(), &keys[..]))
+            .collect();
+        hostkeys::write_known_hosts(path, &entries)?;
+    }
     let written: Vec<Written> = jobs
         .into_iter()
         .map(|j| Written {
@@ -1110,7 +1134,7 @@ mod tests {
             data: b"#cloud-config\npackages: [vim]\n".to_vec(),
             part_type: Some("text/cloud-config"),
         };
-        let out = combine(&t, b"#!/bin/sh\necho hi").unwrap();
+        let out = combine(&t, b"#!/bin/sh\necho hi", None).unwrap();
         let msg = mailparse::parse_mail(&out).expect("valid MIME");
         assert_eq!(msg.subparts.len(), 2);
         assert_eq!(msg.subparts[0].ctype.mimetype, "text/cloud-config");
@@ -1124,14 +1148,14 @@ mod tests {
             b"#!/bin/sh\necho hi"
         );
         // A part that contains the first boundary gets another one.
-        let out = combine(&t, b"#cloud-config\n# ==ci-seed-part-boundary-0==\n").unwrap();
+        let out = combine(&t, b"#cloud-config\n# ==ci-seed-part-boundary-0==\n", None).unwrap();
         assert!(String::from_utf8_lossy(&out).contains("boundary-1=="));
         // Templates that cannot be a part, and extras that are not user-data.
         let mime = Template {
             data: b"Content-Type: multipart/mixed".to_vec(),
             part_type: None,
         };
-        assert!(combine(&mime, b"#cloud-config\n").is_err());
-        assert!(combine(&t, b"hello").is_err());
+        assert!(combine(&mime, b"#cloud-config\n", None).is_err());
+        assert!(combine(&t, b"hello", None).is_err());
     }
 }

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+use super::hostkeys;
 use super::image::{self, DiskFormat, Filesystem, Output};
 use super::metadata::{self, MetaFields};
 use super::validate;
@@ -61,6 +62,10 @@ pub struct BuildArgs {
     pub verbose: u32,
     /// `--ip`, `--gateway`, `--dns`, `--mac`, `--search`.
     pub net: super::netcfg::NetArgs,
+    /// `--ssh-host-keys[=TYPES]`: host keys to make and put in the seed.
+    pub ssh_host_keys: Option<Vec<crate::formats::hostkey::KeyType>>,
+    /// `--known-hosts FILE`: where the host learns those keys.
+    pub known_hosts: Option<PathBuf>,
 }
 
 /// What parsing the command line produced.
@@ -106,6 +111,8 @@ pub fn parse_args(args: Vec<OsString>) -> Result<Parsed, CliError> {
         validate: true,
         verbose: 0,
         net: super::netcfg::NetArgs::default(),
+        ssh_host_keys: None,
+        known_hosts: None,
     };
     while let Some(arg) = parser.next().map_err(|e| CliError::Usage(e.to_string()))? {
         match arg {
@@ -154,6 +161,16 @@ pub fn parse_args(args: Vec<OsString>) -> Result<Parsed, CliError> {
                 a.vendor_data = Some(value(&mut parser, "--vendor-data")?.into())
             }
             Long("config") => a.config = Some(Source::from_arg(value(&mut parser, "--config")?)),
+            Long("ssh-host-keys") => {
+                let v = parser
+                    .optional_value()
+                    .map(|v| v.to_string_lossy().into_owned());
+                a.ssh_host_keys =
+                    Some(hostkeys::parse_types(v.as_deref()).map_err(CliError::Usage)?);
+            }
+            Long("known-hosts") => {
+                a.known_hosts = Some(value(&mut parser, "--known-hosts")?.into())
+            }
             Long("no-validate") => a.validate = false,
             Short('v') | Long("verbose") => a.verbose += 1,
             Long(k @ ("ip" | "gateway" | "dns" | "mac" | "search")) => {
@@ -192,6 +209,11 @@ pub fn parse_args(args: Vec<OsString>) -> Result<Parsed, CliError> {
                 clash.join(", ")
             )));
         }
+    }
+    if a.known_hosts.is_some() && a.ssh_host_keys.is_none() {
+        return Err(CliError::Usage(
+            "--known-hosts needs --ssh-host-keys (the keys it records)".into(),
+        ));
     }
     if a.user_data == Source::Stdin && a.config == Some(Source::Stdin) {
         return Err(CliError::Usage(
@@ -468,7 +490,11 @@ pub fn gather(a: &BuildArgs) -> Result<Files, CliError> {
 /// Run the build command.
 pub fn run(a: &BuildArgs) -> Result<(), CliError> {
     let mtime = image::source_date_epoch().map_err(CliError::Usage)?;
-    let files = gather(a)?;
+    let mut files = gather(a)?;
+    let keys = match &a.ssh_host_keys {
+        Some(types) => Some(add_host_keys(a, types, &mut files)?),
+        None => None,
+    };
     if a.validate {
         let report = validate::check_seed(&files.files, &|n| files.display(n));
         for w in &report.warnings {
@@ -481,6 +507,9 @@ pub fn run(a: &BuildArgs) -> Result<(), CliError> {
     }
     let bytes = image::render(&files.files, a.filesystem, mtime).map_err(CliError::Failed)?;
     image::emit(&bytes, &a.output, &a.disk_format).map_err(CliError::Failed)?;
+    if let (Some((host, keys)), Some(path)) = (&keys, &a.known_hosts) {
+        hostkeys::write_known_hosts(path, &[(host.clone(), keys)]).map_err(CliError::Failed)?;
+    }
     if a.verbose > 0 {
         let out = match &a.output {
             Output::Stdout => "-".to_string(),
@@ -498,6 +527,43 @@ pub fn run(a: &BuildArgs) -> Result<(), CliError> {
         );
     }
     Ok(())
+}
+
+/// Make the clone's host keys and add them to its user-data (`--ssh-host-keys`); the
+/// images written from now on are private. Returns the `known_hosts` host field and keys.
+fn add_host_keys(
+    a: &BuildArgs,
+    types: &[crate::formats::hostkey::KeyType],
+    files: &mut Files,
+) -> Result<(String, Vec<crate::formats::hostkey::HostKey>), CliError> {
+    let from_meta = files.files.get("meta-data").and_then(|md| {
+        crate::formats::userdata::metadata::MetaData::parse("meta-data", md)
+            .ok()?
+            .local_hostname
+    });
+    let host = a.hostname.clone().or(from_meta);
+    if a.known_hosts.is_some() && host.is_none() {
+        return Err(CliError::Usage(
+            "--known-hosts needs the clone's name: give -H HOSTNAME (or local-hostname in META-DATA)"
+                .into(),
+        ));
+    }
+    let keys = hostkeys::generate(types, host.as_deref())?;
+    let part = hostkeys::cloud_config(&keys)?;
+    let ud = files
+        .files
+        .get("user-data")
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    let combined = hostkeys::add_to_user_data(ud, &part)
+        .map_err(|m| CliError::Usage(format!("{}: {m}", files.display("user-data"))))?;
+    files.files.insert("user-data".into(), combined);
+    image::private_outputs();
+    let field = hostkeys::host_field(
+        host.as_deref().unwrap_or("clone"),
+        a.net.ip.first().map(String::as_str),
+    );
+    Ok((field, keys))
 }
 
 impl From<anyhow::Error> for CliError {

@@ -200,6 +200,25 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     commit(write_temp(path, bytes)?, path)
 }
 
+/// [`write_atomic`] with the file's permission bits set to `mode` before it is renamed
+/// into place.
+pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = write_temp(path, bytes)?;
+    tmp.file.set_permissions(fs::Permissions::from_mode(mode))?;
+    commit(tmp, path)
+}
+
+/// Set once the images hold secrets (`--ssh-host-keys`): every file ci-seed creates from
+/// then on is created 0600 (owner only) rather than 0666 less the umask, so a private key
+/// is never readable by others, not even between creation and rename.
+static PRIVATE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Make every image written from now on private (0600).
+pub fn private_outputs() {
+    PRIVATE.store(true, Ordering::Relaxed);
+}
+
 /// Make a finished temporary file `path`, durably: fsync it, rename it over `path`,
 /// fsync the directory (without the last step the rename may not survive a crash).
 fn commit(tmp: TempFile, path: &Path) -> io::Result<()> {
@@ -270,7 +289,20 @@ impl TempFile {
         for _ in 0..1000 {
             let n = COUNTER.fetch_add(1, Ordering::Relaxed);
             let path = dir.join(format!(".ci-seed-{pid}-{n}.tmp"));
-            match OpenOptions::new().write(true).create_new(true).open(&path) {
+            let mode = if PRIVATE.load(Ordering::Relaxed) {
+                0o600
+            } else {
+                0o666
+            };
+            let opened = {
+                use std::os::unix::fs::OpenOptionsExt;
+                OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(mode)
+                    .open(&path)
+            };
+            match opened {
                 Ok(file) => {
                     return Ok(Self {
                         path,

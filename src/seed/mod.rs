@@ -14,9 +14,11 @@
 
 pub mod batch;
 pub mod build;
+pub mod hostkeys;
 pub mod image;
 pub mod metadata;
 pub mod netcfg;
+pub mod parts;
 pub mod serve;
 pub mod validate;
 
@@ -146,6 +148,15 @@ Options:
                           FreeBSD's vtnet0 needs --mac)
   -V, --vendor-data F     vendor-data file for the seed
       --config F          per-instance file CONFIG at the seed root ('-': stdin)
+      --ssh-host-keys[=TYPES]
+                          make the clone's SSH host keys here (TYPES: a comma
+                          list of ed25519, ecdsa, rsa; default ed25519,ecdsa) and
+                          put them in the seed as ssh_keys (cloud-init applies
+                          them too); the image is then written 0600: it holds
+                          private keys, detach it after the first boot
+      --known-hosts FILE  with --ssh-host-keys: put the clone's keys in this
+                          known_hosts file as 'HOSTNAME[,IP] KEY' lines (-H, and
+                          the address of --ip), replacing the host's old lines
       --no-validate       write even if ci-agent's parser rejects user-data,
                           vendor-data or meta-data (and allow any -H value)
   -v, --verbose           say what was written
