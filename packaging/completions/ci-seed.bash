@@ -29,12 +29,14 @@ _ci_seed() {
         :--mac) COMPREPLY=(); return ;;
         :-V|:--vendor-data) _ci_files; return ;;
         :--config) _ci_files; return ;;
+        :--known-hosts) _ci_files; return ;;
         batch:-o|batch:--out) _ci_dirs; return ;;
         batch:-u|batch:--user-data) _ci_files; return ;;
         batch:-N|batch:--network-config) _ci_files; return ;;
         batch:-V|batch:--vendor-data) _ci_files; return ;;
         batch:-f|batch:--filesystem) _ci_words "iso vfat"; return ;;
         batch:-m|batch:--dsmode) _ci_words "local net"; return ;;
+        batch:--known-hosts) _ci_files; return ;;
         batch:--report) _ci_files; return ;;
         validate:-t|validate:--type) _ci_words "user-data vendor-data meta-data network-config"; return ;;
         serve:--listen) COMPREPLY=(); return ;;
@@ -46,9 +48,9 @@ _ci_seed() {
     esac
     case $cmd in
     "")
-        if [[ $cur == -* ]]; then _ci_words "-h --help --version -f --filesystem -d --disk-format -H --hostname -I --instance-id -i --interfaces -o --output -m --dsmode -N --network-config --ip --gateway --dns --search --mac -V --vendor-data --config --no-validate -v --verbose"; elif [[ $COMP_CWORD == 1 ]]; then _ci_words "batch validate serve"; mapfile -t -O "${#COMPREPLY[@]}" COMPREPLY < <(compgen -f -- "$cur"); else _ci_files; fi ;;
+        if [[ $cur == -* ]]; then _ci_words "-h --help --version -f --filesystem -d --disk-format -H --hostname -I --instance-id -i --interfaces -o --output -m --dsmode -N --network-config --ip --gateway --dns --search --mac -V --vendor-data --config --no-validate --ssh-host-keys --known-hosts -v --verbose"; elif [[ $COMP_CWORD == 1 ]]; then _ci_words "batch validate serve"; mapfile -t -O "${#COMPREPLY[@]}" COMPREPLY < <(compgen -f -- "$cur"); else _ci_files; fi ;;
     batch)
-        _ci_words "-h --help -o --out -u --user-data -N --network-config -V --vendor-data -f --filesystem -m --dsmode --no-validate --no-sync --report -q --quiet -v --verbose" ;;
+        _ci_words "-h --help -o --out -u --user-data -N --network-config -V --vendor-data -f --filesystem -m --dsmode --no-validate --ssh-host-keys --known-hosts --no-sync --report -q --quiet -v --verbose" ;;
     validate)
         _ci_words "-h --help -t --type --strict" ;;
     serve)

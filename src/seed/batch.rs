@@ -37,6 +37,9 @@ pub const OPTIONS: &[Opt] = &[
     Opt::with("filesystem", &['f'], CliValue::Choice(&["iso", "vfat"])),
     Opt::with("dsmode", &['m'], CliValue::Choice(&["local", "net"])),
     Opt::flag("no-validate", &[]),
+    // Also `--ssh-host-keys=TYPES`.
+    Opt::flag("ssh-host-keys", &[]),
+    Opt::with("known-hosts", &[], CliValue::File),
     Opt::flag("no-sync", &[]),
     Opt::with("report", &[], CliValue::File),
     Opt::flag("quiet", &['q']),

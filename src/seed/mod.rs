@@ -85,6 +85,9 @@ pub const BUILD_OPTIONS: &[Opt] = &[
     Opt::with("vendor-data", &['V'], CliValue::File),
     Opt::with("config", &[], CliValue::File),
     Opt::flag("no-validate", &[]),
+    // Also `--ssh-host-keys=TYPES`.
+    Opt::flag("ssh-host-keys", &[]),
+    Opt::with("known-hosts", &[], CliValue::File),
     Opt::flag("verbose", &['v']),
 ];
 
