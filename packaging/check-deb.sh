@@ -44,6 +44,7 @@ has -rw-r--r-- etc/logrotate.d/ci-agent
 has -rw-r--r-- usr/share/doc/ci-agent/ci-agent.conf.sample
 has -rw-r--r-- usr/share/doc/ci-agent/README.md
 has -rw-r--r-- usr/share/doc/ci-agent/copyright
+has -rw-r--r-- usr/share/doc/ci-agent/THIRD-PARTY-NOTICES
 has -rw-r--r-- usr/share/man/man8/ci-agent.8.gz
 has -rw-r--r-- usr/share/man/man1/ci-seed.1.gz
 has -rw-r--r-- usr/share/man/man5/ci-agent.conf.5.gz

@@ -55,6 +55,12 @@ echo "=== systemd units"
 bash systemd/verify.sh
 echo "=== the tools table and its check"
 bash scripts/test-tools-check.sh
+if [ "$(id -u)" = 0 ]; then
+    # cargo-deny is installed by the install step (root scope of scripts/tools.tsv).
+    # advisories is left out: its database is fetched from GitHub, which CI cannot reach.
+    echo "=== licenses, bans, sources (cargo deny, deny.toml)"
+    cargo deny --offline check licenses bans sources
+fi
 echo "=== FreeBSD package manifest"
 sh packaging/freebsd/make-pkg.sh --check
 

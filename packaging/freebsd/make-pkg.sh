@@ -12,7 +12,7 @@
 #
 # Stages the binaries, the rc.d scripts (%%PREFIX%% replaced), the commented config
 # (@config: pkg keeps local changes), the newsyslog entry, the man pages, the bash and zsh
-# completions, README and LICENSE under STAGE/usr/local, checks that pkg-plist uses only
+# completions, README, LICENSE and THIRD-PARTY-NOTICES under STAGE/usr/local, checks that pkg-plist uses only
 # keywords pkg(8) knows by itself (no ports tree needed: @sample and friends are defined
 # by the ports' Keywords/*.ucl, which a host without /usr/ports lacks) and that plist
 # and stage agree both ways, then runs `pkg create -M +MANIFEST -p pkg-plist -r STAGE`
@@ -65,7 +65,8 @@ for b in ci-agent ci-seed; do
 	install -m 0644 "$REPO/packaging/completions/$b.bash" "$P/share/bash-completion/completions/$b"
 	install -m 0644 "$REPO/packaging/completions/_$b" "$P/share/zsh/site-functions/_$b"
 done
-install -m 0644 "$REPO/README.md" "$REPO/LICENSE" "$P/share/doc/ci-agent/"
+install -m 0644 "$REPO/README.md" "$REPO/LICENSE" "$REPO/packaging/notices/THIRD-PARTY-NOTICES" \
+    "$P/share/doc/ci-agent/"
 sed "s/%%VERSION%%/$VERSION/" "$HERE/+MANIFEST" > "$STAGE/+MANIFEST"
 
 bad=0
