@@ -278,3 +278,45 @@ fn relative_paths_with_dotdot_are_taken_from_the_current_directory() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// nuageinit's `user_data`/`meta_data`, and a plain ISO9660 seed without Rock Ridge or
+/// Joliet (level-1 names `USER_DAT.;1`, `META_DAT.;1`) read like `user-data`/`meta-data`;
+/// a seed with neither says so.
+#[test]
+fn other_spellings_of_the_seed_files() {
+    let w = tempfile::tempdir().unwrap();
+    let r = root();
+    let rs = r.path().to_str().unwrap();
+    let under = w.path().join("under");
+    std::fs::create_dir_all(&under).unwrap();
+    std::fs::write(under.join("user_data"), UD).unwrap();
+    std::fs::write(under.join("meta_data"), MD).unwrap();
+    let v = ok_json(&query(&["--root", rs, "--seed", under.to_str().unwrap()]));
+    assert_eq!(v["instance_id"], "iid-q");
+    assert_eq!(v["cloud_config"]["hostname"], "q-host");
+
+    let src = w.path().join("src");
+    write_src(&src);
+    let iso = w.path().join("plain.iso");
+    tool(
+        Command::new("genisoimage")
+            .args(["-quiet", "-V", "cidata", "-o"])
+            .arg(&iso)
+            .arg(&src),
+    );
+    let v = ok_json(&query(&["--root", rs, "--seed", iso.to_str().unwrap()]));
+    assert_eq!(v["instance_id"], "iid-q");
+    assert_eq!(v["hostname"], "q-meta");
+    assert_eq!(v["cloud_config"]["hostname"], "q-host");
+
+    let empty = w.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::write(empty.join("userdata.txt"), UD).unwrap();
+    let v = ok_json(&query(&["--root", rs, "--seed", empty.to_str().unwrap()]));
+    assert_eq!(v["instance_id"], "nocloud");
+    let w0 = v["warnings"][0].as_str().unwrap();
+    assert!(
+        w0.contains("neither user-data nor meta-data") && w0.contains("userdata.txt"),
+        "{w0}"
+    );
+}

@@ -61,6 +61,20 @@ pub fn find_seed(
     config: &Config,
     seed: Option<&Path>,
 ) -> anyhow::Result<Option<Seed>> {
+    let found = find_seed_as_named(sys, config, seed)?;
+    // `user_data`, `USER_DATA;1`, … read as `user-data` everywhere after this (the parse
+    // warns about a seed with neither).
+    Ok(found.map(|mut s| {
+        let _ = s.canonical_names();
+        s
+    }))
+}
+
+fn find_seed_as_named(
+    sys: &dyn System,
+    config: &Config,
+    seed: Option<&Path>,
+) -> anyhow::Result<Option<Seed>> {
     match discover(sys, config, seed)? {
         None => Ok(None),
         Some(Found::Seed(s)) => Ok(Some(s)),

@@ -155,9 +155,25 @@ pub fn update_hosts(
             .any(|l| names_of(l).iter().any(|n| n == "localhost"))
         {
             out.insert(0, "127.0.0.1\tlocalhost".into());
-            out.insert(1, ours);
+            out.insert(1, ours.clone());
         } else {
-            out.push(ours);
+            out.push(ours.clone());
+        }
+    }
+    // `true`/`template` also name the host on `::1`, as nuageinit does, unless an IPv6
+    // loopback line of the template already carries the name.
+    if *mode == ManageEtcHosts::Template {
+        let v6 = |l: &String| !l.contains(HOSTS_MARK) && first_field(l).as_deref() == Some("::1");
+        let resolves = out
+            .iter()
+            .filter(|l| v6(l))
+            .any(|l| names_of(l).iter().any(|n| n == fqdn || n == short));
+        if !resolves {
+            let line = format!("::1{}", ours.strip_prefix(ip).unwrap_or(&ours));
+            match out.iter().position(v6) {
+                Some(i) => out.insert(i + 1, line),
+                None => out.push(line),
+            }
         }
     }
     let refs: Vec<&str> = out.iter().map(String::as_str).collect();
@@ -380,7 +396,7 @@ mod tests {
         let h = env.read("/etc/hosts");
         assert_eq!(
             h,
-            "127.0.0.1\tlocalhost\n127.0.1.1\tanchor-vm # ci-agent hostname\n\n::1 localhost ip6-localhost\n10.0.0.5 db\n"
+            "127.0.0.1\tlocalhost\n127.0.1.1\tanchor-vm # ci-agent hostname\n\n::1 localhost ip6-localhost\n::1\tanchor-vm # ci-agent hostname\n10.0.0.5 db\n"
         );
         env.run_ok(&Hostname);
         assert_eq!(env.read("/etc/hosts"), h, "idempotent");
@@ -419,7 +435,7 @@ mod tests {
         );
         assert_eq!(
             out,
-            "127.0.0.1\tlocalhost\n127.0.0.1\tb.x b # ci-agent hostname\n"
+            "127.0.0.1\tlocalhost\n127.0.0.1\tb.x b # ci-agent hostname\n::1\tb.x b # ci-agent hostname\n"
         );
     }
 
@@ -436,7 +452,21 @@ mod tests {
         );
         assert_eq!(
             out,
-            format!("{t}127.0.0.1\tvm.lab vm # ci-agent hostname\n")
+            "::1 localhost localhost.my.domain\n::1\tvm.lab vm # ci-agent hostname\n127.0.0.1 localhost localhost.my.domain\n127.0.0.1\tvm.lab vm # ci-agent hostname\n"
+        );
+        // A template whose ::1 line already names the host gets no second one.
+        let t = "::1 localhost vm\n127.0.0.1 localhost\n";
+        let out = update_hosts(
+            t,
+            "127.0.0.1",
+            false,
+            &ManageEtcHosts::Template,
+            "vm",
+            "vm.lab",
+        );
+        assert_eq!(
+            out,
+            "::1 localhost vm\n127.0.0.1 localhost\n127.0.0.1\tvm.lab vm # ci-agent hostname\n"
         );
         let again = update_hosts(
             &out,

@@ -65,6 +65,44 @@ pub struct Seed {
     pub instance_id_override: Option<String>,
 }
 
+/// Other spellings of the seed's file names, and the name they stand for: nuageinit reads
+/// `user_data`/`meta_data`; a plain ISO9660 image without Rock Ridge or Joliet can only
+/// spell them `USER_DATA;1` (`makefs -t cd9660` without `-o R`), or `USER_DAT.;1` in
+/// strict 8.3 (`genisoimage` without `-R`/`-J`), which our reader lowercases and strips.
+const NAME_ALIASES: &[(&str, &str)] = &[
+    ("user_data", "user-data"),
+    ("user_dat", "user-data"),
+    ("meta_data", "meta-data"),
+    ("meta_dat", "meta-data"),
+    ("vendor_data", "vendor-data"),
+    ("network_config", "network-config"),
+];
+
+impl Seed {
+    /// Rename the other spellings of `user-data`, `meta-data`, `vendor-data` and
+    /// `network-config` (see [`NAME_ALIASES`]) to the usual one, unless the usual one is
+    /// there too (it wins). Returns a warning when the seed has neither user-data nor
+    /// meta-data under any name.
+    pub fn canonical_names(&mut self) -> Option<String> {
+        for (alias, name) in NAME_ALIASES {
+            if !self.files.contains_key(*name) {
+                if let Some(data) = self.files.remove(*alias) {
+                    self.files.insert((*name).to_owned(), data);
+                }
+            }
+        }
+        let has = |n: &str| self.files.contains_key(n);
+        (!has("user-data") && !has("meta-data")).then(|| {
+            let names: Vec<&str> = self.files.keys().map(String::as_str).take(20).collect();
+            format!(
+                "{}: the seed has neither user-data nor meta-data (files: {}); nothing from it is applied",
+                self.source,
+                if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+            )
+        })
+    }
+}
+
 /// When a script runs (cloud-init's `scripts-per-*` frequencies).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -165,6 +203,9 @@ pub fn parse_seed_including(
     limits: &Limits,
     included: &[(String, Vec<u8>)],
 ) -> Result<SeedData, SeedError> {
+    let mut canonical = seed.clone();
+    let no_files = canonical.canonical_names();
+    let seed = &canonical;
     let meta = match seed.files.get("meta-data") {
         Some(d) => MetaData::parse_with("meta-data", d, &limits.yaml)?,
         None => MetaData {
@@ -260,7 +301,7 @@ pub fn parse_seed_including(
         }
     }
 
-    let mut warnings: Vec<String> = Vec::new();
+    let mut warnings: Vec<String> = no_files.into_iter().collect();
     if seed
         .instance_id_override
         .as_deref()
