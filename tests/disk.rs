@@ -641,7 +641,10 @@ mod steps {
         assert_eq!(sys.command_lines(), ["resize2fs /dev/vda2"], "{r:?}");
         sys.put("/dev/vda2", ext4_superblock(94208 / 8));
         let r = grow::resize_rootfs(&sys, OsKind::Linux, ResizeRootfs::Yes).unwrap();
-        assert!(r.info[0].contains("already fills"), "{r:?}");
+        assert!(
+            r.info[0].contains("the ext4 file system on /dev/vda2 already fills it"),
+            "{r:?}"
+        );
         assert_eq!(sys.command_lines().len(), 1);
         sys.put("/dev/vda2", ext4_superblock(2560));
         grow::resize_rootfs(&sys, OsKind::Linux, ResizeRootfs::Noblock).unwrap();

@@ -760,8 +760,8 @@ pub fn resize_rootfs(sys: &dyn System, os: OsKind, mode: ResizeRootfs) -> anyhow
             )
             .ok()
             .map(|s| s.saturating_mul(512));
-            if let (Some(fs), Some(size)) = (fs_bytes(sys, &dev, fs), size) {
-                if fs.saturating_add(FUDGE_BYTES) > size {
+            if let (Some(fs_len), Some(size)) = (fs_bytes(sys, &dev, fs), size) {
+                if fs_len.saturating_add(FUDGE_BYTES) > size {
                     r.info(format!(
                         "resize_rootfs: the {fs} file system on {} already fills it",
                         dev.display()
