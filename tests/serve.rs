@@ -330,3 +330,106 @@ fn cli_usage_and_errors() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no such script file"));
 }
+
+// ---------------------------------------------------------------------------------------
+// A fleet's load (issue 20). Loopback only; bounded in count (the loops end) and in time
+// (every socket has connect/read/write timeouts, and the server is killed on drop). No
+// timed assertion: speed is in benches/serve_load.rs and docs/benchmarks.md.
+
+/// One GET on a fresh connection; `Err` unless it is a 200 ending with `want`.
+fn get_ok(addr: &str, path: &str, want: &[u8]) -> Result<(), String> {
+    let sa: std::net::SocketAddr = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
+    let mut s = TcpStream::connect_timeout(&sa, Duration::from_secs(60))
+        .map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(60)))
+        .and_then(|()| s.set_write_timeout(Some(Duration::from_secs(60))))
+        .map_err(|e| e.to_string())?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+        .map_err(|e| format!("write: {e}"))?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).map_err(|e| format!("read: {e}"))?;
+    if out.starts_with(b"HTTP/1.1 200 ") && out.ends_with(want) {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out[..out.len().min(80)]).into_owned())
+    }
+}
+
+/// `requests` GETs of `path` from `clients` threads at once; the failures.
+fn hammer(addr: &str, path: &str, want: &[u8], clients: usize, requests: usize) -> Vec<String> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    let next = Arc::new(AtomicUsize::new(0));
+    let failures = Arc::new(Mutex::new(Vec::new()));
+    let threads: Vec<_> = (0..clients)
+        .map(|_| {
+            let (next, failures) = (Arc::clone(&next), Arc::clone(&failures));
+            let (addr, path, want) = (addr.to_string(), path.to_string(), want.to_vec());
+            std::thread::spawn(move || {
+                while next.fetch_add(1, Ordering::SeqCst) < requests {
+                    if let Err(e) = get_ok(&addr, &path, &want) {
+                        failures.lock().unwrap().push(e);
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let f = failures.lock().unwrap().clone();
+    f
+}
+
+#[test]
+fn listen_under_a_fleets_load_queues_instead_of_refusing() {
+    // 256 clients at once for 10,000 requests, against 8 workers: most requests wait in
+    // the worker queue (the old server refused them with 503), and none fails.
+    let d = tree();
+    let dir = d.path().join("srv");
+    let s = Served::start(&["--dir", dir.to_str().unwrap(), "--max-conns", "8"]);
+    let want = std::fs::read(dir.join("vm1/meta-data")).unwrap();
+    let failures = hammer(&s.addr, "/vm1/meta-data", &want, 256, 10_000);
+    assert!(
+        failures.is_empty(),
+        "{} of 10000 requests failed, e.g. {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+}
+
+#[test]
+fn slow_clients_do_not_hold_the_workers() {
+    // 200 clients send half a request and wait; 4 workers still answer everyone else.
+    let d = tree();
+    let dir = d.path().join("srv");
+    let s = Served::start(&[
+        "--dir",
+        dir.to_str().unwrap(),
+        "--max-conns",
+        "4",
+        "--timeout",
+        "300",
+    ]);
+    let idle: Vec<TcpStream> = (0..200)
+        .map(|_| {
+            let mut c = TcpStream::connect(&s.addr).unwrap();
+            c.write_all(b"GET /vm1/meta-data HTTP/1.1\r\nHost: sl")
+                .unwrap();
+            c
+        })
+        .collect();
+    let want = std::fs::read(dir.join("vm1/user-data")).unwrap();
+    let failures = hammer(&s.addr, "/vm1/user-data", &want, 16, 500);
+    assert!(failures.is_empty(), "{failures:?}");
+    // The slow ones were still waiting (not answered, not dropped) all that time.
+    for mut c in idle {
+        c.set_nonblocking(true).unwrap();
+        let mut b = [0u8; 16];
+        let r = c.read(&mut b);
+        assert!(
+            matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+            "{r:?}"
+        );
+    }
+}

@@ -18,6 +18,12 @@
 //! `file://` path in the guest); when that fails the item's `content` is written instead
 //! (a warning), and without `content` the item fails. The early pass runs before the
 //! network: give a source that needs it `defer: true`. Once per instance.
+//!
+//! An append happens exactly once per instance, across kills: before it, the target's
+//! size and the length of what is appended are recorded durably in the instance's state
+//! directory (`write_files-append-N`). If the run dies after the append and before the
+//! module's semaphore, the next boot finds the record, sees the bytes already at that
+//! offset, and appends only what is missing (nothing, or the rest of a short write).
 
 use std::path::{Component, Path};
 
@@ -54,7 +60,61 @@ fn check_path(p: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-fn write_one(ctx: &Context, db: &AccountDb, f: &WriteFile) -> anyhow::Result<()> {
+/// The record of item `i`'s append: `OFFSET LEN` (the target's size before the append,
+/// the bytes appended).
+fn append_record(i: usize) -> String {
+    format!("write_files-append-{i}")
+}
+
+/// What item `i` still has to append to `path`: all of it, the rest of a short write, or
+/// nothing when a killed run already appended it (its record says where). A new append
+/// is recorded first.
+fn still_to_append<'c>(
+    ctx: &Context,
+    i: usize,
+    path: &Path,
+    content: &'c [u8],
+) -> anyhow::Result<&'c [u8]> {
+    let exists = ctx.sys.lstat(path)?;
+    let size = exists.as_ref().map_or(0, |st| st.len);
+    let len = content.len() as u64;
+    let rec = ctx.instance_dir.join(append_record(i));
+    let recorded = ctx.sys.read_file(&rec, 64).ok().and_then(|b| {
+        let t = String::from_utf8(b).ok()?;
+        let (o, l) = t.trim().split_once(' ')?;
+        Some((o.parse::<u64>().ok()?, l.parse::<u64>().ok()?))
+    });
+    if let Some((off, rlen)) = recorded {
+        if rlen == len && size >= off && size <= off + len {
+            let data = match exists {
+                Some(_) => ctx
+                    .sys
+                    .read_file(path, off + len)
+                    .with_context(|| format!("reading {}", path.display()))?,
+                None => Vec::new(),
+            };
+            let landed = data.get(off as usize..).unwrap_or_default();
+            if content.starts_with(landed) {
+                if !landed.is_empty() {
+                    log::info!(
+                        "{}: {} of {len} bytes were appended by an interrupted run",
+                        path.display(),
+                        landed.len()
+                    );
+                }
+                return Ok(&content[landed.len()..]);
+            }
+        }
+    }
+    ctx.write_instance_file(
+        &append_record(i),
+        format!("{size} {len}\n").as_bytes(),
+        0o600,
+    )?;
+    Ok(content)
+}
+
+fn write_one(ctx: &Context, db: &AccountDb, i: usize, f: &WriteFile) -> anyhow::Result<()> {
     let path = Path::new(&f.path);
     let owner = match &f.owner {
         Some(o) => Some(db.resolve_owner(o)?),
@@ -80,12 +140,18 @@ fn write_one(ctx: &Context, db: &AccountDb, f: &WriteFile) -> anyhow::Result<()>
     if let Some((u, g)) = owner {
         opts = opts.owner(u, g);
     }
-    if f.append {
+    let content = if f.append {
         opts = opts.append();
+        still_to_append(ctx, i, path, &f.content)?
+    } else {
+        &f.content[..]
+    };
+    // An empty append still creates a missing file, as cloud-init does.
+    if !(f.append && content.is_empty() && ctx.sys.lstat(path)?.is_some()) {
+        ctx.sys
+            .write_file(path, content, opts)
+            .with_context(|| format!("writing {}", f.path))?;
     }
-    ctx.sys
-        .write_file(path, &f.content, opts)
-        .with_context(|| format!("writing {}", f.path))?;
     if f.append {
         // An existing file keeps its mode and owner through an append; set them as
         // cloud-init does. Owner first: Linux chown clears the setuid/setgid bits, even
@@ -177,7 +243,7 @@ impl Module for WriteFiles {
                     }
                 }
             }
-            if let Err(e) = write_one(ctx, &db, &f) {
+            if let Err(e) = write_one(ctx, &db, i, &f) {
                 failed.push(format!("{label}: {e:#}"));
             }
         }
@@ -351,5 +417,35 @@ mod tests {
             "{e}"
         );
         assert!(!e.contains("write_files[2]"), "{e}");
+    }
+
+    #[test]
+    fn an_append_happens_once_across_a_kill() {
+        use crate::platform::fake::Effect;
+        let mut env = Env::new(OsKind::Linux);
+        env.sys.put("/etc/motd", "hello\n");
+        env.seed.cloud_config.write_files = vec![WriteFile {
+            append: true,
+            permissions: Some(0o644),
+            ..wf("/etc/motd", "welcome\n")
+        }];
+        // Killed right after the append, at the chmod that follows it.
+        env.sys.set_fault(|e| match e {
+            Effect::Chmod(p) if p.ends_with("motd") => Err(std::io::Error::other("killed")),
+            _ => Ok(()),
+        });
+        env.run_err(&WriteFiles { deferred: false });
+        env.sys.clear_fault();
+        assert_eq!(env.read("/etc/motd"), "hello\nwelcome\n");
+        env.run_ok(&WriteFiles { deferred: false });
+        assert_eq!(env.read("/etc/motd"), "hello\nwelcome\n");
+        // A short write: the rest is appended, not the whole again.
+        env.sys.put("/etc/motd", "hello\nwel");
+        env.run_ok(&WriteFiles { deferred: false });
+        assert_eq!(env.read("/etc/motd"), "hello\nwelcome\n");
+        // Someone rewrote the file since: a new append.
+        env.sys.put("/etc/motd", "other\n");
+        env.run_ok(&WriteFiles { deferred: false });
+        assert_eq!(env.read("/etc/motd"), "other\nwelcome\n");
     }
 }

@@ -7,9 +7,15 @@
 //!   (instead of `netcat HOST PORT` plus a web server). A guest that connects and sends
 //!   nothing is dropped after `--timeout` seconds, and the whole exchange is bounded by
 //!   `--max-time`, so no process lingers.
-//! - `--listen ADDR`: a small threaded server (connections capped) for tests and for
-//!   `ds=nocloud;s=http://…/` seeds; it prints the bound address first (`--listen
-//!   127.0.0.1:0` picks a free port and prints it).
+//! - `--listen ADDR`: the server a fleet's clones fetch from (`ds=nocloud;s=http://…/`
+//!   seeds, bootstrap scripts); it prints the bound address first (`--listen 127.0.0.1:0`
+//!   picks a free port and prints it). One thread reads request heads from every open
+//!   connection with `poll`, so a client that sends half a request holds a descriptor,
+//!   not a worker, and is dropped at `--timeout`; complete heads go to `--max-conns`
+//!   worker threads, queued while all are busy. At most [`MAX_OPEN`] connections are open
+//!   at once; beyond that the server stops accepting and the kernel's listen backlog
+//!   (the system maximum) holds new clients until a slot frees: a burst waits, it is not
+//!   refused.
 //!
 //! Content is either one SCRIPT, served at `/vm-bootstrap` (every other path is 404), or a
 //! directory (`--dir DIR`): `/vm-bootstrap` is `DIR/vm-bootstrap`, `/<name>/meta-data` is
@@ -39,8 +45,12 @@ use crate::platform::cli::{self, Opt, Value as CliValue};
 /// Largest request head (request line + headers) accepted.
 pub const MAX_HEAD: usize = 8 * 1024;
 
-/// Concurrent connections served by `--listen` (more get 503).
+/// Worker threads of `--listen` (requests beyond them wait in a queue).
 pub const DEFAULT_MAX_CONNS: usize = 32;
+
+/// Connections `--listen` keeps open at once (heads being read, queued, being answered);
+/// more wait in the kernel's listen backlog.
+pub const MAX_OPEN: usize = 1024;
 
 /// `ci-seed serve`'s options (the parser below; `platform::cli`).
 pub const OPTIONS: &[Opt] = &[
@@ -65,9 +75,10 @@ Serve the vm-bootstrap script (SCRIPT at /vm-bootstrap) or a directory of files 
   --listen ADDR    listen on ADDR (e.g. 127.0.0.1:8080; port 0 = any free port); the bound
                    address is printed on stdout as `listening on http://ADDR/`
   --dir DIR        serve the regular files below DIR
-  --timeout SECS   wait at most SECS for a request (default 10)
+  --timeout SECS   wait at most SECS for a request head (default 10); --listen: also
+                   for each write of the answer
   --max-time SECS  --stdio: give up on the whole exchange after SECS (default 600)
-  --max-conns N    --listen: concurrent connections (default 32)
+  --max-conns N    --listen: requests answered at once (default 32); more wait their turn
   --log FILE       also append one line per request to FILE
   -h, --help       this help
 ";
@@ -441,40 +452,34 @@ pub fn serve_one(
     }
 }
 
-fn handle_tcp(site: &Site, stream: TcpStream, timeout: Duration, log: &ReqLog) {
-    let peer = stream
-        .peer_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_else(|_| "?".into());
-    let deadline = Instant::now() + timeout;
-    let head = {
-        let s = &stream;
-        read_head(&mut &stream, || {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(false);
-            }
-            s.set_read_timeout(Some(left))?;
-            Ok(true)
-        })
-    };
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(60)));
+/// What a worker does with a connection whose head the poll loop read.
+enum Job {
+    Head(Vec<u8>),
+    TooLarge,
+}
+
+/// A connection handed to a worker.
+struct Conn {
+    stream: TcpStream,
+    peer: String,
+    job: Job,
+}
+
+/// Answer one connection (blocking; each write bounded by `timeout`), then close it.
+fn answer(site: &Site, conn: Conn, timeout: Duration, log: &ReqLog) {
+    let Conn { stream, peer, job } = conn;
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_write_timeout(Some(timeout.max(Duration::from_secs(1))));
     let mut out = BufWriter::new(&stream);
-    match head {
-        Ok(head) => match respond(site, &head, &mut out) {
+    match job {
+        Job::Head(head) => match respond(site, &head, &mut out) {
             Ok((req, served)) => log.line(&peer, req.as_ref(), Some(served), ""),
             Err(e) => log.line(&peer, None, None, &format!("write failed: {e}")),
         },
-        Err(HeadError::TooLarge) => {
+        Job::TooLarge => {
             let s = send_error(&mut out, "HTTP/1.1", 431, false).ok();
             log.line(&peer, None, s, "request head too large");
         }
-        Err(HeadError::Timeout) => {
-            let s = send_error(&mut out, "HTTP/1.1", 408, false).ok();
-            log.line(&peer, None, s, "no request in time");
-        }
-        Err(HeadError::Closed) => log.line(&peer, None, None, "closed before a request"),
-        Err(HeadError::Io(e)) => log.line(&peer, None, None, &format!("read failed: {e}")),
     }
     drop(out);
     linger_close(&stream);
@@ -497,47 +502,220 @@ fn linger_close(stream: &TcpStream) {
     }
 }
 
-/// Accept connections forever (until the process is killed).
-fn listen(
-    site: Site,
-    listener: TcpListener,
-    timeout: Duration,
-    max_conns: usize,
-    log: ReqLog,
-) -> anyhow::Result<()> {
-    let site = Arc::new(site);
-    let log = Arc::new(log);
-    let active = Arc::new(AtomicUsize::new(0));
-    for conn in listener.incoming() {
-        let stream = match conn {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("ci-seed serve: accept failed: {e}");
-                std::thread::sleep(Duration::from_millis(50));
-                continue;
+/// A connection whose request head the poll loop is still reading (non-blocking).
+struct Pending {
+    stream: TcpStream,
+    peer: String,
+    buf: Vec<u8>,
+    deadline: Instant,
+}
+
+/// What one read of a pending connection gave.
+enum Step {
+    More,
+    Done(Job),
+    Closed,
+    Failed(io::Error),
+}
+
+impl Pending {
+    /// Read what is there (at most a head's worth) without blocking.
+    fn read(&mut self) -> Step {
+        let mut chunk = [0u8; 2048];
+        loop {
+            match (&self.stream).read(&mut chunk) {
+                Ok(0) => return Step::Closed,
+                Ok(n) => {
+                    self.buf.extend_from_slice(&chunk[..n]);
+                    if let Some(end) = head_end(&self.buf) {
+                        self.buf.truncate(end);
+                        return Step::Done(Job::Head(std::mem::take(&mut self.buf)));
+                    }
+                    if self.buf.len() > MAX_HEAD {
+                        return Step::Done(Job::TooLarge);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::More,
+                Err(e) => return Step::Failed(e),
             }
-        };
-        if active.load(Ordering::SeqCst) >= max_conns {
-            let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
-            let s = send_error(&mut &stream, "HTTP/1.1", 503, false).ok();
-            let peer = stream
-                .peer_addr()
-                .map(|a| a.to_string())
-                .unwrap_or_default();
-            log.line(&peer, None, s, "too many connections");
-            continue;
-        }
-        active.fetch_add(1, Ordering::SeqCst);
-        let (site, log, active) = (Arc::clone(&site), Arc::clone(&log), Arc::clone(&active));
-        let spawned = std::thread::Builder::new().spawn(move || {
-            handle_tcp(&site, stream, timeout, &log);
-            active.fetch_sub(1, Ordering::SeqCst);
-        });
-        if let Err(e) = spawned {
-            eprintln!("ci-seed serve: cannot start a connection thread: {e}");
         }
     }
-    Ok(())
+}
+
+/// A listening socket with the system's largest backlog (std does not let us choose), so a
+/// burst of clients beyond [`MAX_OPEN`] waits in the kernel instead of being refused.
+fn bind_listener(addr: &str) -> anyhow::Result<TcpListener> {
+    use nix::sys::socket::{self as sock, AddressFamily, Backlog, SockFlag, SockType};
+    use std::net::ToSocketAddrs as _;
+    use std::os::fd::AsRawFd as _;
+    let sa = addr
+        .to_socket_addrs()
+        .with_context(|| format!("cannot listen on {addr}"))?
+        .next()
+        .with_context(|| format!("cannot listen on {addr}: no address"))?;
+    let family = if sa.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    let fd = sock::socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    sock::setsockopt(&fd, sock::sockopt::ReuseAddr, &true)
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    sock::bind(fd.as_raw_fd(), &sock::SockaddrStorage::from(sa))
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    sock::listen(&fd, Backlog::MAXALLOWABLE).with_context(|| format!("cannot listen on {addr}"))?;
+    Ok(TcpListener::from(fd))
+}
+
+/// The limits of `--listen`.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    /// Deadline of a request head, and of each write of an answer.
+    timeout: Duration,
+    /// Worker threads.
+    workers: usize,
+    /// Connections open at once.
+    max_open: usize,
+}
+
+/// Accept connections forever (until the process is killed): one poll loop reads heads,
+/// `workers` threads answer.
+fn listen(site: Site, listener: TcpListener, lim: Limits, log: ReqLog) -> anyhow::Result<()> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd as _;
+    listener
+        .set_nonblocking(true)
+        .context("setting the listener non-blocking")?;
+    let site = Arc::new(site);
+    let log = Arc::new(log);
+    // Connections accepted and not yet closed: pending heads, queued and being answered.
+    let open = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = mpsc::channel::<Conn>();
+    let rx = Arc::new(Mutex::new(rx));
+    for i in 0..lim.workers.max(1) {
+        let (site, log, open, rx) = (
+            Arc::clone(&site),
+            Arc::clone(&log),
+            Arc::clone(&open),
+            Arc::clone(&rx),
+        );
+        std::thread::Builder::new()
+            .name(format!("serve-{i}"))
+            .spawn(move || loop {
+                let next = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                let Ok(conn) = next else { return };
+                answer(&site, conn, lim.timeout, &log);
+                open.fetch_sub(1, Ordering::SeqCst);
+            })
+            .context("cannot start a worker thread")?;
+    }
+    let mut pending: Vec<Pending> = Vec::new();
+    let close = |p: Pending, note: &str, status: Option<u16>| {
+        let s = status.and_then(|st| send_error(&mut &p.stream, "HTTP/1.1", st, false).ok());
+        log.line(&p.peer, None, s, note);
+        let _ = p.stream.shutdown(std::net::Shutdown::Both);
+        open.fetch_sub(1, Ordering::SeqCst);
+    };
+    loop {
+        // Heads not complete by their deadline: 408 (a non-blocking write of a few bytes
+        // into an empty send buffer), and the descriptor is freed.
+        let now = Instant::now();
+        let (late, keep): (Vec<_>, Vec<_>) = pending.into_iter().partition(|p| p.deadline <= now);
+        pending = keep;
+        for p in late {
+            close(p, "no request in time", Some(408));
+        }
+        let accepting = open.load(Ordering::SeqCst) < lim.max_open;
+        let mut wait = pending
+            .iter()
+            .map(|p| p.deadline.saturating_duration_since(now))
+            .min()
+            .unwrap_or(Duration::from_secs(1));
+        if !accepting {
+            // Workers free slots without telling this loop: look again soon.
+            wait = wait.min(Duration::from_millis(10));
+        }
+        let ms = u16::try_from(wait.as_millis().max(1)).unwrap_or(u16::MAX);
+        let ready: Vec<bool> = {
+            let mut fds: Vec<PollFd> = pending
+                .iter()
+                .map(|p| PollFd::new(p.stream.as_fd(), PollFlags::POLLIN))
+                .collect();
+            if accepting {
+                fds.push(PollFd::new(listener.as_fd(), PollFlags::POLLIN));
+            }
+            match poll(&mut fds, PollTimeout::from(ms)) {
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e).context("poll"),
+            }
+            fds.iter()
+                .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+                .collect()
+        };
+        // Read what arrived; back to front, so swap_remove keeps the indices valid.
+        for i in (0..pending.len()).rev() {
+            if !ready[i] {
+                continue;
+            }
+            match pending[i].read() {
+                Step::More => {}
+                Step::Done(job) => {
+                    let p = pending.swap_remove(i);
+                    let conn = Conn {
+                        stream: p.stream,
+                        peer: p.peer,
+                        job,
+                    };
+                    if let Err(mpsc::SendError(conn)) = tx.send(conn) {
+                        close(
+                            Pending {
+                                stream: conn.stream,
+                                peer: conn.peer,
+                                buf: Vec::new(),
+                                deadline: now,
+                            },
+                            "no worker left",
+                            Some(503),
+                        );
+                    }
+                }
+                Step::Closed => close(pending.swap_remove(i), "closed before a request", None),
+                Step::Failed(e) => {
+                    close(pending.swap_remove(i), &format!("read failed: {e}"), None)
+                }
+            }
+        }
+        if accepting && ready.last() == Some(&true) {
+            while open.load(Ordering::SeqCst) < lim.max_open {
+                match listener.accept() {
+                    Ok((stream, addr)) => {
+                        if let Err(e) = stream.set_nonblocking(true) {
+                            eprintln!("ci-seed serve: {addr}: {e}");
+                            continue;
+                        }
+                        open.fetch_add(1, Ordering::SeqCst);
+                        pending.push(Pending {
+                            stream,
+                            peer: addr.to_string(),
+                            buf: Vec::new(),
+                            deadline: Instant::now() + lim.timeout,
+                        });
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        // Out of descriptors or memory: let connections finish first.
+                        eprintln!("ci-seed serve: accept failed: {e}");
+                        std::thread::sleep(Duration::from_millis(50));
+                        break;
+                    }
+                }
+            }
+        }
+    }
 }
 
 struct Args {
@@ -562,6 +740,12 @@ fn parse_args(args: Vec<OsString>) -> Result<Option<Args>, String> {
         max_time: Duration::from_secs(600),
         max_conns: DEFAULT_MAX_CONNS,
         log: None,
+    };
+    let count = |v: OsString, name: &str| -> Result<usize, String> {
+        v.to_str()
+            .and_then(|s| s.parse::<usize>().ok())
+            .filter(|&n| n > 0)
+            .ok_or_else(|| format!("{name}: expected a positive number"))
     };
     let secs = |v: OsString, name: &str| -> Result<Duration, String> {
         v.to_str()
@@ -591,13 +775,7 @@ fn parse_args(args: Vec<OsString>) -> Result<Option<Args>, String> {
             Long("dir") => a.dir = Some(val(&mut p)?.into()),
             Long("timeout") => a.timeout = secs(val(&mut p)?, "--timeout")?,
             Long("max-time") => a.max_time = secs(val(&mut p)?, "--max-time")?,
-            Long("max-conns") => {
-                a.max_conns = val(&mut p)?
-                    .to_str()
-                    .and_then(|s| s.parse::<usize>().ok())
-                    .filter(|&n| n > 0)
-                    .ok_or("--max-conns: expected a positive number")?
-            }
+            Long("max-conns") => a.max_conns = count(val(&mut p)?, "--max-conns")?,
             Long("log") => a.log = Some(val(&mut p)?.into()),
             Value(v) if a.script.is_none() => a.script = Some(v.into()),
             other => return Err(other.unexpected().to_string()),
@@ -660,10 +838,15 @@ fn run(a: Args) -> anyhow::Result<u8> {
         });
     }
     let addr = a.listen.as_deref().unwrap_or_default();
-    let listener = TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
+    let listener = bind_listener(addr)?;
     let bound = listener.local_addr().context("reading the bound address")?;
     crate::outln!("listening on http://{bound}/");
-    listen(site, listener, a.timeout, a.max_conns, log)?;
+    let lim = Limits {
+        timeout: a.timeout,
+        workers: a.max_conns,
+        max_open: MAX_OPEN,
+    };
+    listen(site, listener, lim, log)?;
     Ok(crate::exit::OK)
 }
 
