@@ -103,10 +103,10 @@ fn seed_warnings_reach_the_console_and_the_log_with_a_suggestion() {
         assert!(log.contains(needle), "{needle}\n{log}");
     }
     // No suggestion where nothing is close.
-    let seed = r.seed("#cloud-config\napt: {}\n", Some("instance-id: i-2\n"));
+    let seed = r.seed("#cloud-config\nlandscape: {}\n", Some("instance-id: i-2\n"));
     let o = r.run(&seed);
     assert!(
-        stderr(&o).contains("'apt' is not supported by ci-agent (ignored)\n"),
+        stderr(&o).contains("'landscape' is not supported by ci-agent (ignored)\n"),
         "{}",
         text(&o)
     );
