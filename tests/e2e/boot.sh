@@ -5,7 +5,7 @@
 #           [--serve SCRIPT] [--ci-seed BIN] [--log FILE] [--timeout SECS]
 #           [--accel auto|kvm|tcg] [--nic virtio|e1000|none] [--mem MB] [--smp N]
 #           [--append "k=v ..."] [--kernel FILE] [--initrd FILE]
-#           [--disk IMG] [--disk-keep] [--persist IMG] [--quiet]
+#           [--disk IMG [--disk-format raw|qcow2] [--disk-keep]] [--persist IMG] [--quiet]
 #
 # Exit: 0 when qemu powered off and the log has "E2E: DONE"; 124 on timeout;
 #       1 otherwise. Prints "BOOT: ..." summary lines (accel, wall time) on stderr.
@@ -15,6 +15,7 @@
 # serve-wrap.sh, which appends one line per request to LOG.http).
 # --disk IMG: root disk of the full-distro variant (/dev/vda, snapshot=on: writes dropped).
 # --disk-keep: keep --disk's writes (a second boot of the same root disk, e.g. a new instance).
+# --disk-format: its format (raw by default; qcow2 for a clone overlay on a template).
 # --persist IMG: a disk whose writes are kept (state across boots), attached first.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -23,6 +24,7 @@ KERNEL=$GUEST/vmlinux; [ -f "$KERNEL" ] || KERNEL=$GUEST/vmlinuz   # vmlinux = P
 INITRD=$GUEST/initrd.gz
 SEED=""; ATTACH=cdrom; SERVE=""; CISEED=""; LOG=/tmp/e2e-serial.log; TIMEOUT=300; ACCEL=auto
 NIC=virtio; MEM=512; SMP=1; APPEND=""; DISK=""; PERSIST=""; QUIET=0
+DISK_FORMAT=raw
 while [ $# -gt 0 ]; do
     case "$1" in
         --seed) SEED=$2; shift 2 ;;
@@ -41,8 +43,9 @@ while [ $# -gt 0 ]; do
         --kernel) KERNEL=$2; shift 2 ;;
         --initrd) INITRD=$2; shift 2 ;;
         --disk) DISK=$2; shift 2 ;;
+        --disk-format) case "$2" in raw|qcow2) DISK_FORMAT=$2 ;; *) echo "bad --disk-format $2" >&2; exit 2 ;; esac; shift 2 ;;
         --quiet) QUIET=1; shift ;;
-        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
         *) echo "unknown arg $1" >&2; exit 2 ;;
     esac
 done
@@ -67,7 +70,7 @@ mkdir -p "$(dirname "$LOG")"; : > "$LOG"; LOG=$(abspath "$LOG"); nocomma "$LOG"
 Q+=(-chardev "stdio,id=con0,signal=off,logfile=$LOG" -serial chardev:con0)
 
 # --disk comes first so it is /dev/vda (root disk of the systemd variant); snapshot=on: writes are discarded
-if [ -n "$DISK" ]; then DISK=$(abspath "$DISK"); nocomma "$DISK"; Q+=(-drive "file=$DISK,if=virtio,format=raw,snapshot=${DISK_SNAPSHOT:-on}"); fi
+if [ -n "$DISK" ]; then DISK=$(abspath "$DISK"); nocomma "$DISK"; Q+=(-drive "file=$DISK,if=virtio,format=$DISK_FORMAT,snapshot=${DISK_SNAPSHOT:-on}"); fi
 if [ -n "$PERSIST" ]; then PERSIST=$(abspath "$PERSIST"); nocomma "$PERSIST"; Q+=(-drive "file=$PERSIST,if=virtio,format=raw"); fi
 if [ -n "$SEED" ]; then
     SEED=$(abspath "$SEED"); nocomma "$SEED"

@@ -19,10 +19,18 @@
 #     locale (generated, /etc/default/locale), ntp (systemd-timesyncd drop-in, NTP enabled),
 #     ca_certs (the seed's CA in /etc/ssl/certs and the bundle), mounts (a second virtio disk,
 #     `findmnt`) and swap (`swapon --show`)
+#   - the disk is a clone: a GPT template (root = partition 1, 1 GiB of ext4) under a qcow2
+#     overlay enlarged by 512 MiB with `qemu-img resize`, kept across both boots; the first
+#     boot's growpart and resize_rootfs grew the partition to the end of the disk (lsblk,
+#     sysfs) and ext4 to the partition (dumpe2fs, df); a second early pass in the same boot
+#     (`ci-agent run --stage early`, as a later boot runs it) and the second boot changed
+#     nothing; at the end the host reads the clone's table back with `sfdisk --verify`
+#     and `sgdisk --verify`
 #
 #   tests/e2e/distro.sh [--work DIR] [--out DIR] [--deb FILE] [--one-boot] [--timeout SECS]
 #
-# Needs root (debootstrap, chroot dpkg -i), debootstrap, e2fsprogs, qemu, cargo-deb, openssl.
+# Needs root (debootstrap, chroot dpkg -i), debootstrap, e2fsprogs, qemu, cargo-deb, openssl,
+# sfdisk, sgdisk.
 # Costs ~2 min for debootstrap (cached in WORK/rootfs-base for later runs) + ~40-60 s per boot
 # unloaded; under load a boot took ~9 min here (E2E_DISTRO_TIMEOUT or --timeout raise the limit).
 # Exit 0 when every assertion holds; otherwise prints "E2E-FAIL: why" lines and exits 1.
@@ -37,7 +45,7 @@ while [ $# -gt 0 ]; do
         --deb) DEB=$2; shift 2 ;;
         --one-boot) SECOND=0; shift ;;
         --timeout) TIMEOUT=$2; shift 2 ;;
-        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
         *) echo "distro.sh: unknown arg $1" >&2; exit 2 ;;
     esac
 done
@@ -63,7 +71,7 @@ fi
 
 # ---- 2. the root filesystem -----------------------------------------------------------
 BASE=$WORK/rootfs-base
-INCLUDE=systemd-sysv,udev,kmod,iproute2,openssh-server,sudo,dbus,tzdata,locales,ca-certificates,systemd-timesyncd
+INCLUDE=systemd-sysv,udev,kmod,iproute2,openssh-server,sudo,dbus,tzdata,locales,ca-certificates,systemd-timesyncd,e2fsprogs
 if [ ! -f "$BASE/.e2e-complete" ] || [ "$(cat "$BASE/.e2e-complete")" != "$INCLUDE" ]; then
     rm -rf "$BASE"
     MIRROR=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
@@ -122,7 +130,7 @@ ln -sf /etc/systemd/system/e2e-packer.service "$DIR/etc/systemd/system/multi-use
 
 # Template identity: what a freshly built template has before its first clone boots.
 echo template > "$DIR/etc/hostname"
-printf '/dev/vda / ext4 rw,errors=remount-ro 0 1\n' > "$DIR/etc/fstab"
+printf '/dev/vda1 / ext4 rw,errors=remount-ro 0 1\n' > "$DIR/etc/fstab"
 sed -i 's/^root:[^:]*:/root::/' "$DIR/etc/shadow"   # console login for debugging (e2e.shell)
 mkdir -p "$DIR/etc/systemd/network"
 printf '[Match]\nName=en* eth*\n[Network]\nDHCP=ipv4\n' > "$DIR/etc/systemd/network/50-dhcp.network"
@@ -188,6 +196,20 @@ ci-agent status --json 2>&1 | sed 's/^/E2E: status | /'
 journalctl -b --no-pager -o short-monotonic -u ci-agent.service -u ci-agent-late.service | tail -n 40 | sed 's/^/E2E: journal | /'
 systemd-analyze time 2>&1 | sed 's/^/E2E: /'
 systemd-analyze critical-chain ssh.service 2>&1 | sed 's/^/E2E: chain | /'
+# The clone's root: partition 1 grown to the disk's end, ext4 grown to the partition.
+fsbytes() { dumpe2fs -h /dev/vda1 2>/dev/null | awk -F: '/^Block count/{c=$2} /^Block size/{s=$2} END{printf "%d", c*s}'; }
+echo "E2E: disk-bytes=$(lsblk -b -n -d -o SIZE /dev/vda)"
+echo "E2E: part-bytes=$(lsblk -b -n -d -o SIZE /dev/vda1)"
+echo "E2E: part-end=$(( $(cat /sys/class/block/vda1/start) + $(cat /sys/class/block/vda1/size) ))"
+echo "E2E: root-findmnt=$(findmnt -n -o SOURCE,FSTYPE /)"
+echo "E2E: df-bytes=$(df -B1 --output=size / | tail -n 1 | tr -d ' ')"
+echo "E2E: fs-bytes=$(fsbytes)"
+# A second pass, as every later boot runs it: nothing to grow, the table untouched.
+sum() { dd if=/dev/vda bs=512 count=34 2>/dev/null | sha256sum | cut -c1-16; }
+before=$(sum)
+ci-agent run --stage early 2>&1 | grep -E 'growpart|resize_rootfs' | sed 's/^/E2E: again | /'
+[ "$before" = "$(sum)" ] && echo "E2E: table-unchanged=yes" || echo "E2E: table-unchanged=no"
+echo "E2E: fs-bytes-again=$(fsbytes)"
 echo "E2E: DONE uptime=$(cut -d' ' -f1 /proc/uptime)"
 systemctl poweroff --no-block
 EOF
@@ -207,6 +229,20 @@ IMG=$WORK/rootfs.img
 rm -f "$IMG"; truncate -s 1G "$IMG"
 mkfs.ext4 -q -F -L rootfs -d "$DIR" "$IMG"
 rm -rf "$DIR"
+# The template: a GPT disk whose partition 1 holds that file system (1 MiB in, 1 GiB
+# long, the backup GPT right after it). The clone: a qcow2 overlay on it, enlarged by
+# 512 MiB as `qemu-img resize` enlarges a clone's disk (the README's recipe).
+SECTORS=$(( $(stat -c %s "$IMG") / 512 ))
+DISK=$WORK/template.raw; TEMPLATE=$WORK/template.qcow2; CLONE=$WORK/clone.qcow2
+rm -f "$DISK" "$TEMPLATE" "$CLONE"; truncate -s $(( (2048 + SECTORS + 34) * 512 )) "$DISK"
+printf 'label: gpt\nstart=2048, size=%d, type=linux\n' "$SECTORS" | sfdisk -q "$DISK" > "$OUT/sfdisk.log" 2>&1 \
+    || { cat "$OUT/sfdisk.log" >&2; die "sfdisk could not partition the template"; }
+dd if="$IMG" of="$DISK" bs=1M seek=1 conv=notrunc,sparse status=none
+rm -f "$IMG"
+qemu-img convert -O qcow2 "$DISK" "$TEMPLATE"; rm -f "$DISK"
+qemu-img create -q -f qcow2 -b "$TEMPLATE" -F qcow2 "$CLONE"
+qemu-img resize -q "$CLONE" +512M
+CLONE_BYTES=$(qemu-img info --output=json "$CLONE" | python3 -c 'import json,sys; print(json.load(sys.stdin)["virtual-size"])')
 t1=$(date +%s)
 log "rootfs image ready in $((t1 - t0))s"
 
@@ -282,12 +318,14 @@ rm -rf "$S"
 
 # ---- 4. boot ----------------------------------------------------------------------------
 rc=0
-KEEP=(); [ "$SECOND" = 1 ] && KEEP=(--disk-keep)   # the second boot sees what the first wrote
 boot() { # SEED LOG -> rc
     local r=0
-    # --persist: the data disk for mounts, /dev/vdb after the root disk.
-    E2E_GUEST=$GUEST "$HERE/boot.sh" --disk "$IMG" "${KEEP[@]}" --persist "$DATA" --seed "$1" --attach cdrom --timeout "$TIMEOUT" \
-        --append "e2e.root=/dev/vda" --log "$2.log" --quiet 2> "$2.err" || r=$?
+    # The clone keeps its writes (--disk-keep): the second boot sees what the first wrote,
+    # and the host reads the grown table afterwards. --persist: the data disk for mounts,
+    # /dev/vdb after the root disk.
+    E2E_GUEST=$GUEST "$HERE/boot.sh" --disk "$CLONE" --disk-format qcow2 --disk-keep --persist "$DATA" \
+        --seed "$1" --attach cdrom --timeout "$TIMEOUT" \
+        --append "e2e.root=/dev/vda1" --log "$2.log" --quiet 2> "$2.err" || r=$?
     # (a getty prompt may still share a line with a report line: cut it off)
     tr -d '\r' < "$2.log" | sed -E 's/^.* login: (E2E: )/\1/' > "$2.txt"
     return $r
@@ -300,7 +338,15 @@ if [ "$SECOND" = 1 ]; then
     boot "$OUT/seed2.iso" "$OUT/serial2" || rc2=$?
     log "second boot (new instance-id) rc=$rc2 in $(( $(date +%s) - t2 ))s (log $OUT/serial2.txt)"
 fi
-rm -f "$IMG" "$DATA"
+rm -f "$DATA"
+# The clone's table as the host's tools read it after the guest grew it.
+sfdisk_rc=0; sgdisk_rc=0
+qemu-img convert -O raw "$CLONE" "$WORK/clone.raw"
+rm -f "$CLONE" "$TEMPLATE"
+sfdisk --verify "$WORK/clone.raw" > "$OUT/clone-verify.txt" 2>&1 || sfdisk_rc=$?
+sgdisk --verify "$WORK/clone.raw" >> "$OUT/clone-verify.txt" 2>&1 || sgdisk_rc=$?
+sfdisk --dump "$WORK/clone.raw" >> "$OUT/clone-verify.txt" 2>&1 || true
+rm -f "$WORK/clone.raw"
 
 # ---- 5. assertions ----------------------------------------------------------------------
 T=$OUT/serial.txt
@@ -348,6 +394,36 @@ esac
 [ "$(val packer-result-errors)" = "[]" ] || bad "/run/cloud-init/result.json errors: '$(val packer-result-errors)'"
 st=$(sed -n 's/^E2E: status | //p' "$T" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("status",""))' 2>/dev/null || true)
 [ "$st" = done ] || bad "ci-agent status --json: status is '$st', want 'done'"
+
+# Growth: the partition ends where the disk's last usable sector does (GPT: 34 sectors
+# before the end), the kernel and ext4 see the new size, a second pass changed nothing.
+check_growth() { # LOG
+    local T=$1 disk part fs df
+    disk=$(val disk-bytes); part=$(val part-bytes); fs=$(val fs-bytes); df=$(val df-bytes)
+    [ "$disk" = "$CLONE_BYTES" ] || bad "$T: the guest sees a disk of '$disk' bytes, the clone has $CLONE_BYTES"
+    [ "$(val part-end)" = $(( CLONE_BYTES / 512 - 33 )) ] || bad "$T: partition 1 ends before sector '$(val part-end)', want $(( CLONE_BYTES / 512 - 33 )) (the end of the disk)"
+    [ "$part" = $(( (CLONE_BYTES / 512 - 33 - 2048) * 512 )) ] || bad "$T: the kernel's size of vda1 is '$part' bytes"
+    [ "$(val root-findmnt)" = "/dev/vda1 ext4" ] || bad "$T: findmnt / is '$(val root-findmnt)'"
+    if [ -z "$fs" ] || [ -z "$part" ] || [ "$fs" -gt "$part" ] || [ $(( part - fs )) -ge $(( 1 << 20 )) ]; then
+        bad "$T: ext4 is '$fs' bytes on a partition of '$part' bytes (not grown to it)"
+    fi
+    [ -n "$df" ] && [ "$df" -gt $(( 1300 << 20 )) ] || bad "$T: df says / is '$df' bytes, want more than 1300 MiB"
+    [ "$(val table-unchanged)" = yes ] || bad "$T: the second pass rewrote the partition table"
+    [ "$(val fs-bytes-again)" = "$fs" ] || bad "$T: the second pass changed ext4's size ('$(val fs-bytes-again)' vs '$fs')"
+    grep -q '^E2E: again | .*growpart: .*less than 1 MiB' "$T" || bad "$T: the second pass did not log growpart's no-change"
+    grep -q '^E2E: again | .*resize_rootfs: .*already fills' "$T" || bad "$T: the second pass did not log resize_rootfs's no-change"
+}
+check_growth "$T"
+# The early unit's own lines on the console.
+grep -q 'ci-agent: growpart: grew /dev/vda1 (partition 1 of /dev/vda, gpt)' "$T" || bad "the first boot's console has no 'growpart: grew /dev/vda1'"
+grep -q 'ci-agent: resize_rootfs: resize2fs /dev/vda1' "$T" || bad "the first boot's console has no 'resize_rootfs: resize2fs /dev/vda1'"
+if [ "$sfdisk_rc" != 0 ] || ! grep -q 'No errors detected' "$OUT/clone-verify.txt"; then
+    bad "sfdisk --verify of the grown clone failed (see $OUT/clone-verify.txt)"
+fi
+if [ "$sgdisk_rc" != 0 ] || ! grep -q 'No problems found' "$OUT/clone-verify.txt"; then
+    bad "sgdisk --verify of the grown clone failed (see $OUT/clone-verify.txt)"
+fi
+! grep -qE 'mismatch|not on the end|corrupt' "$OUT/clone-verify.txt" || bad "the host's tools find fault with the grown table (see $OUT/clone-verify.txt)"
 
 # The network, as the guest's kernel sees it: NIC ADDRESS [OLD]
 check_net() {
@@ -418,6 +494,10 @@ if [ "$SECOND" = 1 ]; then
         || bad "second boot: no sign that the first instance's network file was removed"
     grep -q "previous instance's network config: restored /etc/resolv.conf" "$T2" \
         || bad "second boot: the template's resolv.conf was not restored before the new one"
+    # The second boot of the grown clone: nothing left to grow.
+    check_growth "$T2"
+    ! grep -q 'ci-agent: growpart: grew' "$T2" || bad "the second boot grew a partition again"
+    ! grep -q 'ci-agent: resize_rootfs: resize2fs' "$T2" || bad "the second boot ran resize2fs again"
     iid2=$(sed -n 's/^E2E: status | //p' "$T2" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("instance_id",""))' 2>/dev/null || true)
     case "$iid2" in iid-distro2-*) ;; *) bad "second boot: status instance_id is '$iid2'" ;; esac
 fi
