@@ -163,7 +163,7 @@ pub fn read_dir(sys: &dyn System, dir: &Path, limits: SeedLimits) -> anyhow::Res
         max_file,
         max_total,
     } = limits;
-    let mut total = 0u64;
+    let mut budget = crate::formats::SeedBudget::new(max_total);
     let mut files = std::collections::BTreeMap::new();
     let mut stack: Vec<(PathBuf, String, usize)> = vec![(dir.to_path_buf(), String::new(), 0)];
     while let Some((path, prefix, depth)) = stack.pop() {
@@ -194,20 +194,12 @@ pub fn read_dir(sys: &dyn System, dir: &Path, limits: SeedLimits) -> anyhow::Res
                             info.len
                         );
                     }
-                    let left = max_total.saturating_sub(total);
-                    if info.len > left {
-                        bail!(
-                            "{}: {} bytes would bring the seed to more than the seed budget \
-                             of {max_total} bytes",
-                            child.display(),
-                            info.len
-                        );
-                    }
                     // The file may grow after the stat: the read itself stays in budget.
+                    let left = budget.left();
+                    budget.take(&child.display().to_string(), info.len)?;
                     let data = sys
                         .read_file(&child, max_file.min(left))
                         .with_context(|| format!("reading {}", child.display()))?;
-                    total += data.len() as u64;
                     files.insert(rel, data);
                 }
                 FileKind::Dir if depth < MAX_DIR_DEPTH => {

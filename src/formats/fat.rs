@@ -37,13 +37,8 @@ pub enum FatError {
     BadEntry { dir: String, reason: String },
     #[error("file {name:?} is {size} bytes, more than the limit of {limit} bytes")]
     FileTooLarge { name: String, size: u64, limit: u64 },
-    #[error("file {name:?} ({size} bytes) would bring the seed to {total} bytes, more than the seed budget of {limit} bytes")]
-    SeedTooLarge {
-        name: String,
-        size: u64,
-        total: u64,
-        limit: u64,
-    },
+    #[error(transparent)]
+    SeedTooLarge(#[from] crate::formats::SeedTooLarge),
     #[error("read budget of {0} bytes exhausted: the image makes the FAT driver loop")]
     ReadBudget(u64),
     #[error("cannot write FAT image: {0}")]
@@ -629,7 +624,7 @@ fn read_files<R: Read + Seek>(
     let disk = ReadOnlyDisk::new(r, budget);
     let fs = fatfs::FileSystem::new(disk, fatfs::FsOptions::new())?;
     let mut out = Vec::new();
-    let mut total = 0u64;
+    let mut seed_budget = crate::formats::SeedBudget::new(max_total);
     let mut stack = vec![(String::new(), fs.root_dir())];
     while let Some((path, dir)) = stack.pop() {
         for e in dir.iter() {
@@ -668,16 +663,7 @@ fn read_files<R: Read + Seek>(
                 }
                 .into());
             }
-            total = total.saturating_add(len);
-            if total > max_total {
-                return Err(FatError::SeedTooLarge {
-                    name: full,
-                    size: len,
-                    total,
-                    limit: max_total,
-                }
-                .into());
-            }
+            seed_budget.take(&full, len).map_err(FatError::from)?;
             let mut data = vec![0u8; len as usize];
             e.to_file().read_exact(&mut data).map_err(|err| {
                 io::Error::new(

@@ -6,7 +6,8 @@
 //! - [`userdata`]: classify, gunzip, split multipart, merge; typed cloud-config; meta-data.
 //! - [`hostkey`]: SSH host keys: generate, encode, fingerprint, known_hosts, check `ssh_keys`.
 //! - [`civil`]: the calendar (UTC dates, RFC 3339) without a time-zone database.
-//! - [`SeedError`]: a malformed seed file, with its position.
+//! - [`SeedError`]: a malformed seed file, with its position; [`SeedBudget`]: the bytes all
+//!   files of one seed may take together, whatever holds them (ISO9660, FAT, a directory).
 
 pub mod civil;
 pub mod fat;
@@ -24,6 +25,51 @@ pub struct SeedError {
     pub line: Option<usize>,
     pub column: Option<usize>,
     pub message: String,
+}
+
+/// The bytes that all files of one seed may take together (`max_seed_bytes`), on top of
+/// the per-file limit: ISO9660, FAT and directory seeds count against the same kind of
+/// budget, checked before each file is read (so entries that share data still count).
+#[derive(Debug, Clone, Copy)]
+pub struct SeedBudget {
+    limit: u64,
+    used: u64,
+}
+
+/// A file that would take a seed over its [`SeedBudget`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("file {name:?} ({size} bytes) would bring the seed to {total} bytes, more than the seed budget of {limit} bytes")]
+pub struct SeedTooLarge {
+    pub name: String,
+    pub size: u64,
+    pub total: u64,
+    pub limit: u64,
+}
+
+impl SeedBudget {
+    pub fn new(limit: u64) -> Self {
+        SeedBudget { limit, used: 0 }
+    }
+
+    /// Bytes still free.
+    pub fn left(&self) -> u64 {
+        self.limit.saturating_sub(self.used)
+    }
+
+    /// Counts a file of `size` bytes, or says which file breaks the budget.
+    pub fn take(&mut self, name: &str, size: u64) -> Result<(), SeedTooLarge> {
+        let total = self.used.saturating_add(size);
+        if total > self.limit {
+            return Err(SeedTooLarge {
+                name: name.to_string(),
+                size,
+                total,
+                limit: self.limit,
+            });
+        }
+        self.used = total;
+        Ok(())
+    }
 }
 
 /// `s` with every control character (C0, DEL, C1) written as an escape (`\r`, `\x1b`,
@@ -68,5 +114,17 @@ mod tests {
             message: "'a\x1bb' is not supported".into(),
         };
         assert_eq!(e.to_string(), "user-data:2:1: 'a\\x1bb' is not supported");
+    }
+
+    #[test]
+    fn the_seed_budget_counts_every_file() {
+        let mut b = SeedBudget::new(10);
+        b.take("a", 6).unwrap();
+        assert_eq!(b.left(), 4);
+        let e = b.take("b", 5).unwrap_err();
+        assert_eq!((e.size, e.total, e.limit), (5, 11, 10));
+        assert_eq!(b.left(), 4, "a refused file takes nothing");
+        b.take("c", 4).unwrap();
+        assert!(b.take("d", u64::MAX).is_err());
     }
 }

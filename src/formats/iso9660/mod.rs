@@ -64,13 +64,8 @@ pub enum IsoError {
     DirectoryBudget { size: u64 },
     #[error("file {name:?} is {size} bytes, more than the limit of {limit} bytes")]
     FileTooLarge { name: String, size: u64, limit: u64 },
-    #[error("file {name:?} ({size} bytes) would bring the seed to {total} bytes, more than the seed budget of {limit} bytes")]
-    SeedTooLarge {
-        name: String,
-        size: u64,
-        total: u64,
-        limit: u64,
-    },
+    #[error(transparent)]
+    SeedTooLarge(#[from] crate::formats::SeedTooLarge),
     #[error("file {name:?} is a multi-extent file (larger than 4 GiB); not supported")]
     MultiExtent { name: String },
     #[error("no such file or directory in the image: {0:?}")]

@@ -835,17 +835,9 @@ impl<R: Read + Seek> IsoImage<R> {
         let root = self.root.clone();
         let entries = self.list(&root, "")?;
         let mut out = Vec::new();
-        let mut total = 0u64;
+        let mut budget = crate::formats::SeedBudget::new(max_total);
         for e in entries.into_iter().filter(|e| e.kind == EntryKind::File) {
-            total = total.saturating_add(e.size);
-            if total > max_total {
-                return Err(IsoError::SeedTooLarge {
-                    name: e.name,
-                    size: e.size,
-                    total,
-                    limit: max_total,
-                });
-            }
+            budget.take(&e.name, e.size)?;
             let data = self.read_entry(&e, &e.name, max_file)?;
             out.push((e.name, data));
         }
