@@ -4,6 +4,8 @@
 //! (`/run/cloud-init/result.json`, `status.json`, `/var/lib/cloud/instance/boot-finished`)
 //! written by a real `ci-agent run` with `cloud_init_compat`, and removed by `seal`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -371,17 +373,7 @@ print(json.dumps({'status': d.status.value, 'errors': d.errors, 'datasource': d.
 
 #[test]
 fn cloud_inits_own_reader_agrees_with_our_files() {
-    let fetch = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cloudinit/fetch.sh");
-    let out = Command::new("bash")
-        .arg(fetch)
-        .output()
-        .expect("running fetch.sh");
-    assert!(
-        out.status.success(),
-        "tests/cloudinit/fetch.sh failed (needs apt sources and dpkg-deb):\n{}",
-        err(&out)
-    );
-    let pythonpath = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let pythonpath = common::cloudinit_pythonpath();
     let ours = |e: &Env| -> Value {
         serde_json::from_slice(&e.ci(&["status", "--format", "json"]).stdout).unwrap()
     };

@@ -7,6 +7,8 @@
 //! [`KNOWN`], each a cloud-init 22.4.2 defect or a deliberate choice, and each of which
 //! must still occur (so the list cannot go stale).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -80,17 +82,7 @@ fn python(args: &[&str], pythonpath: &str) -> Value {
 
 #[test]
 fn renderers_agree_with_cloud_init() {
-    let fetch = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cloudinit/fetch.sh");
-    let out = Command::new("bash")
-        .arg(fetch)
-        .output()
-        .expect("running fetch.sh");
-    assert!(
-        out.status.success(),
-        "tests/cloudinit/fetch.sh failed (needs apt sources and dpkg-deb):\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let pythonpath = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let pythonpath = common::cloudinit_pythonpath();
 
     let files = corpus();
     assert!(files.len() >= 30, "only {} network-configs", files.len());

@@ -99,3 +99,19 @@ pub fn tool_path(tool: &str) -> PathBuf {
         .find(|p| p.is_absolute() && p.is_file())
         .unwrap_or_else(|| PathBuf::from(tool))
 }
+
+/// The directory to put on PYTHONPATH for cloud-init's own code: Debian's `cloud-init`
+/// package unpacked (never installed) by `tests/cloudinit/fetch.sh`.
+pub fn cloudinit_pythonpath() -> String {
+    let fetch = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cloudinit/fetch.sh");
+    let out = std::process::Command::new("bash")
+        .arg(fetch)
+        .output()
+        .expect("running fetch.sh");
+    assert!(
+        out.status.success(),
+        "tests/cloudinit/fetch.sh failed (needs apt sources and dpkg-deb):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
