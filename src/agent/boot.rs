@@ -28,7 +28,7 @@ use serde_json::json;
 use crate::agent::state::{ModuleOutcome, RunStatus, StatusFile};
 use crate::formats::civil::Civil;
 use crate::platform::config::Config;
-use crate::platform::{FileLock, OsKind, System, WriteOpts};
+use crate::platform::{cmdline_has, kernel_cmdline, FileLock, OsKind, System, WriteOpts};
 
 /// Version of the `pass.json`, `status --json` and `query` documents.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -260,7 +260,7 @@ pub fn disabled(sys: &dyn System, cfg: &Config) -> Option<(&'static str, String)
         ));
     }
     let cmdline = kernel_cmdline(sys);
-    let has = |w: &str| cmdline.split_ascii_whitespace().any(|t| t == w);
+    let has = |w: &str| cmdline_has(&cmdline, w);
     if has("ci-agent=disabled") {
         return Some((
             "disabled-by-kernel-cmdline",
@@ -302,23 +302,13 @@ pub fn cloud_init_conflict(sys: &dyn System) -> Option<String> {
     if sys.exists(Path::new(CLOUDINIT_DISABLED)) {
         return None;
     }
-    if kernel_cmdline(sys)
-        .split_ascii_whitespace()
-        .any(|t| t == "cloud-init=disabled")
-    {
+    if cmdline_has(&kernel_cmdline(sys), "cloud-init=disabled") {
         return None;
     }
     Some(format!(
         "cloud-init is installed ({}) and enabled: it acts on the same seed as ci-agent; remove it, or disable it with `touch {CLOUDINIT_DISABLED}`",
         found.display()
     ))
-}
-
-/// Linux `/proc/cmdline` (empty where there is none, as on FreeBSD).
-fn kernel_cmdline(sys: &dyn System) -> String {
-    sys.read_file(Path::new("/proc/cmdline"), 64 << 10)
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default()
 }
 
 /// The disable marker: beside the config file.

@@ -291,10 +291,7 @@ fn lexical_normal(p: &Path) -> PathBuf {
 
 /// `ds=nocloud` from the kernel command line and the SMBIOS serial (command line first).
 pub fn nocloud_args(sys: &dyn System, os: OsKind) -> Option<NocloudArgs> {
-    let from_cmdline = sys
-        .read_file(Path::new("/proc/cmdline"), 64 << 10)
-        .ok()
-        .and_then(|b| cmdline::parse(&String::from_utf8_lossy(&b)));
+    let from_cmdline = cmdline::parse(&crate::platform::kernel_cmdline(sys));
     let serial = match os {
         OsKind::Linux => sys
             .read_file(Path::new("/sys/class/dmi/id/product_serial"), 4096)

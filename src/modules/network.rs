@@ -30,7 +30,7 @@ use anyhow::{bail, Context as _};
 use super::{Context, Frequency, Module, Stage};
 use crate::network::{self, apply, render_eni, NetConfig, Nics, OutFile, Parsed, Rendering};
 use crate::platform::config::NetworkRenderer;
-use crate::platform::{Cmd, OsKind};
+use crate::platform::{cmdline_has, kernel_cmdline, Cmd, OsKind};
 
 pub struct Network;
 
@@ -165,14 +165,7 @@ fn cmdline_disabled(ctx: &Context) -> bool {
     if ctx.os != OsKind::Linux {
         return false;
     }
-    ctx.sys
-        .read_file(Path::new("/proc/cmdline"), 64 << 10)
-        .map(|d| {
-            String::from_utf8_lossy(&d)
-                .split_whitespace()
-                .any(|w| w == "network-config=disabled")
-        })
-        .unwrap_or(false)
+    cmdline_has(&kernel_cmdline(ctx.sys), "network-config=disabled")
 }
 
 /// The NICs as the system shows them: Linux `/sys/class/net/*/address`, FreeBSD `ifconfig -a`.

@@ -35,7 +35,21 @@ pub use system::{
     Cmd, CmdOutput, DiskIo, FileInfo, FileKind, FileLock, ReadSeek, System, WriteOpts,
 };
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// The kernel command line: Linux `/proc/cmdline`, empty where there is none (FreeBSD,
+/// or an unreadable file). The one reader of it for `ds=nocloud`, the disable switches and
+/// `network-config=disabled`.
+pub fn kernel_cmdline(sys: &dyn System) -> String {
+    sys.read_file(Path::new("/proc/cmdline"), 64 << 10)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
+}
+
+/// Whether the kernel command line has the word `word` (whitespace-separated).
+pub fn cmdline_has(cmdline: &str, word: &str) -> bool {
+    cmdline.split_ascii_whitespace().any(|t| t == word)
+}
 
 /// Which policy applies to the machine being configured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
