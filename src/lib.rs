@@ -9,10 +9,9 @@
 //! - [`agent`]: the first-boot run (decide, discover, parse, modules, record), its state,
 //!   logging, `seal` and `query`.
 //! - [`seed`]: the host side (`ci-seed`): build, batch, validate, images, `serve`.
-//! - [`modules`]: one file per cloud-config key; [`datasource`]: where a seed comes from;
-//!   [`disk`]: partition tables and root growth.
+//! - [`modules`]: one file per cloud-config key; [`datasource`]: where a seed comes from.
 //! - [`network`]: network-config v1/v2 and ENI → one model → networkd, ENI,
-//!   NetworkManager and FreeBSD renderers.
+//!   NetworkManager and FreeBSD renderers; [`disk`]: partition tables and root growth.
 //! - [`platform`]: `System` (the only code that touches the host), the per-OS policy, the
 //!   agent's config, accounts and command helpers.
 //! - [`formats`]: pure codecs shared by both binaries: ISO9660, FAT, YAML, user-data,

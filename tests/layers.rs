@@ -19,8 +19,8 @@ use syn::visit::Visit;
 const LAYERS: &[&[&str]] = &[
     &["formats", "exit"],
     &["platform"],
-    &["network"],
-    &["modules", "datasource", "disk"],
+    &["network", "disk"],
+    &["modules", "datasource"],
     &["agent", "seed"],
 ];
 

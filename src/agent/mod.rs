@@ -22,7 +22,6 @@
 
 pub mod boot;
 pub mod cloudinit;
-pub mod growroot;
 pub mod logging;
 pub mod query;
 pub mod seal;
@@ -130,7 +129,7 @@ impl Parts {
     /// The real modules, seed discovery, parser and bootstrap.
     pub fn real() -> Self {
         Parts {
-            modules: growroot::with_disk_modules(crate::modules::all()),
+            modules: crate::modules::all(),
             find_seed: Box::new(|sys, cfg, seed| crate::datasource::find_seed(sys, cfg, seed)),
             parse_seed: Box::new(crate::formats::userdata::parse_seed),
             bootstrap: Box::new(|sys, cfg| bootstrap::run(sys, cfg)),

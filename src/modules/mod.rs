@@ -12,6 +12,7 @@ pub mod ca_certs;
 pub mod doas;
 pub mod final_message;
 pub mod groups;
+pub mod growpart;
 pub mod hostname;
 pub mod keyboard;
 pub mod keys_to_console;
@@ -24,6 +25,7 @@ pub mod packages;
 pub mod phone_home;
 pub mod power_state;
 pub mod repos;
+pub mod resize_rootfs;
 pub mod resolv_conf;
 pub mod runcmd;
 pub mod scripts;
@@ -238,6 +240,8 @@ pub fn all() -> Vec<Box<dyn Module>> {
     vec![
         Box::new(bootcmd::Bootcmd),
         Box::new(boothooks::Boothooks),
+        Box::new(growpart::Growpart),
+        Box::new(resize_rootfs::ResizeRootfsModule),
         Box::new(network::Network),
         Box::new(hostname::Hostname),
         Box::new(ssh_host_keys::SshHostKeys),
