@@ -11,7 +11,7 @@
 //!   OOM killer or a power cut never looks alive: `status` probes it read-only.
 //! - Disable switches: the marker file beside the config (`/etc/ci-agent.disabled`,
 //!   FreeBSD `/usr/local/etc/ci-agent.disabled`) and `ci-agent=disabled` on the kernel
-//!   command line; with `cloud_init_compat`, cloud-init's own too
+//!   command line (FreeBSD: the loader's `kernel_options`); with `cloud_init_compat`, cloud-init's own too
 //!   (`/etc/cloud/cloud-init.disabled`, `cloud-init=disabled`).
 //! - With `cloud_init_compat`: `/run/cloud-init/status.json` (each pass),
 //!   `/run/cloud-init/result.json` and `/var/lib/cloud/instance/boot-finished` (end of the
@@ -259,7 +259,7 @@ pub fn disabled(sys: &dyn System, cfg: &Config) -> Option<(&'static str, String)
             format!("ci-agent is disabled by {}", marker.display()),
         ));
     }
-    let cmdline = kernel_cmdline(sys);
+    let cmdline = kernel_cmdline(sys, cfg.os);
     let has = |w: &str| cmdline_has(&cmdline, w);
     if has("ci-agent=disabled") {
         return Some((
@@ -287,7 +287,7 @@ pub fn disabled(sys: &dyn System, cfg: &Config) -> Option<(&'static str, String)
 
 /// cloud-init installed (a `cloud-init` that is not a link to us) and not switched off:
 /// it would act on the same seed. Returns the warning to log and record.
-pub fn cloud_init_conflict(sys: &dyn System) -> Option<String> {
+pub fn cloud_init_conflict(sys: &dyn System, os: OsKind) -> Option<String> {
     let found = ["/usr/bin/cloud-init", "/usr/local/bin/cloud-init"]
         .into_iter()
         .map(Path::new)
@@ -302,7 +302,7 @@ pub fn cloud_init_conflict(sys: &dyn System) -> Option<String> {
     if sys.exists(Path::new(CLOUDINIT_DISABLED)) {
         return None;
     }
-    if cmdline_has(&kernel_cmdline(sys), "cloud-init=disabled") {
+    if cmdline_has(&kernel_cmdline(sys, os), "cloud-init=disabled") {
         return None;
     }
     Some(format!(

@@ -325,7 +325,7 @@ impl<'a> Runner<'a> {
         self.state.ensure()?;
         // Before anything is read: a run that waited sees what the other one did.
         self._lock = Some(self.state.lock_run()?);
-        if let Some(w) = boot::cloud_init_conflict(self.sys) {
+        if let Some(w) = boot::cloud_init_conflict(self.sys, self.config.os) {
             log::warn!("{w}");
             push_unique(&mut self.status.warnings, w);
         }

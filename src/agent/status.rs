@@ -747,6 +747,22 @@ mod tests {
             (Word::Disabled, "disabled-by-kernel-cmdline")
         );
         assert!(o.detail.contains("ci-agent=disabled"));
+        // FreeBSD: the loader's kernel_options (kenv), where cloud-init's rc.d looks too.
+        let bsd = Config::defaults(OsKind::FreeBsd);
+        assert_eq!(observe(&sys, &bsd).unwrap().word, Word::NotStarted);
+        sys.on_command(
+            &["kenv", "-q", "kernel_options"],
+            crate::platform::CmdOutput {
+                code: Some(0),
+                stdout: b"boot_verbose ci-agent=disabled\n".to_vec(),
+                ..Default::default()
+            },
+        );
+        let o = observe(&sys, &bsd).unwrap();
+        assert_eq!(
+            (o.word, o.boot_status_code.as_str()),
+            (Word::Disabled, "disabled-by-kernel-cmdline")
+        );
         assert_eq!(
             boot::marker_path(OsKind::Linux),
             Path::new("/etc/ci-agent.disabled")

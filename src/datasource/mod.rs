@@ -291,7 +291,7 @@ fn lexical_normal(p: &Path) -> PathBuf {
 
 /// `ds=nocloud` from the kernel command line and the SMBIOS serial (command line first).
 pub fn nocloud_args(sys: &dyn System, os: OsKind) -> Option<NocloudArgs> {
-    let from_cmdline = cmdline::parse(&crate::platform::kernel_cmdline(sys));
+    let from_cmdline = cmdline::parse(&crate::platform::kernel_cmdline(sys, os));
     let serial = match os {
         OsKind::Linux => sys
             .read_file(Path::new("/sys/class/dmi/id/product_serial"), 4096)

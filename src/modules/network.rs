@@ -162,10 +162,7 @@ fn input(ctx: &Context) -> Option<Input> {
 }
 
 fn cmdline_disabled(ctx: &Context) -> bool {
-    if ctx.os != OsKind::Linux {
-        return false;
-    }
-    cmdline_has(&kernel_cmdline(ctx.sys), "network-config=disabled")
+    cmdline_has(&kernel_cmdline(ctx.sys, ctx.os), "network-config=disabled")
 }
 
 /// The NICs as the system shows them: Linux `/sys/class/net/*/address`, FreeBSD `ifconfig -a`.
@@ -515,6 +512,24 @@ mod tests {
     }
 
     #[test]
+    fn freebsd_kernel_options_disable_it() {
+        let mut env = Env::new(OsKind::FreeBsd);
+        env.sys.on_command(
+            &["kenv", "-q", "kernel_options"],
+            CmdOutput {
+                code: Some(0),
+                stdout: b"network-config=disabled\n".to_vec(),
+                ..CmdOutput::default()
+            },
+        );
+        env.seed.files = vec!["network-config".into()];
+        env.sys.put(SEED, V2);
+        env.run_ok(&Network);
+        assert!(!env.sys.exists(Path::new("/etc/rc.conf.d/network")));
+        assert_eq!(env.lines(), vec!["kenv -q kernel_options"]);
+    }
+
+    #[test]
     fn freebsd_rc_conf_d() {
         let mut env = Env::new(OsKind::FreeBsd);
         env.sys.on_command(
@@ -540,7 +555,7 @@ mod tests {
             .read("/etc/resolv.conf")
             .contains("nameserver 10.0.2.3\n"));
         // No `ip link` on FreeBSD: rc.d/netif renames.
-        assert_eq!(env.lines(), vec!["ifconfig -a"]);
+        assert_eq!(env.lines(), vec!["kenv -q kernel_options", "ifconfig -a"]);
     }
 
     #[test]

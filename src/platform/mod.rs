@@ -37,13 +37,26 @@ pub use system::{
 
 use std::path::{Path, PathBuf};
 
-/// The kernel command line: Linux `/proc/cmdline`, empty where there is none (FreeBSD,
-/// or an unreadable file). The one reader of it for `ds=nocloud`, the disable switches and
-/// `network-config=disabled`.
-pub fn kernel_cmdline(sys: &dyn System) -> String {
-    sys.read_file(Path::new("/proc/cmdline"), 64 << 10)
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default()
+/// The kernel command line: Linux `/proc/cmdline`; FreeBSD the loader's `kernel_options`
+/// (`kenv -q kernel_options`, where cloud-init's rc.d script looks for
+/// `cloud-init=disabled`); empty when there is none. The one reader of it for
+/// `ds=nocloud`, the disable switches and `network-config=disabled`.
+pub fn kernel_cmdline(sys: &dyn System, os: OsKind) -> String {
+    match os {
+        OsKind::Linux => sys
+            .read_file(Path::new("/proc/cmdline"), 64 << 10)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default(),
+        OsKind::FreeBsd => sys
+            .run(
+                &Cmd::new(["kenv", "-q", "kernel_options"])
+                    .timeout(std::time::Duration::from_secs(5)),
+            )
+            .ok()
+            .filter(|o| o.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default(),
+    }
 }
 
 /// Whether the kernel command line has the word `word` (whitespace-separated).
