@@ -114,6 +114,10 @@ fn agent(limits: &HttpLimits) -> ureq::Agent {
         .proxy(None)
         .max_redirects(MAX_REDIRECTS)
         .max_redirects_will_error(true)
+        // No connection reuse: a boot makes a handful of requests, and a pooled connection
+        // the server has already closed turns the next hop (a redirect) into an error.
+        .max_idle_connections(0)
+        .max_idle_connections_per_host(0)
         .timeout_connect(Some(limits.connect_timeout))
         .timeout_global(Some(limits.timeout))
         .max_response_header_size(64 * 1024)
