@@ -186,7 +186,8 @@ fn scripts_and_mime_are_listed() {
     ]));
     assert_eq!(
         v["scripts"],
-        json!([{"name": "a.sh", "interpreter": "/bin/sh", "bytes": 16, "frequency": "per-instance"}])
+        json!([{"name": "a.sh", "interpreter": "/bin/sh", "bytes": 16, "frequency": "per-instance",
+            "sha256": "c9e50b33296b8274d95981a241e8e4e91de27b82e4d4d25925443686c91043c2"}])
     );
     assert_eq!(v["cloud_config"], json!({"hostname": "mime"}));
     assert_eq!(v["instance_id"], json!("nocloud"));

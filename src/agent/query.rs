@@ -16,6 +16,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
+use sha2::Digest;
 
 use crate::formats::userdata::{Script, SeedData};
 use crate::platform::cli::{self, Opt, Value as CliValue};
@@ -110,11 +111,15 @@ fn script_json(s: &Script) -> serde_json::Value {
         "name": s.name,
         "interpreter": s.interpreter,
         "bytes": s.body.len(),
+        // Which script this is, byte for byte (the differential test against cloud-init
+        // compares it), without printing a body that may hold secrets.
+        "sha256": format!("{:x}", sha2::Sha256::digest(&s.body)),
         "frequency": s.frequency,
     })
 }
 
-/// The JSON form of a parsed seed (no script bodies, no decoded file contents).
+/// The JSON form of a parsed seed (no script bodies, only their SHA-256; no decoded file
+/// contents).
 pub fn to_json(d: &SeedData) -> serde_json::Value {
     json!({
         "schema_version": crate::agent::boot::SCHEMA_VERSION,
