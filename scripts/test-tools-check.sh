@@ -39,6 +39,12 @@ out=$(TOOLS_TSV="$T/one.tsv" sh scripts/tools.sh check test 2>&1); rc=$?
 out=$(sh scripts/tools.sh check nosuchscope 2>&1); rc=$?
 [ "$rc" = 2 ] && ok "an unknown scope is a usage error" || no "unknown scope: rc=$rc"
 
+# An unpack: row (a package its script unpacks itself, e.g. nginx, whose install would start
+# a service) is neither installed nor checked.
+printf 'ci-agent-no-such-server\tunpack:ci-agent-no-such-pkg\tbench\tx\n' > "$T/unpack.tsv"
+out=$(TOOLS_TSV="$T/unpack.tsv" sh scripts/tools.sh packages all; TOOLS_TSV="$T/unpack.tsv" sh scripts/tools.sh check all 2>&1); rc=$?
+[ "$rc" = 0 ] && [ -z "$out" ] && ok "unpack: rows are neither installed nor checked" || no "unpack row: rc=$rc out=$out"
+
 # Every tool a Rust test or bench runs is in the table.
 tools=$(cut -f1 scripts/tools.tsv | grep -v '^#')
 used=$(grep -rhoE '(Command::new|have|tool_path)\("[^"/]+"\)' tests benches | sed -E 's/.*\("([^"]+)"\)/\1/' | sort -u)

@@ -2,6 +2,7 @@
 # The one reader of scripts/tools.tsv (tool, package, scope, users).
 #
 #   scripts/tools.sh packages SCOPE...  Debian packages that provide the tools of these scopes
+#                                       (not the unpack: ones: their script fetches them)
 #   scripts/tools.sh crates SCOPE...    crates to `cargo install --locked` for these scopes
 #   scripts/tools.sh check SCOPE...     one line `missing: TOOL (Debian package PKG)` per tool
 #                                       not found; exit 2 when any is missing
@@ -39,11 +40,11 @@ found() {
 }
 
 case $cmd in
-packages) rows | while read -r _t p; do case $p in cargo:*) ;; *) echo "$p" ;; esac; done | sort -u ;;
+packages) rows | while read -r _t p; do case $p in cargo:* | unpack:*) ;; *) echo "$p" ;; esac; done | sort -u ;;
 crates) rows | while read -r _t p; do case $p in cargo:*) echo "${p#cargo:}" ;; esac; done | sort -u ;;
 check | check-debian)
     missing=$(rows | while read -r t p; do
-        case $cmd:$p in check-debian:cargo:*) continue ;; esac
+        case $cmd:$p in check-debian:cargo:* | *:unpack:*) continue ;; esac
         if ! found "$t"; then
             case $p in
             cargo:*) echo "missing: $t (cargo install --locked ${p#cargo:})" ;;

@@ -334,7 +334,7 @@ fn cli_usage_and_errors() {
 // ---------------------------------------------------------------------------------------
 // A fleet's load (issue 20). Loopback only; bounded in count (the loops end) and in time
 // (every socket has connect/read/write timeouts, and the server is killed on drop). No
-// timed assertion: speed is in benches/serve_load.rs and docs/benchmarks.md.
+// timed assertion: speed is in scripts/bench/serve.sh and docs/benchmarks.md.
 
 /// One GET on a fresh connection; `Err` unless it is a 200 ending with `want`.
 fn get_ok(addr: &str, path: &str, want: &[u8]) -> Result<(), String> {

@@ -234,6 +234,37 @@ fn disable_switches_say_why() {
 }
 
 #[test]
+fn a_disabled_run_does_nothing_whatever_starts_it() {
+    // systemd, rc.d and OpenRC all start `ci-agent run`; the switches are checked there,
+    // so they hold under each of them (the units' own conditions are only a shortcut).
+    for (file, text) in [
+        ("etc/ci-agent.disabled", ""),
+        ("proc/cmdline", "root=/dev/vda ci-agent=disabled\n"),
+    ] {
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path();
+        std::fs::create_dir_all(r.join(file).parent().unwrap()).unwrap();
+        std::fs::write(r.join(file), text).unwrap();
+        std::fs::write(r.join("firstboot"), "").unwrap();
+        for stage in ["early", "late"] {
+            let o = bin()
+                .args(["run", "--stage", stage, "--os", "linux", "--root"])
+                .arg(r)
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(o.status.code(), Some(0), "{file} {stage}: {err}");
+            assert!(err.contains("ci-agent is disabled by"), "{file}: {err}");
+            assert!(err.contains("nothing to do"), "{file}: {err}");
+        }
+        assert!(!r.join("var/lib/ci-agent").exists(), "{file}: no state");
+        assert!(r.join("firstboot").exists(), "{file}: sentinel left");
+        let out = stdout(&status(r, &[]));
+        assert!(out.starts_with("status: disabled\n"), "{file}: {out}");
+    }
+}
+
+#[test]
 fn freebsd_paths_and_config() {
     let d = tempfile::tempdir().unwrap();
     let r = d.path();

@@ -980,6 +980,58 @@ mod tests {
         assert!(String::from_utf8_lossy(&out).starts_with("HTTP/1.1 408 "));
     }
 
+    #[test]
+    fn open_connections_are_bounded_and_the_next_one_waits() {
+        // `max_open` 3: three clients that never finish their heads fill every slot (with
+        // a long head deadline); a fourth, complete request is not accepted, so it is not
+        // answered, until one of them leaves; then it is, from the listen backlog (not
+        // refused). No timing is asserted: while the three are open, the fourth can never
+        // be answered, however slow the machine.
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("f"), "body\n").unwrap();
+        let site = Site::dir(d.path()).unwrap();
+        let listener = bind_listener("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let lim = Limits {
+            timeout: Duration::from_secs(600),
+            workers: 1,
+            max_open: 3,
+        };
+        // The loop runs until the test process exits.
+        std::thread::spawn(move || listen(site, listener, lim, ReqLog { file: None }));
+        let mut idle: Vec<TcpStream> = (0..3)
+            .map(|_| {
+                let mut c = TcpStream::connect(addr).unwrap();
+                c.write_all(b"GET /f HTTP/1.1\r\nHo").unwrap();
+                c
+            })
+            .collect();
+        // The fourth: complete, but behind the three in the accept queue.
+        let mut probe = TcpStream::connect(addr).unwrap();
+        probe.write_all(b"GET /f HTTP/1.1\r\n\r\n").unwrap();
+        probe
+            .set_read_timeout(Some(Duration::from_millis(1500)))
+            .unwrap();
+        let mut b = [0u8; 64];
+        let r = probe.read(&mut b);
+        assert!(
+            matches!(&r, Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)),
+            "a fourth connection was served while three were open: {r:?}"
+        );
+        // One slot frees: the waiting request is accepted and answered.
+        drop(idle.pop());
+        probe
+            .set_read_timeout(Some(Duration::from_secs(120)))
+            .unwrap();
+        let mut out = Vec::new();
+        probe.read_to_end(&mut out).unwrap();
+        let text = String::from_utf8_lossy(&out);
+        assert!(
+            text.starts_with("HTTP/1.1 200 ") && text.ends_with("body\n"),
+            "{text}"
+        );
+    }
+
     proptest::proptest! {
         /// Arbitrary request heads never panic and never serve anything outside the tree.
         #[test]
