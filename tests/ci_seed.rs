@@ -846,6 +846,58 @@ fn batch_jsonl_and_csv() {
 }
 
 #[test]
+fn batch_progress_only_on_a_terminal() {
+    // util-linux's `script` gives the batch a terminal (stdout and stderr on one pty).
+    if !have("script") {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let args = |out: &str| {
+        vec![
+            p(&fixture("fleet.jsonl")).to_string(),
+            "--out".into(),
+            p(&t.path().join(out)).to_string(),
+            "--user-data".into(),
+            p(&fixture("user-data")).to_string(),
+        ]
+    };
+    let mut line = shell_quote(env!("CARGO_BIN_EXE_ci-seed"));
+    line.push_str(" batch");
+    for a in args("tty") {
+        line.push(' ');
+        line.push_str(&shell_quote(&a));
+    }
+    let o = run({
+        let mut c = Command::new("script");
+        c.args(["-qec", &line, "/dev/null"])
+            .env_remove("SOURCE_DATE_EPOCH");
+        c
+    });
+    ok(&o);
+    let text = stdout(&o);
+    // The count, then the line cleared, then the summary.
+    let progress = text.find("\rci-seed batch: ").expect(&text);
+    assert!(text[progress..].contains("/3"), "{text:?}");
+    let cleared = text.rfind("\r\x1b[K").expect(&text);
+    assert!(cleared > progress, "{text:?}");
+    assert!(
+        text[cleared..].contains("ci-seed batch: wrote 3 iso seeds to "),
+        "{text:?}"
+    );
+    // Not a terminal: no progress, no control characters, one summary line.
+    let a: Vec<String> = args("pipe");
+    let o = batch(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    ok(&o);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains('\r') && !err.contains('\x1b'), "{err:?}");
+    assert_eq!(stdout(&o).lines().count(), 1, "{}", stdout(&o));
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+#[test]
 fn batch_same_manifest_same_bytes_when_ids_given() {
     let t = tempfile::tempdir().unwrap();
     let manifest = t.path().join("m.csv");

@@ -627,6 +627,44 @@ mod tests {
     }
 
     #[test]
+    fn clean_reboots_only_when_asked_and_after_cleaning() {
+        use crate::platform::fake::FakeSystem;
+        use crate::platform::system::CmdOutput;
+        let d = tempfile::tempdir().unwrap();
+        let sys = FakeSystem::new(d.path());
+        let cfg = Config::defaults(OsKind::Linux);
+        let state = cfg.state_dir.join("status.json");
+        let reboots = |sys: &FakeSystem| {
+            sys.command_lines()
+                .iter()
+                .filter(|l| l.as_str() == "shutdown -r now")
+                .count()
+        };
+        sys.put(&state, "{}");
+        assert_eq!(clean(&sys, &cfg, false, false, false, false), 0);
+        assert!(!sys.exists(&state));
+        assert_eq!(reboots(&sys), 0, "no --reboot, no reboot");
+        sys.put(&state, "{}");
+        assert_eq!(clean(&sys, &cfg, false, false, true, true), 0);
+        assert!(sys.exists(&state), "--dry-run removes nothing");
+        assert_eq!(reboots(&sys), 0, "--dry-run never reboots");
+        assert_eq!(clean(&sys, &cfg, false, false, true, false), 0);
+        assert!(!sys.exists(&state), "cleaned before the reboot");
+        assert_eq!(reboots(&sys), 1);
+        // A reboot that fails is an error, not a silent success.
+        sys.on_command(
+            &["shutdown"],
+            CmdOutput {
+                code: Some(1),
+                timed_out: false,
+                stdout: Vec::new(),
+                stderr: Vec::new(),
+            },
+        );
+        assert_eq!(clean(&sys, &cfg, false, false, true, false), 1);
+    }
+
+    #[test]
     fn schema_shapes() {
         let (out, err, code) = schema("ud", b"#cloud-config\nhostname: h\n", false);
         assert_eq!(

@@ -937,8 +937,12 @@ pub fn run(a: &BatchArgs) -> Result<Vec<Written>, CliError> {
         let progress = tty.then(|| {
             let (done, total) = (&done, jobs.len());
             s.spawn(move || {
-                while !finished.load(Ordering::Relaxed) {
+                // At least once, however quick the batch: a terminal always sees the count.
+                loop {
                     eprint!("\rci-seed batch: {}/{total}", done.load(Ordering::Relaxed));
+                    if finished.load(Ordering::Relaxed) {
+                        break;
+                    }
                     std::thread::sleep(std::time::Duration::from_millis(200));
                 }
                 eprint!("\r\x1b[K");
