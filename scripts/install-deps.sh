@@ -1,12 +1,13 @@
 #!/bin/bash
 # The project's install step, for a fresh Debian 12 machine (as root): installs every Debian
 # package of scripts/tools.tsv (tests, the debootstrapped boot, benches), the Rust targets the
-# tests build for, and the tools installed with cargo.
+# tests build for, the tools installed with cargo, and the PyPI tools (into a venv of the
+# project's: scripts/tools.sh venv).
 #
 #   scripts/install-deps.sh [--fuzz] [--no-rust]
 #
 #   --fuzz     also cargo-fuzz (scripts/fuzz.sh; useful only with a nightly toolchain)
-#   --no-rust  Debian packages only (no rustup, no cargo install): scripts/fresh-check.sh
+#   --no-rust  Debian packages only (no rustup, no cargo or pip install): scripts/fresh-check.sh
 #              runs it so in a debootstrapped root that has no Rust
 #   --distro   accepted and ignored (everything is installed now)
 #
@@ -55,11 +56,20 @@ qemu-system-x86_64 --version | head -1
 
 if [ "$RUST" = 1 ]; then
     command -v rustup >/dev/null || { echo "install-deps: rustup not found (install Rust first, or pass --no-rust)" >&2; exit 1; }
-    rustup target add x86_64-unknown-linux-musl x86_64-unknown-freebsd >/dev/null
+    rustup target add x86_64-unknown-linux-musl x86_64-unknown-freebsd aarch64-unknown-linux-musl >/dev/null
     scopes=(root)
     [ "$FUZZ" = 1 ] && scopes+=(fuzz)
     for c in $(sh "$here/tools.sh" crates "${scopes[@]}"); do
-        command -v "$c" >/dev/null || cargo install --locked "$c"
+        command -v "${c%@*}" >/dev/null || cargo install --locked "$c"
     done
+    # PyPI tools (ziglang and cargo-zigbuild: the FreeBSD cross build) at the pinned versions
+    # of scripts/tools.tsv, in the project's own venv (scripts/tools.sh venv): Debian 12's pip
+    # is externally managed, and nothing is installed into the system's Python.
+    mapfile -t PYPI < <(sh "$here/tools.sh" pypi "${scopes[@]}")
+    if [ "${#PYPI[@]}" -gt 0 ]; then
+        venv=$(sh "$here/tools.sh" venv)
+        [ -x "$venv/bin/pip" ] || /usr/bin/python3 -m venv "$venv"
+        "$venv/bin/pip" install -q --disable-pip-version-check "${PYPI[@]}"
+    fi
 fi
 echo "install-deps: ok"

@@ -13,10 +13,11 @@ ok() { pass=$((pass + 1)); echo "ok - $*"; }
 no() { fail=$((fail + 1)); echo "not ok - $*"; }
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 
-# A table with two tools no machine has, one Debian and one cargo.
+# A table with three tools no machine has: one Debian, one cargo, one PyPI.
 { cat scripts/tools.tsv
   printf 'ci-agent-no-such-tool\tci-agent-no-such-pkg\ttest\ttest-tools-check\n'
   printf 'ci-agent-no-such-crate\tcargo:ci-agent-no-such-crate\ttest\ttest-tools-check\n'
+  printf 'ci-agent-no-such-wheel\tpypi:ci-agent-no-such-wheel==1.0\ttest\ttest-tools-check\n'
 } > "$T/tools.tsv"
 
 out=$(TOOLS_TSV="$T/tools.tsv" CI_AGENT_NO_INSTALL=1 bash scripts/test.sh --no-e2e 2>&1); rc=$?
@@ -25,8 +26,10 @@ grep -qx 'missing: ci-agent-no-such-tool (Debian package ci-agent-no-such-pkg)' 
     ok "test.sh names the tool and its Debian package" || no "no missing line for the Debian tool in: $out"
 grep -qx 'missing: ci-agent-no-such-crate (cargo install --locked ci-agent-no-such-crate)' <<<"$out" &&
     ok "test.sh names the cargo tool and how to install it" || no "no missing line for the cargo tool in: $out"
-[ "$(grep -c '^missing: ' <<<"$out")" = 2 ] && ok "only the missing tools are named" ||
-    no "want exactly 2 missing lines, got: $out"
+grep -qx "missing: ci-agent-no-such-wheel (pip install ci-agent-no-such-wheel==1.0 into $(sh scripts/tools.sh venv): scripts/install-deps.sh)" <<<"$out" &&
+    ok "test.sh names the PyPI tool and where it goes" || no "no missing line for the PyPI tool in: $out"
+[ "$(grep -c '^missing: ' <<<"$out")" = 3 ] && ok "only the missing tools are named" ||
+    no "want exactly 3 missing lines, got: $out"
 grep -q '=== cargo test' <<<"$out" && no "test.sh ran the tests anyway" || ok "test.sh stopped before the tests"
 
 out=$(TOOLS_TSV="$T/tools.tsv" sh scripts/tools.sh check all 2>&1 >/dev/null); rc=$?
@@ -35,6 +38,10 @@ out=$(TOOLS_TSV="$T/tools.tsv" sh scripts/tools.sh check all 2>&1 >/dev/null); r
 printf 'sh\tdash\ttest\tx\n' > "$T/one.tsv"
 out=$(TOOLS_TSV="$T/one.tsv" sh scripts/tools.sh check test 2>&1); rc=$?
 [ "$rc" = 0 ] && [ -z "$out" ] && ok "tools.sh check is silent when nothing is missing" || no "rc=$rc out=$out"
+
+[ "$(TOOLS_TSV="$T/tools.tsv" sh scripts/tools.sh pypi test | grep -c no-such)" = 1 ] &&
+    [ "$(TOOLS_TSV="$T/tools.tsv" sh scripts/tools.sh packages test | grep -c no-such-wheel)" = 0 ] &&
+    ok "a pypi: row is a pip requirement, not a Debian package" || no "pypi rows leak into packages"
 
 out=$(sh scripts/tools.sh check nosuchscope 2>&1); rc=$?
 [ "$rc" = 2 ] && ok "an unknown scope is a usage error" || no "unknown scope: rc=$rc"

@@ -3,7 +3,7 @@
 #   1. cargo: unit and integration tests (seeds made at test time by the real genisoimage,
 #      xorriso, mkfs.vfat/mtools and cloud-localds, and read back by isoinfo, bsdtar, mtools);
 #   2. boot integration: rc.d scripts against a stub rc.subr, systemd-analyze verify of the
-#      units, the FreeBSD package manifest;
+#      units, the FreeBSD package manifest, the FreeBSD binaries cross-built (release.sh);
 #   3. real boots of a Debian kernel under qemu (tests/e2e): the initramfs matrix, and (as
 #      root) a debootstrapped systemd Debian with our .deb installed, which also builds and
 #      checks the package.
@@ -63,6 +63,15 @@ if [ "$(id -u)" = 0 ]; then
 fi
 echo "=== FreeBSD package manifest"
 sh packaging/freebsd/make-pkg.sh --check
+# Release builds of ci-agent and ci-seed for FreeBSD (cargo auditable zigbuild: ~110 crates,
+# about 2 CPU-minutes), checked with file(1) and for their .dep-v0 dependency list, packed
+# as pkg-plist lays them out into dist/. They cannot run here.
+echo "=== FreeBSD binaries (scripts/release.sh --only freebsd-x86_64)"
+if [ "$(id -u)" = 0 ] || [ -x "$(sh scripts/tools.sh venv)/bin/cargo-zigbuild" ]; then
+    bash scripts/release.sh --only freebsd-x86_64
+else
+    echo "test.sh: skipped: needs cargo-zigbuild and ziglang from scripts/install-deps.sh (as root)"
+fi
 
 if [ "$e2e" = 1 ]; then
     echo "=== qemu boots"
