@@ -361,7 +361,7 @@ fn unknown_keys_are_warnings_naming_file_and_key() {
 #[test]
 fn classification_branches() {
     // Empty and whitespace: nothing, no warning.
-    for empty in [&b""[..], b"  \n\n", b"\xef\xbb\xbf"] {
+    for empty in [&b""[..], b"  \n\n"] {
         let d = ud(empty);
         assert!(
             d.scripts.is_empty() && d.warnings.is_empty(),
@@ -478,11 +478,12 @@ fn gzip_bomb_fails_at_the_limit() {
 fn mime_multipart_with_encoded_parts() {
     let d = ud(&fixture("mime.txt"));
     let c = &d.cloud_config;
-    // Later parts win at the top level; mappings merge; lists are replaced.
+    // A later part's top-level keys replace the earlier ones whole (cloud-init's default
+    // `dict(replace)+list()+str()`): the first part's `chpasswd.expire` is gone.
     assert_eq!(c.hostname.as_deref(), Some("last=wins"));
     assert_eq!(c.runcmd, [CommandSpec::Shell("two".into())]);
     let ch = c.chpasswd.as_ref().unwrap();
-    assert_eq!(ch.expire, Some(false));
+    assert_eq!(ch.expire, None);
     assert_eq!(ch.users.len(), 1);
     let scripts: Vec<_> = d
         .scripts
@@ -516,14 +517,14 @@ fn mime_multipart_with_encoded_parts() {
 
 #[test]
 fn mime_part_errors_name_the_part() {
-    let msg = b"Content-Type: multipart/mixed; boundary=B\n\n--B\nContent-Type: text/cloud-config\nContent-Disposition: attachment; filename=\"bad.yaml\"\n\nusers: 3\n--B--\n";
+    let msg = b"Content-Type: multipart/mixed; boundary=B\nMIME-Version: 1.0\n\n--B\nContent-Type: text/cloud-config\nContent-Disposition: attachment; filename=\"bad.yaml\"\n\nusers: 3\n--B--\n";
     let e = ud_err(msg);
     assert_eq!(
         e,
         "user-data[bad.yaml]:1:8: users: expected a list of users, found an integer"
     );
     // A gzip part inside MIME, and a hostile part filename.
-    let mut msg = b"Content-Type: multipart/mixed; boundary=B\n\n--B\nContent-Type: application/gzip\nContent-Transfer-Encoding: base64\nContent-Disposition: attachment; filename=\"../../etc/x\"\n\n".to_vec();
+    let mut msg = b"Content-Type: multipart/mixed; boundary=B\nMIME-Version: 1.0\n\n--B\nContent-Type: application/gzip\nContent-Transfer-Encoding: base64\nContent-Disposition: attachment; filename=\"../../etc/x\"\n\n".to_vec();
     use base64::Engine;
     msg.extend(
         base64::engine::general_purpose::STANDARD
@@ -679,7 +680,7 @@ fn validators_report_everything() {
         "ud:3:1: warning: 'foo' is not supported by ci-agent (ignored)"
     );
     // Errors in two MIME parts: both reported.
-    let msg = b"Content-Type: multipart/mixed; boundary=B\n\n--B\nContent-Type: text/cloud-config\n\nusers: 3\n--B\nContent-Type: text/cloud-config\n\nruncmd: [\n--B--\n";
+    let msg = b"Content-Type: multipart/mixed; boundary=B\nMIME-Version: 1.0\n\n--B\nContent-Type: text/cloud-config\n\nusers: 3\n--B\nContent-Type: text/cloud-config\n\nruncmd: [\n--B--\n";
     let v = validate_user_data("ud", msg);
     let errors: Vec<_> = v
         .iter()
@@ -707,7 +708,7 @@ fn arbitrary_bytes_never_panic() {
     });
     let prefixes = prop_oneof![
         Just(b"#cloud-config\n".to_vec()),
-        Just(b"Content-Type: multipart/mixed; boundary=B\n\n--B\n".to_vec()),
+        Just(b"Content-Type: multipart/mixed; boundary=B\nMIME-Version: 1.0\n\n--B\n".to_vec()),
         Just(vec![0x1f, 0x8b]),
         Just(b"#include\n".to_vec()),
         Just(Vec::new()),
@@ -763,7 +764,9 @@ fn users_mapping_form_and_nameless_users() {
 }
 
 /// cloud-init left-strips user-data before looking at its first line: a templated seed
-/// that starts with a blank line is still cloud-config (or a script, a boothook).
+/// that starts with a blank line is still cloud-config (or a script, a boothook). The
+/// script keeps its bytes (CRLF made LF), as cloud-init writes it; a boothook loses only
+/// a `#cloud-boothook` that starts it and the blanks after that.
 #[test]
 fn leading_whitespace_does_not_hide_the_format() {
     let d = ud(b"\n\n  #cloud-config\nhostname: after-blank\n");
@@ -772,10 +775,23 @@ fn leading_whitespace_does_not_hide_the_format() {
     let d = ud(b"\r\n\t#!/bin/bash\necho hi\n");
     assert_eq!(d.scripts.len(), 1);
     assert_eq!(d.scripts[0].interpreter, "/bin/bash");
-    assert_eq!(d.scripts[0].body, b"#!/bin/bash\necho hi\n");
+    assert_eq!(d.scripts[0].body, b"\n\t#!/bin/bash\necho hi\n");
     let d = ud(b"\n#cloud-boothook\n#!/bin/sh\necho early\n");
     assert_eq!(d.boothooks.len(), 1);
-    assert_eq!(d.boothooks[0].body, b"#!/bin/sh\necho early\n");
+    assert_eq!(
+        d.boothooks[0].body,
+        b"#cloud-boothook\n#!/bin/sh\necho early\n"
+    );
+    let d = ud(b"#cloud-boothook #!/bin/sh\r\necho same line\r\n");
+    assert_eq!(d.boothooks[0].body, b"#!/bin/sh\necho same line\n");
+    // A byte order mark hides the format from cloud-init too: a warning says why.
+    let d = ud(b"\xef\xbb\xbf#cloud-config\nhostname: bom\n");
+    assert_eq!(d.cloud_config.hostname, None);
+    assert!(
+        d.warnings[0].contains("byte order mark"),
+        "{:?}",
+        d.warnings
+    );
     let d = ud(b"\n#include\nhttp://127.0.0.1/a\n");
     assert_eq!(d.includes, ["http://127.0.0.1/a"]);
     // A YAML error in such a document still names the right line.
@@ -979,7 +995,7 @@ users:
 
 #[test]
 fn a_rejected_key_names_its_mime_part_and_spares_the_rest() {
-    let msg = b"Content-Type: multipart/mixed; boundary=B\n\n--B\nContent-Type: text/cloud-config\n\nhostname: h1\nusers: 3\n--B\nContent-Type: text/cloud-config\n\nruncmd: [ls]\n--B--\n";
+    let msg = b"Content-Type: multipart/mixed; boundary=B\nMIME-Version: 1.0\n\n--B\nContent-Type: text/cloud-config\n\nhostname: h1\nusers: 3\n--B\nContent-Type: text/cloud-config\n\nruncmd: [ls]\n--B--\n";
     let d = ud(msg);
     assert!(d.errors.is_empty());
     assert_eq!(d.cloud_config.hostname.as_deref(), Some("h1"));

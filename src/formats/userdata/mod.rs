@@ -24,9 +24,10 @@
 //! [`Limits::max_gunzip_bytes`], the number
 //! of parts by [`Limits::max_parts`].
 //!
-//! Merging: cloud-config parts merge like cloud-init's default for user-data
-//! (`dict(replace)+list()+str()`): mappings merge key by key recursively, the later part's
-//! value wins, lists and scalars are replaced whole. `vendor-data` (same formats; also a
+//! Merging: the cloud-config parts of one file merge in order with cloud-init's mergers
+//! ([`mod@merge`]: the part's `merge_how`, the MIME `Merge-Type` header, by default
+//! `dict(replace)+list()+str()`, where a later part's top-level keys replace earlier ones
+//! whole). `vendor-data` (same formats; also a
 //! YAML list of such strings, or a mapping with a `cloud-init` key, like cloud-init's
 //! `convert_vendordata`) is merged first, so user-data wins; `vendor_data: {enabled:
 //! false}` in user-data drops it. Vendor scripts run before user scripts, named
@@ -40,6 +41,7 @@
 //! - [`metadata`]: `meta-data` (YAML or JSON).
 
 pub mod cloud_config;
+pub mod merge;
 pub mod metadata;
 pub mod mime;
 pub mod value;
@@ -252,7 +254,7 @@ pub fn parse_seed_including(
     for (url, body) in for_user {
         user.bytes(body, &format!("user-data #include {url}"), 1)?;
     }
-    let user_merged = merge_all(user.configs.iter().map(|(_, n)| n));
+    let (user_merged, _) = merge_parts(&user.configs);
     let vendor_enabled = user_merged
         .get("vendor_data")
         .and_then(|v| v.get("enabled"))
@@ -277,13 +279,13 @@ pub fn parse_seed_including(
             user.bytes(body, &format!("user-data #include {url}"), 1)?;
         }
     }
-    let merged = merge_all(
-        vendor
-            .configs
-            .iter()
-            .chain(user.configs.iter())
-            .map(|(_, n)| n),
-    );
+    // Each file's parts merge by their mergers (cloud-init's cloud-config handler); the
+    // user's result then wins over the vendor's key by key.
+    let (vendor_merged, vendor_failed) = merge_parts(&vendor.configs);
+    let (user_merged, user_failed) = merge_parts(&user.configs);
+    vendor.errors.extend(vendor_failed);
+    user.errors.extend(user_failed);
+    let merged = merge_all([&vendor_merged, &user_merged].into_iter());
     // Each part was converted (and checked) on its own; this conversion of the merge
     // cannot find new type errors, and its warnings repeat the parts'.
     let mut scratch = Vec::new();
@@ -389,9 +391,10 @@ fn warning(file: &str, msg: impl Into<String>) -> SeedError {
     }
 }
 
-/// cloud-init's default user-data merge (`dict(replace)+list()+str()`): mappings merge
-/// recursively, `next` wins; anything else is replaced.
-pub fn merge(base: &mut Node, next: &Node) {
+/// Merge `next` over `base` recursively, `next` winning (cloud-init's merge of the
+/// user-data config over the vendor-data config): mappings merge key by key; anything
+/// else is replaced.
+pub fn merge_over(base: &mut Node, next: &Node) {
     match (&mut base.value, &next.value) {
         (NodeValue::Map(b), NodeValue::Map(n)) => {
             // Where each key of `base` is: a linear search per key made merging two
@@ -403,7 +406,7 @@ pub fn merge(base: &mut Node, next: &Node) {
                 .collect();
             for (k, v) in n {
                 match index.get(&k.name).and_then(|&i| b.get_mut(i)) {
-                    Some((_, bv)) => merge(bv, v),
+                    Some((_, bv)) => merge_over(bv, v),
                     None => {
                         index.insert(k.name.clone(), b.len());
                         b.push((k.clone(), v.clone()));
@@ -415,10 +418,31 @@ pub fn merge(base: &mut Node, next: &Node) {
     }
 }
 
+/// The parts of one file merged in order, each with its own mergers (see [`mod@merge`]), and
+/// an error for each part cloud-init would leave out because its merge fails.
+fn merge_parts(parts: &[ConfigPart]) -> (Node, Vec<SeedError>) {
+    let mut out = Node::unlocated(NodeValue::Map(Vec::new()));
+    let mut failed = Vec::new();
+    for p in parts {
+        match p.mergers.merge(&out, &p.node) {
+            Ok(n) => out = n,
+            Err(e) => failed.push(SeedError {
+                file: p.label.clone(),
+                line: None,
+                column: None,
+                message: format!(
+                    "cannot merge this part into the earlier ones: {e}; it is not applied"
+                ),
+            }),
+        }
+    }
+    (out, failed)
+}
+
 fn merge_all<'a>(nodes: impl Iterator<Item = &'a Node>) -> Node {
     let mut out = Node::unlocated(NodeValue::Map(Vec::new()));
     for n in nodes {
-        merge(&mut out, n);
+        merge_over(&mut out, n);
     }
     out
 }
@@ -507,6 +531,13 @@ fn safe_name(name: &str) -> Option<String> {
     (!trimmed.is_empty()).then(|| trimmed.to_owned())
 }
 
+/// One cloud-config part, `merge_how` taken out, and how it merges.
+struct ConfigPart {
+    label: String,
+    node: Node,
+    mergers: merge::Mergers,
+}
+
 /// Walks user-data (or vendor-data) and collects its pieces.
 struct Collector<'l> {
     limits: &'l Limits,
@@ -518,7 +549,7 @@ struct Collector<'l> {
     /// What is left of [`Limits::max_gunzip_bytes`] for this file.
     gunzip_left: u64,
     names: BTreeSet<String>,
-    configs: Vec<(String, Node)>,
+    configs: Vec<ConfigPart>,
     scripts: Vec<Script>,
     boothooks: Vec<Script>,
     includes: Vec<String>,
@@ -603,7 +634,6 @@ impl<'l> Collector<'l> {
                 ),
             ));
         }
-        let data = data.strip_prefix(b"\xef\xbb\xbf").unwrap_or(data);
         match classify(data) {
             Kind::Gzip => match self.gunzip(data) {
                 Ok(plain) => self.bytes(&plain, label, depth + 1),
@@ -617,12 +647,12 @@ impl<'l> Collector<'l> {
             }
             Kind::Boothook => {
                 self.parts += 1;
-                self.boothook(data.trim_ascii_start(), None, label);
+                self.boothook(data, None, label);
                 Ok(())
             }
             Kind::Script => {
                 self.parts += 1;
-                self.script(data.trim_ascii_start(), None, Frequency::PerInstance, label);
+                self.script(data, None, Frequency::PerInstance, label);
                 Ok(())
             }
             Kind::Mime => self.mime(data, label, depth),
@@ -634,11 +664,22 @@ impl<'l> Collector<'l> {
                 Ok(())
             }
             Kind::Unknown => {
+                let why = if data.starts_with(b"\xef\xbb\xbf") {
+                    "it starts with a UTF-8 byte order mark, which cloud-init does not skip \
+                     either; save the file without one"
+                } else if data
+                    .get(..13)
+                    .is_some_and(|h| h.eq_ignore_ascii_case(b"content-type:"))
+                {
+                    "MIME user-data needs a MIME-Version header in its first 4096 bytes, \
+                     as cloud-init does"
+                } else {
+                    "cloud-config must start with a #cloud-config line"
+                };
                 self.warn(
                     label,
                     format!(
-                        "unhandled user-data (first line {}); nothing from it is applied \
-                         (cloud-config must start with a #cloud-config line)",
+                        "unhandled user-data (first line {}); nothing from it is applied ({why})",
                         first_line(data)
                     ),
                 );
@@ -648,6 +689,16 @@ impl<'l> Collector<'l> {
     }
 
     fn cloud_config(&mut self, data: &[u8], label: &str) -> Result<(), SeedError> {
+        self.cloud_config_merging(data, label, None)
+    }
+
+    /// A cloud-config part; `merge_type` is its MIME `Merge-Type` header.
+    fn cloud_config_merging(
+        &mut self,
+        data: &[u8],
+        label: &str,
+        merge_type: Option<&str>,
+    ) -> Result<(), SeedError> {
         let text = match std::str::from_utf8(data) {
             Ok(t) => t,
             Err(e) => {
@@ -664,8 +715,11 @@ impl<'l> Collector<'l> {
             Ok(n) => n,
             Err(e) => return self.fail(e),
         };
-        let node = match node.value {
-            NodeValue::Null => return Ok(()),
+        let mut node = match node.value {
+            NodeValue::Null => {
+                self.warn(label, "empty cloud-config part; nothing from it is applied");
+                return Ok(());
+            }
             NodeValue::Map(_) => node,
             _ => {
                 let known = node.pos.line > 0;
@@ -677,13 +731,33 @@ impl<'l> Collector<'l> {
                 });
             }
         };
+        let spec_at = ["merge_how", "merge_type"]
+            .iter()
+            .find_map(|k| node.get(k))
+            .map(|n| n.pos);
+        let mergers = match merge::for_part(&mut node, merge_type) {
+            Ok(m) => m,
+            Err(e) => {
+                let at = spec_at.filter(|p| p.line > 0 && !e.starts_with("Merge-Type"));
+                return self.fail(SeedError {
+                    file: label.into(),
+                    line: at.map(|p| p.line),
+                    column: at.map(|p| p.column),
+                    message: format!("{e}; this part is not applied"),
+                });
+            }
+        };
         let mut w = Vec::new();
         let checked = CloudConfig::from_node(&node, label, &mut w);
         self.warnings.extend(w);
         match checked {
             Ok(cc) => {
                 self.key_errors.extend(cc.errors);
-                self.configs.push((label.to_owned(), node));
+                self.configs.push(ConfigPart {
+                    label: label.to_owned(),
+                    node,
+                    mergers,
+                });
                 Ok(())
             }
             Err(e) => self.fail(e),
@@ -739,36 +813,65 @@ impl<'l> Collector<'l> {
         "/bin/sh".into()
     }
 
+    /// A script's bytes as cloud-init writes them: CRLF line ends made LF (`dos2unix`).
+    /// `None`, with an error, when the body is not UTF-8: cloud-init decodes every part as
+    /// UTF-8 and cannot write such a script back, so it never runs.
+    fn script_text(&mut self, body: &[u8], label: &str) -> Option<Vec<u8>> {
+        if let Err(e) = std::str::from_utf8(body) {
+            self.errors.push(warning(
+                label,
+                format!(
+                    "script is not valid UTF-8 (at byte {}); not run (cloud-init cannot write it either)",
+                    e.valid_up_to()
+                ),
+            ));
+            return None;
+        }
+        let mut out = Vec::with_capacity(body.len());
+        let mut rest = body;
+        while let Some(i) = rest.windows(2).position(|w| w == b"\r\n") {
+            out.extend_from_slice(rest.get(..i).unwrap_or_default());
+            out.push(b'\n');
+            rest = rest.get(i + 2..).unwrap_or_default();
+        }
+        out.extend_from_slice(rest);
+        Some(out)
+    }
+
+    /// A script, kept byte for byte as cloud-init writes it (see [`Self::script_text`]);
+    /// its interpreter is read after any leading blanks.
     fn script(&mut self, body: &[u8], filename: Option<&str>, frequency: Frequency, label: &str) {
-        let interpreter = self.interpreter(body, label);
+        let Some(body) = self.script_text(body, label) else {
+            return;
+        };
+        let interpreter = self.interpreter(body.trim_ascii_start(), label);
         let name = self.script_name(filename);
         self.scripts.push(Script {
             name,
             interpreter,
-            body: body.to_vec(),
+            body,
             frequency,
         });
     }
 
-    /// `#cloud-boothook`: the first line is dropped; the rest runs every boot, early.
+    /// `#cloud-boothook`: like cloud-init, the `#cloud-boothook` that starts the part (as
+    /// written, case and all) is cut off, then the blanks after it; the rest runs every
+    /// boot, early.
     fn boothook(&mut self, data: &[u8], filename: Option<&str>, label: &str) {
-        let body = if data
-            .get(..15)
-            .is_some_and(|h| h.eq_ignore_ascii_case(b"#cloud-boothook"))
-        {
-            match data.iter().position(|&b| b == b'\n') {
-                Some(i) => data.get(i + 1..).unwrap_or_default(),
-                None => &[],
-            }
-        } else {
-            data
+        let Some(text) = self.script_text(data, label) else {
+            return;
         };
-        let interpreter = self.interpreter(body, label);
+        let body = text
+            .strip_prefix(b"#cloud-boothook")
+            .unwrap_or(&text)
+            .trim_ascii_start()
+            .to_vec();
+        let interpreter = self.interpreter(&body, label);
         let name = self.script_name(filename);
         self.boothooks.push(Script {
             name,
             interpreter,
-            body: body.to_vec(),
+            body,
             frequency: Frequency::PerBoot,
         });
     }
@@ -788,6 +891,7 @@ impl<'l> Collector<'l> {
             let part_label = format!("{label}[{shown}]");
             let mut ctype = part.content_type.as_str();
             let mut body = part.body;
+            let mut merge_type = part.merge_type.as_deref();
             if body.starts_with(GZIP_MAGIC)
                 || matches!(
                     ctype,
@@ -809,24 +913,36 @@ impl<'l> Collector<'l> {
                     }
                 }
                 if ctype.starts_with("application/") {
+                    // cloud-init makes a new part of it: only the file name is kept.
                     ctype = "";
+                    merge_type = None;
                 }
             }
             let filename = part.filename.as_deref();
             match ctype {
                 "" | "text/plain" | "text/x-not-multipart" => match classify(&body) {
                     // Classified by content, keeping the part's file name.
-                    Kind::Script => self.script(
-                        body.trim_ascii_start(),
-                        filename,
-                        Frequency::PerInstance,
-                        &part_label,
-                    ),
-                    Kind::Boothook => self.boothook(body.trim_ascii_start(), filename, &part_label),
+                    Kind::Script => {
+                        self.script(&body, filename, Frequency::PerInstance, &part_label)
+                    }
+                    Kind::Boothook => self.boothook(&body, filename, &part_label),
+                    Kind::CloudConfig => {
+                        self.cloud_config_merging(&body, &part_label, merge_type)?
+                    }
                     _ => self.bytes(&body, &part_label, depth + 1)?,
                 },
-                "text/cloud-config" => self.cloud_config(&body, &part_label)?,
-                "text/x-shellscript" | "text/x-shellscript-per-instance" => {
+                "text/cloud-config" => self.cloud_config_merging(&body, &part_label, merge_type)?,
+                // cloud-init classifies a text/x-shellscript part by its content too.
+                "text/x-shellscript" => match classify(&body) {
+                    Kind::CloudConfig => {
+                        self.cloud_config_merging(&body, &part_label, merge_type)?
+                    }
+                    Kind::Boothook => self.boothook(&body, filename, &part_label),
+                    Kind::Include => self.include(&body, &part_label),
+                    Kind::Unsupported(_) => self.bytes(&body, &part_label, depth + 1)?,
+                    _ => self.script(&body, filename, Frequency::PerInstance, &part_label),
+                },
+                "text/x-shellscript-per-instance" => {
                     self.script(&body, filename, Frequency::PerInstance, &part_label)
                 }
                 "text/x-shellscript-per-boot" => {
