@@ -7,7 +7,8 @@
 #
 #   --clients N   concurrent clients (default 256)
 #   --requests N  requests per run (default 10000)
-#   --runs N      runs per server, alternated ci-seed / nginx (default 3; every run is shown)
+#   --runs N      runs per server, alternated ci-seed / nginx, each going first in turn
+#                 (default 3; every run is shown)
 #   --no-build    use target/release/ci-seed as it is (default: cargo build --release)
 #   --out FILE    also write the markdown to FILE
 # CI_SEED=PATH measures another ci-seed binary; NGINX=PATH another nginx binary.
@@ -32,7 +33,7 @@ while [ $# -gt 0 ]; do
         --runs) RUNS=$2; shift 2 ;;
         --no-build) BUILD=0; shift ;;
         --out) OUT=$2; shift 2 ;;
-        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
         *) echo "serve.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -90,11 +91,16 @@ fi
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # Starts a server, sets ADDR.
+STARTS=0
 start_ci_seed() {
-    "${AS[@]}" "$SEED_BIN" serve --listen 127.0.0.1:0 --dir "$SRV" > "$W/run/seed.out" 2> "$W/run/seed.log" &
+    # A new file per start: reading the last run's file (before this one's redirection
+    # truncates it) would give the address of a server that has already exited.
+    STARTS=$((STARTS + 1))
+    local out=$W/run/seed.$STARTS.out
+    "${AS[@]}" "$SEED_BIN" serve --listen 127.0.0.1:0 --dir "$SRV" > "$out" 2> "$W/run/seed.$STARTS.log" &
     PIDS+=($!)
     for _ in $(seq 100); do
-        ADDR=$(sed -n 's|^listening on http://\(127\.0\.0\.1:[0-9]*\)/$|\1|p' "$W/run/seed.out")
+        ADDR=$(sed -n 's|^listening on http://\(127\.0\.0\.1:[0-9]*\)/$|\1|p' "$out" 2>/dev/null || true)
         [ -n "$ADDR" ] && return 0
         sleep 0.1
     done
@@ -162,7 +168,9 @@ measure() {
 UPTIME_START=$(uptime | sed 's/^ *//')
 ROWS=()
 for run in $(seq "$RUNS"); do
-    for server in ci-seed nginx; do
+    # Alternate which server goes first, so neither always meets the machine's state first.
+    order="ci-seed nginx"; [ $((run % 2)) = 0 ] && order="nginx ci-seed"
+    for server in $order; do
         if [ "$server" = ci-seed ]; then start_ci_seed; else start_nginx; fi
         log "run $run: $server on $ADDR ($REQUESTS requests, $CLIENTS clients)"
         res=$(measure)
