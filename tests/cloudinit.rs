@@ -175,6 +175,12 @@ fn compat_files_follow_the_passes_and_seal_removes_them() {
     assert_eq!(r.status.code(), Some(0), "{}", err(&r));
     let st = json(&e.path("/run/cloud-init/status.json"));
     assert!(st["v1"]["init-local"]["finished"].is_number(), "{st}");
+    // cloud-init's instance data layout: redacted world-readable, sensitive root only.
+    let red = json(&e.path("/run/cloud-init/instance-data.json"));
+    assert_eq!(red["v1"]["local_hostname"], "ci-meta");
+    assert_eq!(red["merged_cfg"], "redacted for non-root user");
+    let full = json(&e.path("/run/cloud-init/instance-data-sensitive.json"));
+    assert_eq!(full["merged_cfg"]["hostname"], "ci-host");
     assert_eq!(st["v1"]["modules-final"]["start"], Value::Null);
     assert!(!e.path("/run/cloud-init/result.json").exists());
     assert!(!e.path("/var/lib/cloud/instance/boot-finished").exists());
@@ -286,8 +292,31 @@ fn query_reads_the_applied_instance() {
     assert!(q("--list-keys").lines().any(|l| l == "v1"));
     let o = e.ci(&["query", "v1.nope"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(err(&o).contains("Undefined instance-data key 'v1.nope'"));
+    assert!(
+        err(&o).contains("instance-data 'v1' has no 'nope'"),
+        "{}",
+        err(&o)
+    );
     assert_eq!(e.ci(&["query"]).status.code(), Some(2));
+
+    // The run wrote the instance data: full for root, redacted for everyone.
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |p: &str| std::fs::metadata(e.path(p)).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode("/run/ci-agent/instance-data.json"), 0o600);
+    assert_eq!(mode("/run/ci-agent/instance-data-redacted.json"), 0o644);
+    let full = json(&e.path("/run/ci-agent/instance-data.json"));
+    assert_eq!(full["v1"]["instance_id"], "iid-ci");
+    assert_eq!(full["merged_cfg"]["foo"], "bar");
+    let red = json(&e.path("/run/ci-agent/instance-data-redacted.json"));
+    assert_eq!(red["merged_cfg"], "redacted for non-root user");
+    // Not with cloud_init_compat off.
+    assert!(!e.path("/run/cloud-init/instance-data.json").exists());
+    // `ci-agent query` answers the same keys.
+    let o = e.agent(&["query", "v1.local_hostname"]);
+    assert_eq!((o.status.code(), out(&o).as_str()), (Some(0), "ci-meta\n"));
+    let o = e.agent(&["query", "--all"]);
+    let all: Value = serde_json::from_str(&out(&o)).unwrap();
+    assert_eq!(all["ds"]["meta_data"]["instance-id"], "iid-ci");
 }
 
 #[test]

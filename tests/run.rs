@@ -121,7 +121,7 @@ fn seed(iid: &str, keys: &[&str]) -> Seed {
     s
 }
 
-fn parse(seed: &Seed) -> Result<SeedData, SeedError> {
+fn parse(seed: &Seed, _: &ci_agent::formats::userdata::SysInfo) -> Result<SeedData, SeedError> {
     let meta = String::from_utf8_lossy(
         seed.files
             .get("meta-data")

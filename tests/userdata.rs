@@ -401,14 +401,10 @@ fn classification_branches() {
     // Unsupported formats: warnings, nothing run.
     for (data, what) in [
         (
-            &b"## template: jinja\n#cloud-config\nhostname: {{ x }}\n"[..],
-            "jinja",
+            &b"#part-handler\ndef list_types(): pass\n"[..],
+            "#part-handler",
         ),
-        (
-            b"#cloud-config-archive\n- type: text/cloud-config\n",
-            "#cloud-config-archive",
-        ),
-        (b"#part-handler\ndef list_types(): pass\n", "#part-handler"),
+        (b"#cloud-config-jsonp\n[]\n", "#cloud-config-jsonp"),
     ] {
         let d = ud(data);
         assert!(d.scripts.is_empty() && d.cloud_config == CloudConfig::default());
@@ -506,13 +502,21 @@ fn mime_multipart_with_encoded_parts() {
         d.includes,
         ["http://127.0.0.1:1/a.yaml", "http://127.0.0.1:1/b.yaml"]
     );
-    assert_eq!(d.warnings.len(), 2, "{:?}", d.warnings);
+    // The jinja part renders `{{ x }}` as cloud-init does (x is not in the instance
+    // data), and what it renders to is neither cloud-config nor a script.
+    assert_eq!(d.warnings.len(), 3, "{:?}", d.warnings);
     assert!(
-        d.warnings[0].starts_with("user-data[part-009]: jinja"),
+        d.warnings[0].starts_with("user-data[part-009]: jinja variables not in the instance data")
+            && d.warnings[0].ends_with("'x'"),
         "{:?}",
         d.warnings
     );
-    assert!(d.warnings[1].starts_with("user-data[foo.bin]: MIME part type 'application/x-foo'"));
+    assert!(
+        d.warnings[1].contains("neither #cloud-config nor a #! script"),
+        "{:?}",
+        d.warnings
+    );
+    assert!(d.warnings[2].starts_with("user-data[foo.bin]: MIME part type 'application/x-foo'"));
 }
 
 #[test]
@@ -1061,4 +1065,173 @@ fn ssh_keys_entries_are_kept_and_bad_ones_are_positioned_warnings() {
         "{e:?}"
     );
     assert!(d.cloud_config.ssh_keys.is_none());
+}
+
+fn ud_meta(data: &[u8], meta: &[u8]) -> SeedData {
+    parse_seed(&seed(&[("user-data", data), ("meta-data", meta)])).unwrap()
+}
+
+#[test]
+fn jinja_templates_render_with_instance_data() {
+    let meta = b"instance-id: i-9\nlocal-hostname: web-9\nregion: eu-1\ncloud-name: MyCloud\n";
+    let d = ud_meta(
+        b"## template: jinja\n#cloud-config\nhostname: {{ v1.local_hostname }}-x\nruncmd:\n  - echo {{ ds.meta_data.region }} {{ instance_id }} {{ v1.cloud_name }} {{ v1.platform }}\n",
+        meta,
+    );
+    assert!(
+        d.errors.is_empty() && d.warnings.is_empty(),
+        "{:?} {:?}",
+        d.errors,
+        d.warnings
+    );
+    assert_eq!(d.cloud_config.hostname.as_deref(), Some("web-9-x"));
+    assert_eq!(
+        d.cloud_config.runcmd,
+        [CommandSpec::Shell("echo eu-1 i-9 mycloud nocloud".into())]
+    );
+    // The instance data the run writes holds the merged cloud-config.
+    assert_eq!(d.instance_data["merged_cfg"]["hostname"], "web-9-x");
+    assert_eq!(d.instance_data["v1"]["region"], "eu-1");
+
+    // A script, and the machine's facts.
+    let sys = userdata::SysInfo {
+        system: "Linux".into(),
+        distro: "debian".into(),
+        distro_version: "12".into(),
+        distro_release: "bookworm".into(),
+        kernel_release: "6.1.0-9".into(),
+        machine: "x86_64".into(),
+    };
+    let s = seed(&[
+        (
+            "user-data",
+            b"## template: jinja\n#!/bin/sh\necho {{ v1.distro }} {{ v1.distro_release }} {{ v1.kernel_release }} {{ v1.variant }}\n",
+        ),
+        ("meta-data", meta),
+    ]);
+    let d = userdata::parse_seed_on(&s, &sys).unwrap();
+    assert_eq!(d.scripts.len(), 1);
+    assert_eq!(
+        d.scripts[0].body,
+        b"#!/bin/sh\necho debian bookworm 6.1.0-9 debian\n"
+    );
+    assert_eq!(d.scripts[0].frequency, Frequency::PerInstance);
+}
+
+#[test]
+fn jinja_problems_name_the_part() {
+    // Missing variables: cloud-init's marker and a warning.
+    let d = ud(b"## template: jinja\n#cloud-config\nhostname: {{ v1.nope }}\n");
+    assert_eq!(
+        d.cloud_config.hostname.as_deref(),
+        Some("CI_MISSING_JINJA_VAR/nope")
+    );
+    assert!(d.warnings[0].contains("'nope'"), "{:?}", d.warnings);
+    // A broken template is an error for its part only; the other parts apply.
+    let mime = b"Content-Type: multipart/mixed; boundary=\"B\"\nMIME-Version: 1.0\n\n--B\nContent-Type: text/jinja2\nContent-Disposition: attachment; filename=\"bad.j2\"\n\n## template: jinja\n#cloud-config\n{% if %}\n--B\nContent-Type: text/cloud-config\n\nhostname: fine\n--B--\n";
+    let d = ud(mime);
+    assert_eq!(d.cloud_config.hostname.as_deref(), Some("fine"));
+    assert_eq!(d.errors.len(), 1, "{:?}", d.errors);
+    let e = d.errors[0].to_string();
+    assert!(
+        e.starts_with("user-data[bad.j2]: invalid jinja template: line 3"),
+        "{e}"
+    );
+    // A template that would never end runs out of fuel.
+    let e = ud_err(b"## template: jinja\n{% for a in range(99999) %}{% for b in range(99999) %}{{ a }}{% endfor %}{% endfor %}\n");
+    assert!(e.contains("cannot render jinja template"), "{e}");
+    // Too much output.
+    let limits = userdata::Limits {
+        max_template_output: 1000,
+        ..userdata::Limits::default()
+    };
+    let e = first_error(userdata::parse_seed_with(
+        &seed(&[(
+            "user-data",
+            b"## template: jinja\n{% for a in range(2000) %}xx{% endfor %}\n",
+        )]),
+        &limits,
+    ));
+    assert!(e.contains("larger than 1000 bytes"), "{e}");
+    // `ci-seed validate` renders too.
+    let p = userdata::validate_user_data("ud", b"## template: jinja\n{{ }\n");
+    assert!(p[0].message.starts_with("invalid jinja template"), "{p:?}");
+}
+
+#[test]
+fn cloud_config_archive_parts() {
+    let archive = b"#cloud-config-archive
+- |
+  #cloud-config
+  hostname: from-string
+- type: text/x-shellscript
+  filename: setup.sh
+  content: |
+    #!/bin/bash
+    echo setup
+- content: |
+    #!/bin/sh
+    echo detected
+- filename: later.cfg
+  content: |
+    runcmd: [echo later]
+- content: |
+    ## template: jinja
+    #cloud-config
+    fqdn: {{ v1.instance_id }}.example
+- type: text/cloud-boothook
+  content: |
+    #!/bin/sh
+    echo hook
+- content: '#include http://127.0.0.1/x'
+- launch-index: 3
+  content: |
+    #cloud-config
+    final_message: indexed
+- 42
+";
+    let d = ud_meta(archive, b"instance-id: i-a\nlaunch-index: 0\n");
+    assert!(d.errors.is_empty(), "{:?}", d.errors);
+    let c = &d.cloud_config;
+    assert_eq!(c.hostname.as_deref(), Some("from-string"));
+    assert_eq!(c.fqdn.as_deref(), Some("i-a.example"));
+    assert_eq!(c.runcmd, [CommandSpec::Shell("echo later".into())]);
+    assert_eq!(c.final_message, None);
+    let scripts: Vec<_> = d
+        .scripts
+        .iter()
+        .map(|s| (s.name.as_str(), s.body.as_slice()))
+        .collect();
+    assert_eq!(
+        scripts,
+        [
+            ("setup.sh", &b"#!/bin/bash\necho setup\n"[..]),
+            ("part-003", b"#!/bin/sh\necho detected\n"),
+        ]
+    );
+    assert_eq!(d.boothooks.len(), 1);
+    // An #include inside an archive is not followed (cloud-init does not either).
+    assert!(d.includes.is_empty());
+    let w = d.warnings.join("\n");
+    assert!(
+        w.contains("type 'text/x-include-url' is not handled"),
+        "{w}"
+    );
+    assert!(
+        w.contains("launch-index 3 is not this instance's (0)"),
+        "{w}"
+    );
+    assert!(w.contains("expected text or a mapping"), "{w}");
+    // Without a launch-index in meta-data every part applies.
+    let d = ud(archive);
+    assert_eq!(d.cloud_config.final_message.as_deref(), Some("indexed"));
+    // Not a list: an error naming the file.
+    let e = ud_err(b"#cloud-config-archive\nhostname: x\n");
+    assert!(
+        e.contains("must be a list of parts, found a mapping"),
+        "{e}"
+    );
+    // As a MIME part.
+    let mime = b"Content-Type: multipart/mixed; boundary=\"B\"\nMIME-Version: 1.0\n\n--B\nContent-Type: text/cloud-config-archive\n\n- content: 'hostname: mimed'\n--B--\n";
+    assert_eq!(ud(mime).cloud_config.hostname.as_deref(), Some("mimed"));
 }

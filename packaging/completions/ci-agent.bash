@@ -39,7 +39,7 @@ _ci_agent() {
     status)
         _ci_words "--json --format -l --long -w --wait --timeout --root --config --os -h --help" ;;
     query)
-        _ci_words "--seed --root --config --os -h --help" ;;
+        _ci_words "-a --all -l --list-keys --seed --root --config --os -h --help" ;;
     seal)
         _ci_words "--root -n --dry-run -y --yes --keep --config --os -h --help" ;;
     "")

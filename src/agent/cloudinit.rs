@@ -7,8 +7,9 @@
 //!   cloud-init's words, fields and exit codes (0, 1 error, 2 degraded).
 //! - `query [--all | --list-keys | KEY]`: instance data from the seed of the instance in
 //!   progress or last applied (its local copy), else from seed discovery: `v1.instance_id`,
-//!   `v1.local_hostname`, `v1.public_ssh_keys`, `ds.meta_data…`, `userdata`, `vendordata`
-//!   (all read from the root-only state directory, so `query` needs root).
+//!   `v1.local_hostname`, `v1.public_ssh_keys`, `ds.meta_data…`, `userdata`, `vendordata`;
+//!   as another user, from the redacted instance data any user may read
+//!   ([`crate::agent::instance`]).
 //! - `clean [--logs] [--machine-id] [--seed] [--reboot]`: [`crate::agent::seal`] limited
 //!   to ci-agent's state and the first-boot sentinel (so the next boot applies the seed
 //!   again), plus the agent's logs, the machine id, and a reboot when asked.
@@ -21,12 +22,9 @@ use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use serde_json::json;
-
+use crate::agent::instance;
 use crate::agent::seal::{self, Item, SealOptions};
-use crate::agent::state::State;
 use crate::agent::status::{self, Format, StatusOpts};
-use crate::formats::userdata::SeedData;
 use crate::platform::config::Config;
 use crate::platform::{Cmd, OsKind, System};
 
@@ -238,88 +236,6 @@ fn cli_status(args: Vec<OsString>) -> u8 {
 // ---------------------------------------------------------------------------------------
 // query
 
-/// cloud-init's instance data for a parsed seed; `user_data`/`vendor_data` are the raw
-/// files (present for root only in cloud-init; our source is root-only anyway).
-pub fn instance_data(
-    d: &SeedData,
-    user_data: Option<&[u8]>,
-    vendor_data: Option<&[u8]>,
-) -> serde_json::Value {
-    let v1 = json!({
-        "_beta_keys": [],
-        "availability_zone": null,
-        "cloud_id": "nocloud",
-        "cloud_name": "nocloud",
-        "instance_id": d.instance_id,
-        "local_hostname": d.hostname,
-        "platform": "nocloud",
-        "public_ssh_keys": d.meta.public_keys,
-        "region": null,
-        "subplatform": format!("seed ({})", d.source),
-    });
-    let mut top = serde_json::Map::new();
-    top.insert("_schema_version".into(), json!("1"));
-    top.insert(
-        "schema_version".into(),
-        json!(crate::agent::boot::SCHEMA_VERSION),
-    );
-    // cloud-init also offers the v1 keys at the top level.
-    if let serde_json::Value::Object(m) = &v1 {
-        for (k, v) in m {
-            if !k.starts_with('_') {
-                top.insert(k.clone(), v.clone());
-            }
-        }
-    }
-    top.insert("v1".into(), v1);
-    top.insert("ds".into(), json!({ "meta_data": d.meta.raw }));
-    top.insert("merged_cfg".into(), d.cloud_config_json.clone());
-    let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
-    top.insert("userdata".into(), json!(text(user_data)));
-    top.insert("vendordata".into(), json!(text(vendor_data)));
-    serde_json::Value::Object(top)
-}
-
-/// `a.b.c` in a JSON document (keys may contain `-`; a number indexes a list).
-pub fn lookup<'a>(v: &'a serde_json::Value, key: &str) -> Option<&'a serde_json::Value> {
-    let mut cur = v;
-    for part in key.split('.') {
-        cur = match cur {
-            serde_json::Value::Object(m) => m
-                .get(part)
-                .or_else(|| m.get(&part.replace('_', "-")))
-                .or_else(|| m.get(&part.replace('-', "_")))?,
-            serde_json::Value::Array(a) => a.get(part.parse::<usize>().ok()?)?,
-            _ => return None,
-        };
-    }
-    Some(cur)
-}
-
-/// The seed `query` describes: the local copy of the instance in progress or last
-/// applied, else what discovery finds now.
-fn query_seed(sys: &dyn System, cfg: &Config) -> anyhow::Result<crate::formats::userdata::Seed> {
-    let state = State::new(sys, &cfg.state_dir);
-    if !sys.exists(&cfg.state_dir) {
-        // Not run yet: look for the seed like a run would.
-    } else if sys.read_dir(&cfg.state_dir).is_err() {
-        anyhow::bail!(
-            "cannot read {} (instance data is readable by root only; try sudo)",
-            cfg.state_dir.display()
-        );
-    }
-    for iid in [state.in_progress(), state.applied_instance()]
-        .into_iter()
-        .flatten()
-    {
-        if let Some(seed) = state.load_seed_copy(&iid, cfg.max_seed_file_bytes)? {
-            return Ok(seed);
-        }
-    }
-    crate::datasource::find_seed(sys, cfg, None)?
-        .ok_or_else(|| anyhow::anyhow!("no instance data: no seed has been applied or found"))
-}
-
 fn cli_query(args: Vec<OsString>) -> u8 {
     use lexopt::ValueExt as _;
     let mut c = Common::new();
@@ -353,57 +269,17 @@ fn cli_query(args: Vec<OsString>) -> u8 {
             return crate::exit::FAILED;
         }
     };
-    let data = query_seed(&sys, &cfg).and_then(|seed| {
-        let d = crate::formats::userdata::parse_seed(&seed).map_err(anyhow::Error::new)?;
-        Ok(instance_data(
-            &d,
-            seed.files.get("user-data").map(Vec::as_slice),
-            seed.files.get("vendor-data").map(Vec::as_slice),
-        ))
-    });
-    let data = match data {
-        Ok(d) => d,
+    let root = instance::is_root();
+    match instance::load(&sys, &cfg, root) {
+        Ok(data) => instance::print(
+            "cloud-init query",
+            &instance::answer(&data, key.as_deref(), list, root),
+        ),
         Err(e) => {
             eprintln!("cloud-init query: {e:#}");
-            return crate::exit::FAILED;
+            crate::exit::FAILED
         }
-    };
-    let target = match &key {
-        Some(k) => match lookup(&data, k) {
-            Some(v) => v,
-            None => {
-                eprintln!("cloud-init query: Undefined instance-data key '{k}'");
-                return crate::exit::FAILED;
-            }
-        },
-        None => &data,
-    };
-    if list {
-        match target {
-            serde_json::Value::Object(m) => {
-                for k in m.keys() {
-                    crate::outln!("{k}");
-                }
-            }
-            _ => {
-                eprintln!(
-                    "cloud-init query: --list-keys provided but '{}' is not a dict",
-                    key.unwrap_or_default()
-                );
-                return crate::exit::FAILED;
-            }
-        }
-        return crate::exit::OK;
     }
-    match target {
-        serde_json::Value::String(s) => crate::outln!("{s}"),
-        serde_json::Value::Null => crate::outln!(),
-        v => crate::outln!(
-            "{}",
-            serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
-        ),
-    }
-    crate::exit::OK
 }
 
 // ---------------------------------------------------------------------------------------
@@ -615,16 +491,6 @@ pub fn schema(shown: &str, bytes: &[u8], annotate: bool) -> (String, String, u8)
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lookup_dotted_keys() {
-        let v = json!({"v1": {"local_hostname": "h"}, "ds": {"meta_data": {"local-hostname": "h", "list": [1, 2]}}});
-        assert_eq!(lookup(&v, "v1.local_hostname"), Some(&json!("h")));
-        assert_eq!(lookup(&v, "v1.local-hostname"), Some(&json!("h")));
-        assert_eq!(lookup(&v, "ds.meta_data.local_hostname"), Some(&json!("h")));
-        assert_eq!(lookup(&v, "ds.meta_data.list.1"), Some(&json!(2)));
-        assert_eq!(lookup(&v, "v1.nope"), None);
-    }
 
     #[test]
     fn clean_reboots_only_when_asked_and_after_cleaning() {

@@ -22,6 +22,7 @@
 
 pub mod boot;
 pub mod cloudinit;
+pub mod instance;
 pub mod logging;
 pub mod query;
 pub mod seal;
@@ -37,7 +38,7 @@ use anyhow::Context as _;
 use crate::agent::state::{LastCheck, ModuleOutcome, ModuleResult, RunStatus, State, StatusFile};
 use crate::datasource::bootstrap::{self, BootstrapStatus, Outcome};
 use crate::formats::civil::rfc3339;
-use crate::formats::userdata::{Seed, SeedData, SeedError};
+use crate::formats::userdata::{Seed, SeedData, SeedError, SysInfo};
 use crate::modules::{Context, Frequency, Module, Stage};
 use crate::platform::cli::{self, Command, Opt, Value as CliValue};
 use crate::platform::config::{absolute, load_config, BootstrapConfig, Config, DatasourceKind};
@@ -109,7 +110,7 @@ impl Default for RunOptions {
 }
 
 type FindSeed = dyn Fn(&dyn System, &Config, Option<&Path>) -> anyhow::Result<Option<Seed>>;
-type ParseSeed = dyn Fn(&Seed) -> Result<SeedData, SeedError>;
+type ParseSeed = dyn Fn(&Seed, &SysInfo) -> Result<SeedData, SeedError>;
 type RunBootstrap = dyn Fn(&dyn System, &BootstrapConfig) -> anyhow::Result<Outcome>;
 type StatBootstrap = dyn Fn(&dyn System, &BootstrapConfig) -> anyhow::Result<BootstrapStatus>;
 type Include = dyn Fn(&Config, &Seed, SeedData) -> SeedData;
@@ -131,7 +132,7 @@ impl Parts {
         Parts {
             modules: crate::modules::all(),
             find_seed: Box::new(|sys, cfg, seed| crate::datasource::find_seed(sys, cfg, seed)),
-            parse_seed: Box::new(crate::formats::userdata::parse_seed),
+            parse_seed: Box::new(crate::formats::userdata::parse_seed_on),
             bootstrap: Box::new(|sys, cfg| bootstrap::run(sys, cfg)),
             bootstrap_status: Box::new(|sys, cfg| bootstrap::status(sys, cfg)),
             include: Box::new(crate::datasource::resolve_includes),
@@ -389,7 +390,8 @@ impl<'a> Runner<'a> {
         };
         let data = match &seed {
             Some(seed) => {
-                let data = (self.parts.parse_seed)(seed)
+                let facts = crate::platform::sys_info(self.sys, self.config.os);
+                let data = (self.parts.parse_seed)(seed, &facts)
                     .map_err(anyhow::Error::new)
                     .with_context(|| format!("malformed seed ({})", seed.source))?;
                 log::info!("seed {}: instance-id {}", data.source, data.instance_id);
@@ -428,6 +430,12 @@ impl<'a> Runner<'a> {
         if let Some(d) = &data {
             self.status.instance_id = Some(d.instance_id.clone());
             self.status.datasource = Some(d.source.clone());
+            // Every boot (the run dir is emptied at boot), for templates, scripts and
+            // `query` as any user.
+            if let Err(e) = instance::write(self.sys, self.config, d) {
+                log::warn!("{e:#}");
+                push_unique(&mut self.status.warnings, format!("{e:#}"));
+            }
         }
 
         let mut exit = crate::exit::OK;
@@ -940,7 +948,7 @@ pub const COMMANDS: &[Command] = &[
     Command {
         name: "query",
         opts: query::OPTIONS,
-        operands: "",
+        operands: "[KEY]",
     },
     Command {
         name: "seal",

@@ -11,6 +11,11 @@
 //! on stderr names the file and line:column) or the command line is wrong. A seed whose
 //! meta-data reads but whose user-data (or one of its keys) does not is still printed,
 //! with the problems in `errors` (and on stderr), and exits 2.
+//!
+//! `--all`, `--list-keys` and `KEY` answer over the instance data instead, like
+//! `cloud-init query` ([`crate::agent::instance`]): as root from the seed (`--seed`, else
+//! the instance's local copy, else discovery), as any other user from the redacted copy a
+//! run wrote. Exit codes then are cloud-init's: 0, or 1 for an unknown key or no data.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -26,6 +31,8 @@ use crate::platform::{OsKind, System};
 
 /// `ci-agent query`'s options (the parser below; `platform::cli`).
 pub const OPTIONS: &[Opt] = &[
+    Opt::flag("all", &['a']),
+    Opt::flag("list-keys", &['l']),
     Opt::with("seed", &[], CliValue::Path),
     Opt::with("root", &[], CliValue::Dir),
     Opt::with("config", &[], CliValue::File),
@@ -34,13 +41,22 @@ pub const OPTIONS: &[Opt] = &[
 ];
 
 const USAGE: &str = "\
-usage: ci-agent query [--seed PATH] [--root DIR] [--config FILE] [--os linux|freebsd]
+usage: ci-agent query [-a|--all] [-l|--list-keys] [--seed PATH] [--root DIR]
+                      [--config FILE] [--os linux|freebsd] [KEY]
 
 Find the seed like `ci-agent run` does and print what it holds as JSON on stdout:
 schema_version, source, instance_id, hostname, meta_data, cloud_config (merged),
 scripts, boothooks, includes, files, warnings, errors. Nothing is changed.
 
+With --all, --list-keys or KEY, answer over the instance data as `cloud-init query`
+does: KEY is a dotted path (v1.instance_id, v1.local_hostname, ds.meta_data.local-hostname,
+userdata). Root reads the seed; other users read the redacted instance data the run
+wrote (/run/ci-agent/instance-data-redacted.json), where sensitive keys read
+'redacted for non-root user'.
+
 options:
+  -a, --all        print the whole instance data
+  -l, --list-keys  list the keys of the instance data (or of KEY)
   --seed PATH    read this seed directory, image file or device instead of searching
                  (a path on this machine; under --root when it lies there)
   --root DIR     the machine's root directory (default /)
@@ -48,11 +64,15 @@ options:
   --os OS        linux or freebsd policy (default: this build's OS)
   -h, --help     this help
 
-exit status: 0 seed read, 1 no seed found, 2 malformed seed or usage error
+exit status: 0 seed read, 1 no seed found, 2 malformed seed or usage error;
+with --all, --list-keys or KEY: 0 answered, 1 unknown key or no instance data
 ";
 
 #[derive(Debug, Clone, PartialEq)]
 struct QueryArgs {
+    all: bool,
+    list: bool,
+    key: Option<String>,
     seed: Option<PathBuf>,
     root: PathBuf,
     config: Option<PathBuf>,
@@ -62,6 +82,9 @@ struct QueryArgs {
 fn parse_args(args: Vec<OsString>) -> Result<Option<QueryArgs>, lexopt::Error> {
     use lexopt::prelude::*;
     let mut a = QueryArgs {
+        all: false,
+        list: false,
+        key: None,
         seed: None,
         root: PathBuf::from("/"),
         config: None,
@@ -70,6 +93,9 @@ fn parse_args(args: Vec<OsString>) -> Result<Option<QueryArgs>, lexopt::Error> {
     let mut p = lexopt::Parser::from_args(args);
     while let Some(arg) = p.next()? {
         match arg {
+            Long("all") | Short('a') => a.all = true,
+            Long("list-keys") | Short('l') => a.list = true,
+            Value(v) if a.key.is_none() => a.key = Some(v.string()?),
             Long("seed") => a.seed = Some(p.value()?.into()),
             Long("root") => a.root = p.value()?.into(),
             Long("config") => a.config = Some(p.value()?.into()),
@@ -191,6 +217,29 @@ fn run(a: &QueryArgs) -> u8 {
             return crate::exit::USAGE;
         }
     };
+    if a.all || a.list || a.key.is_some() {
+        let root = crate::agent::instance::is_root();
+        let data = match seed.as_deref() {
+            // A seed named on the command line is the caller's to read.
+            Some(s) => crate::agent::instance::load_seed(&sys, &config, s),
+            None => crate::agent::instance::load(&sys, &config, root),
+        };
+        return match data {
+            Ok(v) => crate::agent::instance::print(
+                "ci-agent query",
+                &crate::agent::instance::answer(
+                    &v,
+                    a.key.as_deref(),
+                    a.list,
+                    root || seed.is_some(),
+                ),
+            ),
+            Err(e) => {
+                eprintln!("ci-agent query: {e:#}");
+                crate::exit::FAILED
+            }
+        };
+    }
     match query(&sys, &config, seed.as_deref()) {
         Ok(v) => match serde_json::to_string_pretty(&v) {
             Ok(text) => {
@@ -241,6 +290,15 @@ mod tests {
         assert_eq!(a.os, OsKind::FreeBsd);
         assert!(parse_args(args(&["--bogus"])).is_err());
         assert!(parse_args(args(&["--os", "plan9"])).is_err());
-        assert!(parse_args(args(&["extra"])).is_err());
+        // One KEY; a second operand is an error.
+        let a = parse_args(args(&["-l", "v1.instance_id"]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (a.list, a.all, a.key.as_deref()),
+            (true, false, Some("v1.instance_id"))
+        );
+        assert!(parse_args(args(&["--all"])).unwrap().unwrap().all);
+        assert!(parse_args(args(&["key", "extra"])).is_err());
     }
 }

@@ -115,7 +115,7 @@ pub fn resolve_includes(config: &Config, seed: &Seed, data: SeedData) -> SeedDat
         return data;
     }
     let limits = crate::formats::userdata::Limits::default();
-    match crate::formats::userdata::parse_seed_including(seed, &limits, &bodies) {
+    match crate::formats::userdata::parse_seed_full(seed, &limits, &bodies, &data.sys_info) {
         Ok(mut d) => {
             for url in &d.includes {
                 if !data.includes.contains(url) {

@@ -37,6 +37,44 @@ pub use system::{
 
 use std::path::{Path, PathBuf};
 
+/// The machine's facts for instance data (`v1.distro`, `v1.kernel_release`, …): the
+/// OS from `os`, the distro from `/etc/os-release` (FreeBSD: also `/var/run/os-release`),
+/// the kernel release from `/proc/sys/kernel/osrelease` on Linux (FreeBSD: os-release's
+/// `VERSION` is the closest file; unknown otherwise), the architecture from this build.
+pub fn sys_info(sys: &dyn System, os: OsKind) -> crate::formats::userdata::SysInfo {
+    let mut info = crate::formats::userdata::SysInfo {
+        system: match os {
+            OsKind::Linux => "Linux".into(),
+            OsKind::FreeBsd => "FreeBSD".into(),
+        },
+        machine: match (os, std::env::consts::ARCH) {
+            (OsKind::FreeBsd, "x86_64") => "amd64".into(),
+            (OsKind::FreeBsd, "aarch64") => "arm64".into(),
+            (_, arch) => arch.into(),
+        },
+        ..Default::default()
+    };
+    for p in [
+        "/etc/os-release",
+        "/usr/lib/os-release",
+        "/var/run/os-release",
+    ] {
+        if let Ok(b) = sys.read_file(Path::new(p), 64 << 10) {
+            info.set_os_release(&String::from_utf8_lossy(&b));
+            break;
+        }
+    }
+    if info.distro.is_empty() && os == OsKind::FreeBsd {
+        info.distro = "freebsd".into();
+    }
+    if os == OsKind::Linux {
+        if let Ok(b) = sys.read_file(Path::new("/proc/sys/kernel/osrelease"), 4096) {
+            info.kernel_release = String::from_utf8_lossy(&b).trim().to_owned();
+        }
+    }
+    info
+}
+
 /// The kernel command line: Linux `/proc/cmdline`; FreeBSD the loader's `kernel_options`
 /// (`kenv -q kernel_options`, where cloud-init's rc.d script looks for
 /// `cloud-init=disabled`); empty when there is none. The one reader of it for

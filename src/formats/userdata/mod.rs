@@ -11,18 +11,31 @@
 //! | `#cloud-boothook`               | a boothook ([`SeedData::boothooks`], every boot)     |
 //! | `#!`                            | a script (its interpreter from the `#!` line)        |
 //! | MIME headers with Content-Type  | multipart, split by [`mime`]; each part by its type  |
-//! | `## template: jinja`, `#cloud-config-archive`, `#part-handler`, `#cloud-config-jsonp` | warning: not supported |
+//! | `## template: jinja`            | rendered with the instance data ([`jinja`]), then a cloud-config or script |
+//! | `#cloud-config-archive`         | a YAML list of parts (see below)                     |
+//! | `#part-handler`, `#cloud-config-jsonp`, `#upstart-job` | warning: not supported        |
 //! | only whitespace                 | nothing                                              |
 //! | anything else                   | warning "unhandled user-data", nothing run           |
 //!
 //! MIME part types: `text/cloud-config`, `text/x-shellscript` (per instance),
 //! `text/x-shellscript-per-boot|per-instance|per-once`, `text/cloud-boothook`,
-//! `text/x-include-url`, `text/x-include-once-url`; `text/plain`, `text/x-not-multipart`
+//! `text/x-include-url`, `text/x-include-once-url`, `text/jinja2` (a `## template: jinja`
+//! body), `text/cloud-config-archive`; `text/plain`, `text/x-not-multipart`
 //! or no type are classified by content; gzip bodies (or `application/*gzip*` types) are
 //! decompressed first. Nesting (gzip in MIME in gzip …) is bounded by
 //! [`Limits::max_nesting`], decompressed size (all gzip data of a file together) by
 //! [`Limits::max_gunzip_bytes`], the number
 //! of parts by [`Limits::max_parts`].
+//!
+//! `#cloud-config-archive` (cloud-init's `_explode_archive`): a YAML list whose items are
+//! parts: a string is a part's content; a mapping has `content` (text or `!!binary`),
+//! `type` (a MIME type; when absent, found from the content's first line like any
+//! user-data, and `text/cloud-config` when nothing matches), `filename` and
+//! `launch-index`. The parts are taken as they are, like cloud-init does: cloud-config,
+//! scripts (`text/x-shellscript*`), boothooks and jinja templates; a gzip, MIME,
+//! `#include` or nested archive content is not unpacked there (warning). A part whose
+//! `launch-index` (or, for cloud-config, whose own `launch-index` key) differs from
+//! meta-data's `launch-index` is skipped.
 //!
 //! Merging: the cloud-config parts of one file merge in order with cloud-init's mergers
 //! ([`mod@merge`]: the part's `merge_how`, the MIME `Merge-Type` header, by default
@@ -39,8 +52,12 @@
 //! - [`mime`]: multipart splitting and part decoding.
 //! - [`cloud_config`]: the typed cloud-config for the keys in scope.
 //! - [`metadata`]: `meta-data` (YAML or JSON).
+//! - [`instance`]: instance data (cloud-init's `instance-data.json` layout).
+//! - [`jinja`]: `## template: jinja` rendering.
 
 pub mod cloud_config;
+pub mod instance;
+pub mod jinja;
 pub mod merge;
 pub mod metadata;
 pub mod mime;
@@ -51,6 +68,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use crate::formats::yaml::{self, Node, NodeValue};
 
 pub use cloud_config::CloudConfig;
+pub use instance::SysInfo;
 pub use metadata::MetaData;
 
 /// The files of a seed, as found (before parsing).
@@ -155,6 +173,11 @@ pub struct SeedData {
     /// gzip part): what it held is not applied, the rest of the seed is, and the run
     /// reports a failure. Rejected cloud-config keys are in [`CloudConfig::errors`].
     pub errors: Vec<SeedError>,
+    /// The machine facts the seed was read with (templates saw them).
+    pub sys_info: SysInfo,
+    /// Instance data ([`instance::instance_data`], with `merged_cfg`): what
+    /// `instance-data.json` holds and `query` shows.
+    pub instance_data: serde_json::Value,
 }
 
 pub use crate::formats::SeedError;
@@ -172,6 +195,8 @@ pub struct Limits {
     pub max_parts: usize,
     /// Budgets of every YAML document (cloud-config parts, meta-data).
     pub yaml: yaml::Limits,
+    /// Largest output of one `## template: jinja` part.
+    pub max_template_output: usize,
 }
 
 impl Default for Limits {
@@ -181,6 +206,7 @@ impl Default for Limits {
             max_nesting: 4,
             max_parts: 1000,
             yaml: yaml::Limits::default(),
+            max_template_output: 16 << 20,
         }
     }
 }
@@ -195,6 +221,11 @@ pub fn parse_seed_with(seed: &Seed, limits: &Limits) -> Result<SeedData, SeedErr
     parse_seed_including(seed, limits, &[])
 }
 
+/// [`parse_seed`] on a machine: templates see its facts (`v1.distro`, …).
+pub fn parse_seed_on(seed: &Seed, sys: &SysInfo) -> Result<SeedData, SeedError> {
+    parse_seed_full(seed, &Limits::default(), &[], sys)
+}
+
 /// [`parse_seed_with`], with the bodies fetched for its `#include` URLs (`(url, body)`),
 /// which are processed after `user-data` as if they were parts of it (each is classified
 /// on its own: cloud-config, script, multipart, gzip). A body whose URL only `vendor-data`
@@ -204,6 +235,16 @@ pub fn parse_seed_including(
     seed: &Seed,
     limits: &Limits,
     included: &[(String, Vec<u8>)],
+) -> Result<SeedData, SeedError> {
+    parse_seed_full(seed, limits, included, &SysInfo::default())
+}
+
+/// [`parse_seed_including`] on a machine whose facts `sys` templates see.
+pub fn parse_seed_full(
+    seed: &Seed,
+    limits: &Limits,
+    included: &[(String, Vec<u8>)],
+    sys: &SysInfo,
 ) -> Result<SeedData, SeedError> {
     let mut canonical = seed.clone();
     let no_files = canonical.canonical_names();
@@ -239,9 +280,22 @@ pub fn parse_seed_including(
         .filter(|s| !s.is_empty())
         .or_else(|| meta.local_hostname.clone());
 
+    // What `## template: jinja` parts see: the instance data before user-data is read.
+    let vars = instance::jinja_vars(&instance::instance_data(
+        &seed.source,
+        &meta,
+        &instance_id,
+        hostname.as_deref(),
+        sys,
+        None,
+    ));
+    let launch_index = meta.raw.get("launch-index").and_then(launch_index_of);
+
     // Errors in user-data and vendor-data are collected, not fatal: meta-data (hostname,
     // public-keys, the instance id) still applies, and so do the other parts.
     let mut user = Collector::new(limits, "", true);
+    user.jinja_vars = Some(&vars);
+    user.launch_index = launch_index;
     if let Some(ud) = seed.files.get("user-data") {
         user.bytes(ud, "user-data", 0)?;
     }
@@ -261,6 +315,8 @@ pub fn parse_seed_including(
         .and_then(Node::as_bool)
         .unwrap_or(true);
     let mut vendor = Collector::new(limits, "vendor-", true);
+    vendor.jinja_vars = Some(&vars);
+    vendor.launch_index = launch_index;
     if let Some(vd) = seed.files.get("vendor-data") {
         if vendor_enabled {
             vendor.vendor_data(vd)?;
@@ -334,13 +390,22 @@ pub fn parse_seed_including(
             includes.push(u);
         }
     }
+    let cloud_config_json = merged.to_json();
+    let instance_data = instance::instance_data(
+        &seed.source,
+        &meta,
+        &instance_id,
+        hostname.as_deref(),
+        sys,
+        Some(&cloud_config_json),
+    );
     Ok(SeedData {
         source: seed.source.clone(),
         meta,
         instance_id,
         hostname,
         cloud_config,
-        cloud_config_json: merged.to_json(),
+        cloud_config_json,
         cloud_config_tree: Some(merged),
         scripts,
         boothooks,
@@ -348,7 +413,19 @@ pub fn parse_seed_including(
         files: seed.files.keys().cloned().collect(),
         warnings,
         errors: vendor.errors.into_iter().chain(user.errors).collect(),
+        sys_info: sys.clone(),
+        instance_data,
     })
+}
+
+/// A `launch-index` value (an integer, or text holding one) as cloud-init's
+/// `safe_int` reads it.
+fn launch_index_of(v: &serde_json::Value) -> Option<i64> {
+    match v {
+        serde_json::Value::Number(n) => n.as_i64(),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
 }
 
 /// Check one user-data (or vendor-data) file for `ci-seed validate`: every problem found,
@@ -358,7 +435,17 @@ pub fn parse_seed_including(
 /// processing of the part they are in; other parts are still checked.
 pub fn validate_user_data(file: &str, data: &[u8]) -> Vec<SeedError> {
     let limits = Limits::default();
+    // Templates are rendered with the instance data of a seed with no meta-data.
+    let vars = instance::jinja_vars(&instance::instance_data(
+        "validate",
+        &MetaData::default(),
+        "nocloud",
+        None,
+        &SysInfo::default(),
+        None,
+    ));
     let mut c = Collector::new(&limits, "", true);
+    c.jinja_vars = Some(&vars);
     if let Err(e) = c.bytes(data, file, 0) {
         c.errors.push(e);
     }
@@ -378,6 +465,17 @@ pub fn validate_meta_data(file: &str, data: &[u8]) -> Vec<SeedError> {
     match MetaData::parse(file, data) {
         Ok(_) => Vec::new(),
         Err(e) => vec![e],
+    }
+}
+
+/// An error at a node's position (when it has one).
+fn located(node: &Node, file: &str, message: String) -> SeedError {
+    let known = node.pos.line > 0;
+    SeedError {
+        file: file.into(),
+        line: known.then_some(node.pos.line),
+        column: known.then_some(node.pos.column),
+        message,
     }
 }
 
@@ -458,6 +556,8 @@ enum Kind {
     Boothook,
     Script,
     Mime,
+    Jinja,
+    Archive,
     Unsupported(&'static str),
     Empty,
     Unknown,
@@ -480,7 +580,7 @@ fn classify(data: &[u8]) -> Kind {
     };
     // Longest prefixes first (cloud-init's INCLUSION_TYPES_MAP order).
     if starts("#cloud-config-archive") {
-        Kind::Unsupported("#cloud-config-archive")
+        Kind::Archive
     } else if starts("#cloud-config-jsonp") {
         Kind::Unsupported("#cloud-config-jsonp")
     } else if starts("#cloud-config") {
@@ -492,7 +592,7 @@ fn classify(data: &[u8]) -> Kind {
     } else if starts("#part-handler") {
         Kind::Unsupported("#part-handler")
     } else if starts("## template: jinja") || starts("## template:jinja") {
-        Kind::Unsupported("## template: jinja")
+        Kind::Jinja
     } else if starts("#upstart-job") {
         Kind::Unsupported("#upstart-job")
     } else if starts("#!") {
@@ -502,6 +602,38 @@ fn classify(data: &[u8]) -> Kind {
     } else {
         Kind::Unknown
     }
+}
+
+/// The MIME type cloud-init gives an archive part without `type`: from its first line
+/// (`type_from_starts_with`), `text/cloud-config` when nothing matches, and
+/// `application/octet-stream` for bytes that are not text.
+fn archive_type(content: &[u8]) -> &'static str {
+    if std::str::from_utf8(content).is_err() {
+        return "application/octet-stream";
+    }
+    let text = content.trim_ascii_start();
+    let starts = |p: &str| {
+        text.get(..p.len())
+            .is_some_and(|h| h.eq_ignore_ascii_case(p.as_bytes()))
+    };
+    // Longest first, as cloud-init's INCLUSION_SRCH.
+    for (prefix, t) in [
+        ("#cloud-config-archive", "text/cloud-config-archive"),
+        ("#cloud-config-jsonp", "text/cloud-config-jsonp"),
+        ("## template: jinja", "text/jinja2"),
+        ("#cloud-boothook", "text/cloud-boothook"),
+        ("#include-once", "text/x-include-once-url"),
+        ("#cloud-config", "text/cloud-config"),
+        ("#part-handler", "text/part-handler"),
+        ("#upstart-job", "text/upstart-job"),
+        ("#include", "text/x-include-url"),
+        ("#!", "text/x-shellscript"),
+    ] {
+        if starts(prefix) {
+            return t;
+        }
+    }
+    "text/cloud-config"
 }
 
 /// The first line of a blob, shortened and printable, for messages.
@@ -557,6 +689,11 @@ struct Collector<'l> {
     errors: Vec<SeedError>,
     /// Keys rejected in each cloud-config part, with the part's name.
     key_errors: Vec<cloud_config::KeyError>,
+    /// The variables of `## template: jinja` parts ([`instance::jinja_vars`]); `None`:
+    /// templates are not rendered (warning).
+    jinja_vars: Option<&'l serde_json::Value>,
+    /// meta-data's `launch-index`: archive parts for another index are skipped.
+    launch_index: Option<i64>,
 }
 
 impl<'l> Collector<'l> {
@@ -575,6 +712,8 @@ impl<'l> Collector<'l> {
             warnings: Vec::new(),
             errors: Vec::new(),
             key_errors: Vec::new(),
+            jinja_vars: None,
+            launch_index: None,
         }
     }
 
@@ -656,6 +795,11 @@ impl<'l> Collector<'l> {
                 Ok(())
             }
             Kind::Mime => self.mime(data, label, depth),
+            Kind::Jinja => {
+                self.parts += 1;
+                self.jinja(data, None, label)
+            }
+            Kind::Archive => self.archive(data, label),
             Kind::Unsupported(what) => {
                 self.warn(
                     label,
@@ -688,6 +832,17 @@ impl<'l> Collector<'l> {
         }
     }
 
+    /// A part's bytes as a YAML document (`what` names the format in messages).
+    fn yaml_part(&self, data: &[u8], label: &str, what: &str) -> Result<Node, SeedError> {
+        let text = std::str::from_utf8(data).map_err(|e| {
+            warning(
+                label,
+                format!("{what} is not valid UTF-8 (at byte {})", e.valid_up_to()),
+            )
+        })?;
+        yaml::parse_node_with(text, label, &self.limits.yaml)
+    }
+
     fn cloud_config(&mut self, data: &[u8], label: &str) -> Result<(), SeedError> {
         self.cloud_config_merging(data, label, None)
     }
@@ -699,19 +854,7 @@ impl<'l> Collector<'l> {
         label: &str,
         merge_type: Option<&str>,
     ) -> Result<(), SeedError> {
-        let text = match std::str::from_utf8(data) {
-            Ok(t) => t,
-            Err(e) => {
-                return self.fail(warning(
-                    label,
-                    format!(
-                        "cloud-config is not valid UTF-8 (at byte {})",
-                        e.valid_up_to()
-                    ),
-                ))
-            }
-        };
-        let node = match yaml::parse_node_with(text, label, &self.limits.yaml) {
+        let node = match self.yaml_part(data, label, "cloud-config") {
             Ok(n) => n,
             Err(e) => return self.fail(e),
         };
@@ -722,13 +865,8 @@ impl<'l> Collector<'l> {
             }
             NodeValue::Map(_) => node,
             _ => {
-                let known = node.pos.line > 0;
-                return self.fail(SeedError {
-                    file: label.into(),
-                    line: known.then_some(node.pos.line),
-                    column: known.then_some(node.pos.column),
-                    message: format!("cloud-config must be a mapping, found {}", node.kind()),
-                });
+                let msg = format!("cloud-config must be a mapping, found {}", node.kind());
+                return self.fail(located(&node, label, msg));
             }
         };
         let spec_at = ["merge_how", "merge_type"]
@@ -876,6 +1014,215 @@ impl<'l> Collector<'l> {
         });
     }
 
+    /// A `## template: jinja` part: rendered, then handled as the cloud-config or script
+    /// it became (cloud-init's jinja handler knows no other kind). A template that does
+    /// not render is an error for this part; variables the instance data lacks are a
+    /// warning (they render as `CI_MISSING_JINJA_VAR/<name>`).
+    fn jinja(&mut self, data: &[u8], filename: Option<&str>, label: &str) -> Result<(), SeedError> {
+        let Some(vars) = self.jinja_vars else {
+            self.warn(label, "jinja template not rendered here; part ignored");
+            return Ok(());
+        };
+        let rendered = match jinja::render(data, vars, self.limits.max_template_output) {
+            Ok(r) => r,
+            Err(e) => return self.fail(warning(label, format!("{e}; part ignored"))),
+        };
+        if !rendered.missing.is_empty() {
+            let names: Vec<String> = rendered
+                .missing
+                .iter()
+                .take(20)
+                .map(|n| format!("'{}'", n.escape_debug()))
+                .collect();
+            self.warn(
+                label,
+                format!(
+                    "jinja variables not in the instance data (rendered as {}<name>): {}",
+                    jinja::MISSING_PREFIX,
+                    names.join(", ")
+                ),
+            );
+        }
+        let body = rendered.text.into_bytes();
+        match classify(&body) {
+            Kind::Empty => Ok(()),
+            Kind::CloudConfig => self.cloud_config(&body, label),
+            Kind::Script => {
+                self.script(&body, filename, Frequency::PerInstance, label);
+                Ok(())
+            }
+            _ => {
+                self.warn(
+                    label,
+                    format!(
+                        "the rendered jinja template is neither #cloud-config nor a #! script \
+                         (first line {}); part ignored",
+                        first_line(&body)
+                    ),
+                );
+                Ok(())
+            }
+        }
+    }
+
+    /// A part of a type one of cloud-init's part handlers takes as it is: cloud-config,
+    /// scripts, boothooks, jinja templates. `Ok(false)`: not one of those types.
+    fn handler_part(
+        &mut self,
+        ctype: &str,
+        body: &[u8],
+        filename: Option<&str>,
+        merge_type: Option<&str>,
+        label: &str,
+    ) -> Result<bool, SeedError> {
+        match ctype {
+            "text/cloud-config" => self.cloud_config_merging(body, label, merge_type)?,
+            "text/x-shellscript" | "text/x-shellscript-per-instance" => {
+                self.script(body, filename, Frequency::PerInstance, label)
+            }
+            "text/x-shellscript-per-boot" => self.script(body, filename, Frequency::PerBoot, label),
+            "text/x-shellscript-per-once" => self.script(body, filename, Frequency::Once, label),
+            "text/cloud-boothook" => self.boothook(body, filename, label),
+            "text/jinja2" => self.jinja(body, filename, label)?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// `#cloud-config-archive`: a YAML list of parts, each taken as it is (see the module
+    /// documentation).
+    /// Its parts are not classified again, so it adds no nesting.
+    fn archive(&mut self, data: &[u8], label: &str) -> Result<(), SeedError> {
+        let node = match self.yaml_part(data, label, "#cloud-config-archive") {
+            Ok(n) => n,
+            Err(e) => return self.fail(e),
+        };
+        let items = match node.value {
+            NodeValue::Seq(items) => items,
+            NodeValue::Null => return Ok(()),
+            _ => {
+                let msg = format!(
+                    "#cloud-config-archive must be a list of parts, found {}",
+                    node.kind()
+                );
+                return self.fail(located(&node, label, msg));
+            }
+        };
+        for item in items {
+            if self.parts >= self.limits.max_parts {
+                return self.fail(warning(
+                    label,
+                    format!("more than {} parts", self.limits.max_parts),
+                ));
+            }
+            self.parts += 1;
+            let at = format!("{label}:{}:{}", item.pos.line, item.pos.column);
+            let (content, ctype, filename, index, merge_type) = match &item.value {
+                NodeValue::Str(s) => (s.as_bytes().to_vec(), None, None, None, None),
+                NodeValue::Map(entries) => {
+                    let content = match item.get("content").map(|c| &c.value) {
+                        None | Some(NodeValue::Null) => Vec::new(),
+                        Some(NodeValue::Str(s)) => s.as_bytes().to_vec(),
+                        Some(NodeValue::Bytes(b)) => b.clone(),
+                        Some(_) => {
+                            self.warn(&at, "archive part: 'content' must be text; part ignored");
+                            continue;
+                        }
+                    };
+                    let scalar = |k: &str| {
+                        item.get(k).and_then(|n| match &n.to_json() {
+                            serde_json::Value::String(s) => Some(s.clone()),
+                            serde_json::Value::Number(n) => Some(n.to_string()),
+                            serde_json::Value::Bool(b) => {
+                                Some(if *b { "True" } else { "False" }.to_owned())
+                            }
+                            _ => None,
+                        })
+                    };
+                    let index = item
+                        .get("launch-index")
+                        .map(|n| launch_index_of(&n.to_json()));
+                    // Other keys become the part's headers in cloud-init: its cloud-config
+                    // handler reads `Merge-Type` (or `X-Merge-Type`), in any case.
+                    let merge_type = ["merge-type", "x-merge-type"].iter().find_map(|h| {
+                        entries
+                            .iter()
+                            .find(|(k, _)| k.name.eq_ignore_ascii_case(h))
+                            .and_then(|(k, _)| scalar(&k.name))
+                    });
+                    (
+                        content,
+                        scalar("type"),
+                        scalar("filename"),
+                        index,
+                        merge_type,
+                    )
+                }
+                _ => {
+                    self.warn(
+                        &at,
+                        format!(
+                            "archive part: expected text or a mapping, found {}; ignored",
+                            item.kind()
+                        ),
+                    );
+                    continue;
+                }
+            };
+            let ctype = match ctype
+                .map(|t| t.trim().to_ascii_lowercase())
+                .filter(|t| !t.is_empty())
+            {
+                Some(t) => t,
+                None => archive_type(&content).to_owned(),
+            };
+            let shown = filename
+                .as_deref()
+                .and_then(safe_name)
+                .unwrap_or_else(|| format!("part-{:03}", self.parts));
+            let part_label = format!("{label}[{shown}]");
+            // cloud-init's launch-index filter: the part's own index, else (cloud-config)
+            // the one in its content.
+            let index = match index {
+                Some(i) => i,
+                None if ctype == "text/cloud-config" => std::str::from_utf8(&content)
+                    .ok()
+                    .and_then(|t| yaml::parse_node_with(t, &part_label, &self.limits.yaml).ok())
+                    .and_then(|n| n.get("launch-index").map(|i| i.to_json()))
+                    .and_then(|i| launch_index_of(&i)),
+                None => None,
+            };
+            if let (Some(want), Some(have)) = (self.launch_index, index) {
+                if want != have {
+                    self.warn(
+                        &part_label,
+                        format!(
+                            "launch-index {have} is not this instance's ({want}); part skipped"
+                        ),
+                    );
+                    continue;
+                }
+            }
+            let handled = self.handler_part(
+                &ctype,
+                &content,
+                filename.as_deref(),
+                merge_type.as_deref(),
+                &part_label,
+            )?;
+            if !handled {
+                self.warn(
+                    &part_label,
+                    format!(
+                        "archive part of type '{ctype}' is not handled (cloud-init does not \
+                         unpack includes, gzip, MIME or archives inside an archive); part ignored"
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+
     fn mime(&mut self, data: &[u8], label: &str, depth: usize) -> Result<(), SeedError> {
         let parts = match mime::split(data, self.limits.max_parts) {
             Ok(p) => p,
@@ -939,26 +1286,16 @@ impl<'l> Collector<'l> {
                     }
                     Kind::Boothook => self.boothook(&body, filename, &part_label),
                     Kind::Include => self.include(&body, &part_label),
-                    Kind::Unsupported(_) => self.bytes(&body, &part_label, depth + 1)?,
+                    Kind::Unsupported(_) | Kind::Jinja | Kind::Archive => {
+                        self.bytes(&body, &part_label, depth + 1)?
+                    }
                     _ => self.script(&body, filename, Frequency::PerInstance, &part_label),
                 },
-                "text/x-shellscript-per-instance" => {
-                    self.script(&body, filename, Frequency::PerInstance, &part_label)
-                }
-                "text/x-shellscript-per-boot" => {
-                    self.script(&body, filename, Frequency::PerBoot, &part_label)
-                }
-                "text/x-shellscript-per-once" => {
-                    self.script(&body, filename, Frequency::Once, &part_label)
-                }
-                "text/cloud-boothook" => self.boothook(&body, filename, &part_label),
                 "text/x-include-url" | "text/x-include-once-url" => {
                     self.include(&body, &part_label)
                 }
-                "text/jinja2" => self.warn(
-                    &part_label,
-                    "jinja templates are not supported by ci-agent; part ignored",
-                ),
+                "text/cloud-config-archive" => self.archive(&body, &part_label)?,
+                t if self.handler_part(t, &body, filename, merge_type, &part_label)? => {}
                 other => self.warn(
                     &part_label,
                     format!("MIME part type '{other}' is not supported by ci-agent; part ignored"),
