@@ -11,7 +11,8 @@
 #   --out FILE   also write the markdown to FILE (default: stdout only)
 #   --no-build   use the binaries already in target/x86_64-unknown-linux-musl/release
 #   --keep DIR   work directory to keep (default: a temporary one, removed at the end)
-# CI_AGENT=PATH / CI_SEED=PATH measure other binaries (e.g. a glibc build) instead.
+# CI_AGENT=PATH / CI_SEED=PATH measure other binaries (e.g. a glibc build) instead;
+# CI_AGENT_TLS=PATH the `tls` one (size section; default target/bench-tls/..., built here).
 #
 # What it needs: cargo + the musl target, python3 (Debian's /usr/bin/python3 3.11),
 # cloud-localds + genisoimage + mkfs.vfat/mtools (cloud-image-utils), strace, apt (to
@@ -138,6 +139,21 @@ if want size; then
     for b in "$AGENT" "$CISEED"; do
         record group=size name="$(basename "$b")" bytes="$(stat -c %s "$b")" file="$(file -b "$b" | cut -d, -f1-2,4-5)"
     done
+    # The `tls` build is a size class of its own (rustls + ring: ~1 MiB more), reported
+    # beside the default one and not held to its budget. ring has C and assembly: the
+    # host's gcc compiles them (its objects link with musl; no musl-gcc needed).
+    TLS_DIR=$REPO/target/bench-tls
+    if [ "$BUILD" = 1 ]; then
+        log "cargo build --release --target $TARGET --features tls --bin ci-agent (--target-dir $TLS_DIR)"
+        CC_x86_64_unknown_linux_musl=${CC_x86_64_unknown_linux_musl:-gcc} \
+            cargo build -q --release --target "$TARGET" --features tls --bin ci-agent --target-dir "$TLS_DIR"
+    fi
+    TLS=${CI_AGENT_TLS:-$TLS_DIR/$TARGET/release/ci-agent}
+    if [ -x "$TLS" ]; then
+        record group=size name="ci-agent (tls)" bytes="$(stat -c %s "$TLS")" file="$(file -b "$TLS" | cut -d, -f1-2,4-5)"
+    else
+        log "size: no tls build at $TLS (drop --no-build, or set CI_AGENT_TLS)"
+    fi
 fi
 
 # ---- 3b. sector reads to find and read the seed ---------------------------------------------

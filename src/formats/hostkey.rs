@@ -137,11 +137,39 @@ impl fmt::Debug for HostKey {
     }
 }
 
-/// Make a new key of `kind` with `comment` (`root@host`), random bytes from `fill`.
+/// Makes an RSA key pair (the prime search of the `rsa` crate and num-bigint-dig).
+type RsaMaker = fn(&mut FillRng<'_>) -> ssh_key::Result<RsaKeypair>;
+
+fn rsa_random(rng: &mut FillRng<'_>) -> ssh_key::Result<RsaKeypair> {
+    RsaKeypair::random(rng, RSA_BITS)
+}
+
+/// Make a new Ed25519 or ECDSA key with `comment` (`root@host`), random bytes from
+/// `fill`. An RSA key is refused: the agent leaves RSA to `ssh-keygen` (slow, deferred to
+/// the late pass), so nothing in its binary reaches an RSA generator and the linker drops
+/// one (~45 KiB of the static binary). Parsing and writing RSA keys needs no RSA maths.
 pub fn generate(
     kind: KeyType,
     comment: &str,
     fill: &mut dyn FnMut(&mut [u8]) -> std::io::Result<()>,
+) -> Result<HostKey, String> {
+    make(kind, comment, fill, None)
+}
+
+/// [`generate`], RSA included ([`RSA_BITS`]): ci-seed's `--ssh-host-keys rsa`.
+pub fn generate_with_rsa(
+    kind: KeyType,
+    comment: &str,
+    fill: &mut dyn FnMut(&mut [u8]) -> std::io::Result<()>,
+) -> Result<HostKey, String> {
+    make(kind, comment, fill, Some(rsa_random))
+}
+
+fn make(
+    kind: KeyType,
+    comment: &str,
+    fill: &mut dyn FnMut(&mut [u8]) -> std::io::Result<()>,
+    rsa: Option<RsaMaker>,
 ) -> Result<HostKey, String> {
     let mut rng = FillRng {
         fill,
@@ -154,10 +182,10 @@ pub fn generate(
             EcdsaKeypair::random(&mut rng, EcdsaCurve::NistP256)
                 .map_err(|e| format!("ecdsa key generation: {e}"))?,
         ),
-        KeyType::Rsa => KeypairData::from(
-            RsaKeypair::random(&mut rng, RSA_BITS)
-                .map_err(|e| format!("rsa key generation: {e}"))?,
-        ),
+        KeyType::Rsa => {
+            let rsa = rsa.ok_or("rsa keys are made by ssh-keygen, not in-process")?;
+            KeypairData::from(rsa(&mut rng).map_err(|e| format!("rsa key generation: {e}"))?)
+        }
     };
     if let Some(e) = rng.failed {
         return Err(format!("reading random bytes: {e}"));
@@ -546,6 +574,12 @@ mod tests {
             }
             Ok(())
         }
+    }
+
+    #[test]
+    fn the_agents_generator_refuses_rsa() {
+        let e = generate(KeyType::Rsa, "root@vm1", &mut counter_fill(1)).unwrap_err();
+        assert!(e.contains("ssh-keygen"), "{e}");
     }
 
     #[test]

@@ -36,7 +36,7 @@ pub fn generate(types: &[KeyType], host: Option<&str>) -> anyhow::Result<Vec<Hos
     let mut fill = |b: &mut [u8]| getrandom::fill(b).map_err(|e| io::Error::other(e.to_string()));
     types
         .iter()
-        .map(|&t| hostkey::generate(t, &comment, &mut fill).map_err(anyhow::Error::msg))
+        .map(|&t| hostkey::generate_with_rsa(t, &comment, &mut fill).map_err(anyhow::Error::msg))
         .collect()
 }
 
