@@ -318,6 +318,39 @@ fn finish(
             }
         }
     }
+    // Debian's drop-in is read only through a `source` line of /etc/network/interfaces;
+    // a template without one gets it (restored with the rest on undo).
+    if files
+        .iter()
+        .any(|f| f.path == Path::new(render_eni::DEBIAN_FILE))
+    {
+        let main = Path::new(render_eni::WHOLE_FILE);
+        let add = |text: &mut String| {
+            if !text.is_empty() && !text.ends_with('\n') {
+                text.push('\n');
+            }
+            text.push_str(render_eni::SOURCE_LINE);
+        };
+        match files.iter_mut().find(|f| f.path == main) {
+            Some(f) if !render_eni::reads_dropin(&f.content) => add(&mut f.content),
+            Some(_) => {}
+            None => {
+                let mut text = sys
+                    .read_file(main, 1 << 20)
+                    .map(|d| String::from_utf8_lossy(&d).into_owned())
+                    .unwrap_or_default();
+                if !render_eni::reads_dropin(&text) {
+                    log::info!(
+                        "network: {} does not read {}; adding a source line",
+                        main.display(),
+                        render_eni::DEBIAN_FILE
+                    );
+                    add(&mut text);
+                    files.push(OutFile::new(main, text));
+                }
+            }
+        }
+    }
     let has = |p: &str| sys.exists(Path::new(p));
     let resolver_manages = match renderer {
         "networkd" | "netplan" => {
@@ -493,6 +526,43 @@ mod tests {
         assert_eq!(env.read("/etc/network/interfaces"), tmpl);
         assert!(!env.sys.exists(Path::new(render_eni::DEBIAN_FILE)));
         assert!(!env.sys.exists(Path::new("/etc/resolv.conf")));
+    }
+
+    #[test]
+    fn eni_template_without_a_source_line_gets_one() {
+        let mut env = Env::new(OsKind::Linux);
+        // An installer's file that does not read interfaces.d: our drop-in would be ignored.
+        let tmpl = "auto lo\niface lo inet loopback\nallow-hotplug ens3\niface ens3 inet dhcp";
+        env.sys.put("/etc/network/interfaces", tmpl);
+        env.sys.put("/sbin/ifup", "");
+        env.sys
+            .put("/sys/class/net/ens3/address", "52:54:00:12:34:56\n");
+        env.seed.files = vec!["network-config".into()];
+        env.sys.put(
+            SEED,
+            "version: 2\nethernets:\n  ens3:\n    addresses: [10.0.2.20/24]\n",
+        );
+        env.run_ok(&Network);
+        assert_eq!(
+            env.read("/etc/network/interfaces"),
+            "auto lo\niface lo inet loopback\n#ci-agent# allow-hotplug ens3\n#ci-agent# iface ens3 inet dhcp\n\n# ci-agent: read the seed's network config\nsource /etc/network/interfaces.d/50-ci-agent\n"
+        );
+        assert!(env
+            .read(render_eni::DEBIAN_FILE)
+            .contains("iface ens3 inet static\n    address 10.0.2.20/24\n"));
+        apply::undo(&env.sys, &env.config.state_dir).unwrap();
+        assert_eq!(env.read("/etc/network/interfaces"), tmpl);
+
+        // Nothing of the template's to comment out: the line is still added, and undone.
+        let tmpl = "auto lo\niface lo inet loopback\n";
+        env.sys.put("/etc/network/interfaces", tmpl);
+        env.seed.instance_id = "iid-two".into();
+        env.run_ok(&Network);
+        assert!(env
+            .read("/etc/network/interfaces")
+            .ends_with("\nsource /etc/network/interfaces.d/50-ci-agent\n"));
+        apply::undo(&env.sys, &env.config.state_dir).unwrap();
+        assert_eq!(env.read("/etc/network/interfaces"), tmpl);
     }
 
     #[test]

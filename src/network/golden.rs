@@ -436,6 +436,30 @@ iface bond0.5 inet static
 }
 
 #[test]
+fn eni_drop_in_is_read_only_through_a_source_line() {
+    for yes in [
+        "source /etc/network/interfaces.d/*\n",
+        "auto lo\nsource interfaces.d/*\n",
+        "source-directory /etc/network/interfaces.d\n",
+        "source-directory interfaces.d/\n",
+        "source /etc/network/interfaces.d/50-ci-agent\n",
+        "source /etc/network/interfaces.d/[0-9]*\n",
+    ] {
+        assert!(render_eni::reads_dropin(yes), "{yes:?}");
+    }
+    for no in [
+        "",
+        "auto lo\niface lo inet loopback\n",
+        "# source /etc/network/interfaces.d/*\n",
+        "source /etc/network/interfaces.d/*.cfg\n",
+        "source-directory /etc/network/other.d\n",
+        "source\n",
+    ] {
+        assert!(!render_eni::reads_dropin(no), "{no:?}");
+    }
+}
+
+#[test]
 fn nm_keyfile() {
     let (c, _) = cfg(BHYVE);
     let r = render_nm::render(&c);

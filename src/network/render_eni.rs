@@ -288,6 +288,34 @@ pub fn neutralise(text: &str, names: &[String]) -> Option<String> {
     changed.then_some(out)
 }
 
+/// Whether an ENI file (`/etc/network/interfaces`) reads our drop-in [`DEBIAN_FILE`]:
+/// a `source` line whose glob covers it, or a `source-directory` of its directory (paths
+/// relative to `/etc/network`, as ifupdown reads them). Without one, ifupdown never sees
+/// the drop-in.
+pub fn reads_dropin(text: &str) -> bool {
+    let dir = DEBIAN_FILE.rsplit_once('/').map_or("", |(d, _)| d);
+    let abs = |p: &str| {
+        if p.starts_with('/') {
+            p.to_string()
+        } else {
+            format!("/etc/network/{p}")
+        }
+    };
+    text.lines().any(|line| {
+        let mut w = line.split_whitespace();
+        match (w.next(), w.next()) {
+            (Some("source"), Some(p)) => super::glob(&abs(p), DEBIAN_FILE),
+            // source-directory reads only names of [A-Za-z0-9_-]: ours is one.
+            (Some("source-directory"), Some(p)) => abs(p).trim_end_matches('/') == dir,
+            _ => false,
+        }
+    })
+}
+
+/// The line that makes `/etc/network/interfaces` read our drop-in when it does not already.
+pub const SOURCE_LINE: &str =
+    "\n# ci-agent: read the seed's network config\nsource /etc/network/interfaces.d/50-ci-agent\n";
+
 /// The IPs of a resolv.conf for `cfg`'s DNS (for systems where `dns-*` lines do nothing).
 pub fn resolv_conf(cfg: &NetConfig) -> Option<String> {
     let dns = cfg.all_dns();
