@@ -677,6 +677,37 @@ mod tests {
     }
 
     #[test]
+    fn renderer_follows_the_active_manager() {
+        let mut env = Env::new(OsKind::Linux);
+        let wants = "/etc/systemd/system/multi-user.target.wants/";
+        // NetworkManager installed (unit file, nmcli) but not enabled: not the manager.
+        env.sys
+            .put("/lib/systemd/system/NetworkManager.service", "[Unit]\n");
+        env.sys.put("/usr/bin/nmcli", "");
+        env.sys.put("/etc/network/interfaces", "auto lo\n");
+        env.sys.put("/sbin/ifup", "");
+        assert_eq!(pick(&env.ctx()).unwrap(), NetworkRenderer::Eni);
+        env.sys.put(format!("{wants}systemd-networkd.service"), "");
+        assert_eq!(pick(&env.ctx()).unwrap(), NetworkRenderer::Networkd);
+        // Enabled: it wins over networkd, ifupdown and netplan (whose NetworkManager
+        // renderer would hand the config to it anyway).
+        env.sys.put(format!("{wants}NetworkManager.service"), "");
+        env.sys.put("/usr/sbin/netplan", "");
+        env.sys.put(
+            "/etc/netplan/01-network-manager-all.yaml",
+            "network: {renderer: NetworkManager}\n",
+        );
+        assert_eq!(pick(&env.ctx()).unwrap(), NetworkRenderer::NetworkManager);
+        // The configured renderer beats what the template has.
+        env.config.network.renderer = NetworkRenderer::Eni;
+        assert_eq!(pick(&env.ctx()).unwrap(), NetworkRenderer::Eni);
+        // Nothing at all: an error that says what to set.
+        let env = Env::new(OsKind::Linux);
+        let e = pick(&env.ctx()).unwrap_err().to_string();
+        assert!(e.contains("set network.renderer"), "{e}");
+    }
+
+    #[test]
     fn network_manager_when_enabled() {
         let mut env = Env::new(OsKind::Linux);
         env.sys.put(
