@@ -88,6 +88,7 @@ impl Module for Network {
             }
             Some(Parsed::Config(c)) => c,
         };
+        settle_names(ctx);
         let list = SysNics { ctx }.list();
         let (renderer, mut out) = render(ctx, &cfg, &list)?;
         let renames = std::mem::take(&mut out.renames);
@@ -216,6 +217,30 @@ pub fn parse_ifconfig(text: &str) -> Vec<(String, String)> {
     }
     v.retain(|(n, _)| !n.starts_with("lo"));
     v
+}
+
+/// ifupdown names interfaces, so the names must be the final ones: early in the boot
+/// udev may not have renamed a NIC yet (`eth0` becoming `ens2`). Wait for its queue, as
+/// Debian's `ifupdown-pre.service` does before `networking.service`. Best effort: on
+/// failure the names are read as they are.
+fn settle_names(ctx: &Context) {
+    if ctx.os != OsKind::Linux || !matches!(pick(ctx), Ok(NetworkRenderer::Eni)) {
+        return;
+    }
+    let Some(udevadm) = ["/bin/udevadm", "/usr/bin/udevadm", "/sbin/udevadm"]
+        .into_iter()
+        .find(|p| ctx.sys.exists(Path::new(p)))
+    else {
+        return;
+    };
+    match ctx.sys.run(&Cmd::new([udevadm, "settle", "--timeout=30"])) {
+        Ok(o) if o.success() => {}
+        Ok(o) => log::warn!(
+            "network: udevadm settle: {}; interface names may still change",
+            crate::platform::exec::describe_exit(&o)
+        ),
+        Err(e) => log::warn!("network: udevadm settle: {e}; interface names may still change"),
+    }
 }
 
 fn enabled(ctx: &Context, unit: &str) -> bool {
@@ -526,6 +551,40 @@ mod tests {
         assert_eq!(env.read("/etc/network/interfaces"), tmpl);
         assert!(!env.sys.exists(Path::new(render_eni::DEBIAN_FILE)));
         assert!(!env.sys.exists(Path::new("/etc/resolv.conf")));
+    }
+
+    #[test]
+    fn eni_waits_for_udev_to_name_the_nics() {
+        let mut env = Env::new(OsKind::Linux);
+        env.sys.put(
+            "/etc/network/interfaces",
+            "source /etc/network/interfaces.d/*\nallow-hotplug ens2\niface ens2 inet dhcp\n",
+        );
+        env.sys.put("/bin/udevadm", "");
+        // The kernel's name until udev's rename, which `udevadm settle` waits for.
+        env.sys
+            .put("/sys/class/net/eth0/address", "52:54:00:12:34:56\n");
+        let root = env.sys.root().to_path_buf();
+        env.sys.on_command_fn(move |cmd| {
+            (cmd.argv[..] == ["/bin/udevadm", "settle", "--timeout=30"]).then(|| {
+                let net = root.join("sys/class/net");
+                std::fs::rename(net.join("eth0"), net.join("ens2")).unwrap();
+                CmdOutput {
+                    code: Some(0),
+                    ..CmdOutput::default()
+                }
+            })
+        });
+        env.seed.files = vec!["network-config".into()];
+        env.sys.put(SEED, V2.replace("    set-name: eth0\n", ""));
+        env.run_ok(&Network);
+        assert_eq!(env.lines(), vec!["/bin/udevadm settle --timeout=30"]);
+        assert!(env
+            .read(render_eni::DEBIAN_FILE)
+            .contains("auto ens2\niface ens2 inet static\n"));
+        assert!(env
+            .read("/etc/network/interfaces")
+            .contains("#ci-agent# iface ens2 inet dhcp\n"));
     }
 
     #[test]
