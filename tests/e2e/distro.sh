@@ -14,7 +14,15 @@
 #     the seed's; the template's catch-all 50-dhcp.network is untouched
 #   - a second boot of the same disk with a new instance-id and another address: the
 #     agent removed the first instance's files and the NIC has only the new address
-#     (skip with --one-boot; it costs one more boot)
+#     (skip with --one-boot; it costs one more boot). Between the two boots the template
+#     switches to ifupdown (the end of the first boot disables systemd-networkd, enables
+#     networking.service and adds the Debian installer's `allow-hotplug NIC` + `iface NIC
+#     inet dhcp` to /etc/network/interfaces; ifupdown and isc-dhcp-client are in the image,
+#     unused before), so the second boot proves the ENI renderer too: the same checks as
+#     above, plus the template's stanza commented out (not deleted), our interfaces.d file,
+#     networking.service succeeded, no dhclient ran (no process, no lease) and resolv.conf
+#     is the agent's regular file (no resolvconf here: `dns-nameservers` alone would do
+#     nothing)
 #   - template settings from the seed (first boot): timezone (`date +%Z`, `timedatectl`),
 #     locale (generated, /etc/default/locale), ntp (systemd-timesyncd drop-in, NTP enabled),
 #     ca_certs (the seed's CA in /etc/ssl/certs and the bundle), mounts (a second virtio disk,
@@ -72,6 +80,7 @@ fi
 # ---- 2. the root filesystem -----------------------------------------------------------
 BASE=$WORK/rootfs-base
 INCLUDE=systemd-sysv,udev,kmod,iproute2,openssh-server,sudo,dbus,tzdata,locales,ca-certificates,systemd-timesyncd,e2fsprogs
+INCLUDE=$INCLUDE,ifupdown,isc-dhcp-client   # the second instance's template uses ifupdown
 if [ ! -f "$BASE/.e2e-complete" ] || [ "$(cat "$BASE/.e2e-complete")" != "$INCLUDE" ]; then
     rm -rf "$BASE"
     MIRROR=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
@@ -135,6 +144,9 @@ sed -i 's/^root:[^:]*:/root::/' "$DIR/etc/shadow"   # console login for debuggin
 mkdir -p "$DIR/etc/systemd/network"
 printf '[Match]\nName=en* eth*\n[Network]\nDHCP=ipv4\n' > "$DIR/etc/systemd/network/50-dhcp.network"
 ln -sf /lib/systemd/system/systemd-networkd.service "$DIR/etc/systemd/system/multi-user.target.wants/systemd-networkd.service"
+# ifupdown is installed but not in use until the end of the first boot (e2e.ifupdown=switch)
+rm -f "$DIR"/etc/systemd/system/*.target.wants/networking.service
+[ -f "$DIR/etc/network/interfaces" ] || die "ifupdown did not install /etc/network/interfaces"
 cat > "$DIR/usr/local/sbin/e2e-report" <<'EOF'
 #!/bin/sh
 # Waits for the boot and for ci-agent-late (Type=exec: it may outlive the boot), prints
@@ -210,6 +222,23 @@ before=$(sum)
 ci-agent run --stage early 2>&1 | grep -E 'growpart|resize_rootfs' | sed 's/^/E2E: again | /'
 [ "$before" = "$(sum)" ] && echo "E2E: table-unchanged=yes" || echo "E2E: table-unchanged=no"
 echo "E2E: fs-bytes-again=$(fsbytes)"
+# ifupdown (the second boot's template): its files, units, and any trace of dhclient
+echo "E2E: eni=$(tr '\n' ';' < /etc/network/interfaces 2>&1)"
+echo "E2E: eni-ours=$(tr '\n' ';' < /etc/network/interfaces.d/50-ci-agent 2>&1)"
+echo "E2E: networkd-active=$(systemctl is-active systemd-networkd.service)"
+echo "E2E: networking=$(systemctl show -p ActiveState --value networking.service) $(systemctl show -p Result --value networking.service)"
+echo "E2E: ifstate=$(ifquery --state 2>&1 | tr '\n' ' ')"
+echo "E2E: dhclient=$(cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\0' ' ' | grep -o 'dhclien[t][^ ]*' | tr '\n' ' ')$(ls /var/lib/dhcp/ 2>/dev/null | grep lease | tr '\n' ' ')"
+echo "E2E: resolv-file=$(stat -c %F /etc/resolv.conf) $(head -n 1 /etc/resolv.conf)"
+if grep -qw e2e.ifupdown=switch /proc/cmdline; then
+    # The template moves to ifupdown for the next instance, as the Debian installer sets it
+    # up: DHCP on the NIC, by its name, in /etc/network/interfaces.
+    nic=$(grep -lx 52:54:00:12:34:56 /sys/class/net/*/address | cut -d/ -f5)
+    systemctl disable systemd-networkd.service >/dev/null 2>&1
+    systemctl enable networking.service >/dev/null 2>&1
+    printf '\n# The primary network interface\nallow-hotplug %s\niface %s inet dhcp\n' "$nic" "$nic" >> /etc/network/interfaces
+    echo "E2E: switched-to-ifupdown=$nic $(systemctl is-enabled systemd-networkd.service) $(systemctl is-enabled networking.service)"
+fi
 echo "E2E: DONE uptime=$(cut -d' ' -f1 /proc/uptime)"
 systemctl poweroff --no-block
 EOF
@@ -318,19 +347,20 @@ rm -rf "$S"
 
 # ---- 4. boot ----------------------------------------------------------------------------
 rc=0
-boot() { # SEED LOG -> rc
+boot() { # SEED LOG [KERNEL-ARGS] -> rc
     local r=0
     # The clone keeps its writes (--disk-keep): the second boot sees what the first wrote,
     # and the host reads the grown table afterwards. --persist: the data disk for mounts,
     # /dev/vdb after the root disk.
     E2E_GUEST=$GUEST "$HERE/boot.sh" --disk "$CLONE" --disk-format qcow2 --disk-keep --persist "$DATA" \
         --seed "$1" --attach cdrom --timeout "$TIMEOUT" \
-        --append "e2e.root=/dev/vda1" --log "$2.log" --quiet 2> "$2.err" || r=$?
+        --append "e2e.root=/dev/vda1${3:+ $3}" --log "$2.log" --quiet 2> "$2.err" || r=$?
     # (a getty prompt may still share a line with a report line: cut it off)
     tr -d '\r' < "$2.log" | sed -E 's/^.* login: (E2E: )/\1/' > "$2.txt"
     return $r
 }
-boot "$OUT/seed.iso" "$OUT/serial" || rc=$?
+SWITCH=""; [ "$SECOND" = 1 ] && SWITCH=e2e.ifupdown=switch
+boot "$OUT/seed.iso" "$OUT/serial" "$SWITCH" || rc=$?
 log "boot rc=$rc in $(( $(date +%s) - t1 ))s (log $OUT/serial.txt)"
 rc2=0
 if [ "$SECOND" = 1 ]; then
@@ -425,15 +455,16 @@ if [ "$sgdisk_rc" != 0 ] || ! grep -q 'No problems found' "$OUT/clone-verify.txt
 fi
 ! grep -qE 'mismatch|not on the end|corrupt' "$OUT/clone-verify.txt" || bad "the host's tools find fault with the grown table (see $OUT/clone-verify.txt)"
 
-# The network, as the guest's kernel sees it: NIC ADDRESS [OLD]
+# The network, as the guest's kernel sees it: LOG ADDRESS [OLD [eni]]
 check_net() {
-    local log=$1 want=$2 old=${3:-} out
-    out=$(python3 - "$log" "$NIC_MAC" "$want" "$old" <<'PY'
+    local log=$1 want=$2 old=${3:-} mode=${4:-networkd} out
+    out=$(python3 - "$log" "$NIC_MAC" "$want" "$old" "$mode" <<'PY'
 import json, sys
-log, mac, want, old = sys.argv[1:5]
+log, mac, want, old, mode = sys.argv[1:6]
 vals = {}
 for line in open(log, errors="replace"):
-    for k in ("ipaddr", "iproute", "resolv", "netfiles", "template-dhcp"):
+    for k in ("ipaddr", "iproute", "resolv", "netfiles", "template-dhcp", "eni", "eni-ours",
+              "networkd-active", "networking", "dhclient", "resolv-file"):
         p = "E2E: %s=" % k
         if line.startswith(p) and k not in vals:
             vals[k] = line[len(p):].rstrip("\n")
@@ -464,8 +495,33 @@ if "nameserver 10.0.2.3;" not in resolv or "search e2e.lab;" not in resolv:
 if "DHCP=ipv4" not in vals.get("template-dhcp", ""):
     bad.append("the template's 50-dhcp.network changed: %r" % vals.get("template-dhcp"))
 files = vals.get("netfiles", "").split()
-if files != ["05-ci-agent-id0.network", "50-dhcp.network"]:
-    bad.append("/etc/systemd/network holds %s" % files)
+if vals.get("dhclient", "").strip():
+    bad.append("dhclient ran: %r" % vals.get("dhclient"))
+if not vals.get("resolv-file", "").startswith("regular file # ci-agent:"):
+    bad.append("/etc/resolv.conf is not the agent's regular file: %r" % vals.get("resolv-file"))
+if mode == "networkd":
+    if files != ["05-ci-agent-id0.network", "50-dhcp.network"]:
+        bad.append("/etc/systemd/network holds %s" % files)
+    if vals.get("networkd-active") != "active":
+        bad.append("systemd-networkd is %r" % vals.get("networkd-active"))
+else:
+    # ifupdown: networkd off and our networkd file gone; the template's DHCP stanza
+    # commented out, not deleted; ours in interfaces.d; networking.service succeeded.
+    n = nic["ifname"]
+    if files != ["50-dhcp.network"]:
+        bad.append("/etc/systemd/network holds %s (the first instance's file must be gone)" % files)
+    if vals.get("networkd-active") == "active":
+        bad.append("systemd-networkd is active on the ifupdown template")
+    eni = vals.get("eni", "")
+    if "#ci-agent# allow-hotplug %s;#ci-agent# iface %s inet dhcp;" % (n, n) not in eni:
+        bad.append("the template's DHCP stanza for %s is not commented out: %r" % (n, eni))
+    ours = vals.get("eni-ours", "")
+    for want_line in ("auto %s;" % n, "iface %s inet static;" % n,
+                      "    address %s/24;" % want, "    gateway 10.0.2.2;"):
+        if want_line not in ours:
+            bad.append("interfaces.d/50-ci-agent lacks %r: %r" % (want_line, ours))
+    if vals.get("networking") != "active success":
+        bad.append("networking.service is %r, want 'active success'" % vals.get("networking"))
 print("; ".join(bad))
 PY
 )
@@ -488,7 +544,10 @@ if [ "$SECOND" = 1 ]; then
     T2=$OUT/serial2.txt
     [ "$rc2" = 0 ] || bad "second boot did not reach E2E: DONE (boot.sh rc=$rc2)"
     [ "$(sed -n 's/^E2E: unit ci-agent Result=//p' "$T2" | head -n 1)" = success ] || bad "second boot: ci-agent.service failed"
-    check_net "$T2" 10.0.2.21 10.0.2.20
+    # The template switched to ifupdown at the end of the first boot.
+    [ -n "$(sed -n 's/^E2E: switched-to-ifupdown=\([^ ]*\) disabled enabled$/\1/p' "$T" | head -n 1)" ] \
+        || bad "the first boot did not switch the template to ifupdown: '$(val switched-to-ifupdown)'"
+    check_net "$T2" 10.0.2.21 10.0.2.20 eni
     # The same disk: the agent undid the first instance's rendering before its own.
     grep -q "previous instance's network config: removed /etc/systemd/network/05-ci-agent-id0.network" "$T2" \
         || bad "second boot: no sign that the first instance's network file was removed"
