@@ -44,8 +44,11 @@
 //! - **One document per file**: a second `---` document is an error (PyYAML's `safe_load`
 //!   refuses it too). An empty document is `null`.
 //! - Merge keys (`<<: *anchor`) are expanded, as in PyYAML.
-//! - Tags (`!!str`, `!!binary`, custom `!foo`) are not interpreted beyond what serde-saphyr
-//!   does; a tag on a plain scalar does not stop [`Node`] from treating it as plain.
+//! - Tags: `!!binary` is bytes (Python's lenient base64) and `!!str` keeps the scalar as
+//!   written (`!!str 0755` is `"0755"`), verbatim spellings (`!<tag:yaml.org,2002:str>`)
+//!   included; other tags are not interpreted beyond what serde-saphyr does.
+//! - A block scalar (`|`, `>`) whose last line ends the input without a line break has no
+//!   final newline, as in PyYAML (serde-saphyr adds one).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -591,23 +594,60 @@ impl Builder<'_> {
         }
     }
 
-    /// Whether the scalar at `loc` carries the `!!binary` tag (the tag is in the source
-    /// just before the scalar, or before its block indicator `|`/`>`).
-    fn tagged_binary(&self, loc: &serde_saphyr::Location) -> bool {
-        let Some(start) = loc
-            .span()
-            .byte_offset()
-            .and_then(|o| usize::try_from(o).ok())
-        else {
+    /// The explicit tag of the scalar at `loc`, from the source just before it (or before
+    /// its block scalar header `|`/`>`), anchors skipped; a verbatim YAML tag
+    /// (`!<tag:yaml.org,2002:str>`) is given in its short form (`!!str`).
+    fn explicit_tag(&self, loc: &serde_saphyr::Location) -> Option<String> {
+        let start = usize::try_from(loc.span().byte_offset()?).ok()?;
+        let mut before = self.src.get(..start)?.trim_end_matches([' ', '\t']);
+        if before.ends_with(['\n', '\r']) {
+            // Block scalar content: the tag is on the header line, before `|`/`>`, its
+            // indicators and any comment.
+            let head = before.trim_end();
+            let line_start = head.rfind(['\n', '\r']).map_or(0, |i| i + 1);
+            let line = head.get(line_start..).unwrap_or_default();
+            let line = line
+                .find(" #")
+                .map_or(line, |i| line.get(..i).unwrap_or(line));
+            let line = line
+                .trim_end()
+                .trim_end_matches(['+', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
+            before = line.strip_suffix(['|', '>']).unwrap_or("").trim_end();
+        }
+        if before.ends_with('>') {
+            if let Some(verbatim) = before.rfind("!<").and_then(|i| before.get(i..)) {
+                return Some(match verbatim.strip_prefix("!<tag:yaml.org,2002:") {
+                    Some(rest) => format!("!!{}", rest.trim_end_matches('>')),
+                    None => verbatim.to_owned(),
+                });
+            }
+        }
+        let tag = before
+            .split([' ', '\t', '\n', '\r', '[', '{', ','])
+            .rev()
+            .filter(|t| !t.is_empty())
+            .find(|t| !t.starts_with('&'))
+            .filter(|t| t.starts_with('!'))?;
+        Some(tag.to_owned())
+    }
+
+    /// Whether the scalar at `loc` (not quoted: its source `raw` does not start with a quote)
+    /// runs to the very end of the input, and the input does not end with a line break.
+    fn ends_the_input_without_a_line_break(
+        &self,
+        loc: &serde_saphyr::Location,
+        raw: Option<&str>,
+    ) -> bool {
+        if self.src.ends_with(['\n', '\r']) || raw.is_none_or(|r| r.starts_with(['"', '\''])) {
             return false;
-        };
-        let before = self.src.get(..start).unwrap_or_default().trim_end();
-        let before = before
-            .trim_end_matches([
-                '|', '>', '+', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9',
-            ])
-            .trim_end();
-        before.ends_with("!!binary") || before.ends_with("!<tag:yaml.org,2002:binary>")
+        }
+        let span = loc.span();
+        let end = span
+            .byte_offset()
+            .zip(span.byte_len())
+            .and_then(|(o, l)| o.checked_add(l))
+            .and_then(|e| usize::try_from(e).ok());
+        end == Some(self.src.len())
     }
 
     /// The scalar's source text at its definition.
@@ -640,19 +680,36 @@ impl Builder<'_> {
         } else {
             None
         };
+        let at_end = self.ends_the_input_without_a_line_break(&s.defined, raw_text.as_deref());
+        let tag = match s.value {
+            Raw::Str(_) => self.explicit_tag(&s.defined),
+            _ => None,
+        };
+        let tag = tag.as_deref();
         let (mut value, mut plain) = match s.value {
             Raw::Null => (NodeValue::Null, true),
             Raw::Bool(b) => (NodeValue::Bool(b), true),
             Raw::Int(i) => (NodeValue::Int(i), true),
             Raw::UInt(u) => (NodeValue::UInt(u), true),
             Raw::Float(f) => (NodeValue::Float(f), true),
-            Raw::Str(st) if self.tagged_binary(&s.defined) => {
+            // `!!str 12`, `!!str 0755`, `!!str yes`: the string as written (PyYAML);
+            // serde-saphyr hands these over as strings.
+            Raw::Str(st) if tag == Some("!!str") => (NodeValue::Str(st), false),
+            Raw::Str(st) if tag == Some("!!binary") => {
                 let bytes =
                     python_b64decode(st.as_bytes()).map_err(|e| (pos, format!("!!binary: {e}")))?;
                 (NodeValue::Bytes(bytes), false)
             }
-            Raw::Str(st) => {
+            Raw::Str(mut st) => {
                 let plain = plain_if(&st) && !st.starts_with(['"', '\'']) && !st.contains('\n');
+                if !plain && at_end {
+                    // A block scalar (`|`, `>`, `|+`) whose last line ends the file with no
+                    // line break: PyYAML keeps no final newline (there is none to keep);
+                    // serde-saphyr adds one.
+                    if st.ends_with('\n') {
+                        st.pop();
+                    }
+                }
                 (NodeValue::Str(st), plain)
             }
             Raw::Seq(items) => (
@@ -1583,6 +1640,44 @@ mod tests {
         assert_eq!(yaml11_float("-.5"), None);
         assert_eq!(yaml11_float("1.0e+3"), Some(1000.0));
         assert_eq!(yaml11_float("1.0e3"), None);
+    }
+
+    #[test]
+    fn explicit_tags() {
+        let v = |src: &str| parse_node(src, "t").unwrap().to_json();
+        assert_eq!(
+            v("a: !!str 12\nb: !!str 0755\nc: !!str yes\nd: &x !!str 1:20\ne: !!str &y 0x1f\nf: !!str true"),
+            serde_json::json!({"a": "12", "b": "0755", "c": "yes", "d": "1:20", "e": "0x1f", "f": "true"})
+        );
+        assert_eq!(
+            v("a: !<tag:yaml.org,2002:binary> aGk=\nb: !<tag:yaml.org,2002:str> 12\nc: [!!str 1, 2]"),
+            serde_json::json!({"a": "ci-b64:aGk=", "b": "12", "c": ["1", 2]})
+        );
+        assert_eq!(
+            v("a: !!binary | # gzip\n  aGk=\nb: !!binary >-\n  aGk=\nc: |\n  !!str"),
+            serde_json::json!({"a": "ci-b64:aGk=", "b": "ci-b64:aGk=", "c": "!!str"})
+        );
+    }
+
+    #[test]
+    fn block_scalar_at_the_end_of_the_input() {
+        let v = |src: &str| parse_node(src, "t").unwrap().to_json();
+        assert_eq!(
+            v("a: |\n  one\n  two"),
+            serde_json::json!({"a": "one\ntwo"})
+        );
+        assert_eq!(
+            v("a: |\n  one\n  two\n"),
+            serde_json::json!({"a": "one\ntwo\n"})
+        );
+        assert_eq!(v("r:\n- |\n  x"), serde_json::json!({"r": ["x"]}));
+        assert_eq!(v("a: |+\n  x"), serde_json::json!({"a": "x"}));
+        assert_eq!(v("a: >\n  x\n  y"), serde_json::json!({"a": "x y"}));
+        assert_eq!(
+            v("a: |\n  x\nb: |\n  y"),
+            serde_json::json!({"a": "x\n", "b": "y"})
+        );
+        assert_eq!(v("a: \"x\""), serde_json::json!({"a": "x"}));
     }
 
     #[test]
