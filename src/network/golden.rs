@@ -335,6 +335,30 @@ ifconfig_eth0='inet 10.0.0.2/24'
 }
 
 #[test]
+fn freebsd_link_local_gateway_names_its_interface() {
+    // Common for IPv6 (the router's fe80:: address): rc.conf(5) and route(8) take it
+    // only with its scope, `fe80::1%vtnet0`.
+    let (c, w) = cfg("version: 2
+ethernets:
+  vtnet0:
+    addresses: ['2001:db8::2/64']
+    gateway6: 'fe80::1'
+    routes:
+      - {to: '2001:db8:1::/48', via: 'fe80::2'}
+");
+    assert!(w.is_empty(), "{w:?}");
+    let r = render_freebsd::render(&c, &nics()).unwrap();
+    assert_eq!(
+        file(&r, render_freebsd::ROUTING),
+        "# ci-agent: written from the seed's network-config
+ipv6_defaultrouter='fe80::1%vtnet0'
+ipv6_static_routes='ciagent0'
+ipv6_route_ciagent0='-net 2001:db8:1::/48 fe80::2%vtnet0'
+"
+    );
+}
+
+#[test]
 fn freebsd_routes_aliases_vlans_warnings() {
     let (c, w) = cfg("version: 2
 ethernets:

@@ -9,7 +9,8 @@
 //! - `ifconfig_<old>_name='<new>'` for `set-name` with a MAC match.
 //! - vlans: `vlans_<parent>='<name>'`, `create_args_<name>='vlan <id>'`.
 //! - `defaultrouter`, `ipv6_defaultrouter`, `static_routes`/`route_<n>`,
-//!   `ipv6_static_routes`/`ipv6_route_<n>`.
+//!   `ipv6_static_routes`/`ipv6_route_<n>`; an IPv6 link-local next hop carries its
+//!   interface (`fe80::1%vtnet0`), which route(8) needs to use it.
 //! - DNS: `/etc/resolvconf.conf` (`name_servers`, `search_domains`), which resolvconf(8)
 //!   (run by dhclient for other NICs) keeps; the module writes `/etc/resolv.conf` too.
 //!
@@ -18,6 +19,7 @@
 //! bridges are warnings: not rendered.
 
 use std::fmt::Write as _;
+use std::net::IpAddr;
 
 use super::render_eni::real_names;
 use super::{Kind, NetConfig, Nics, OutFile, Rendering};
@@ -36,6 +38,14 @@ pub fn var(name: &str) -> String {
     name.chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect()
+}
+
+/// A next hop as FreeBSD's routing takes it: an IPv6 link-local one with `%<ifname>`.
+fn scoped(via: IpAddr, ifname: &str) -> String {
+    match via {
+        IpAddr::V6(v) if (v.segments()[0] & 0xffc0) == 0xfe80 => format!("{v}%{ifname}"),
+        v => v.to_string(),
+    }
 }
 
 pub fn render(cfg: &NetConfig, nics: &dyn Nics) -> Result<Rendering, String> {
@@ -150,9 +160,12 @@ pub fn render(cfg: &NetConfig, nics: &dyn Nics) -> Result<Rendering, String> {
                     l.push(format!("-host {via} -interface {name}"));
                 }
             }
+            // A link-local next hop names its interface (`fe80::1%vtnet0`), as route(8)
+            // and rc.conf(5) want it.
+            let hop = r.via.map(|v| scoped(v, &name));
             if r.is_default() {
                 let slot = if six { &mut gw6 } else { &mut gw4 };
-                match (slot.is_none(), r.via) {
+                match (slot.is_none(), hop) {
                     (true, Some(v)) => *slot = Some(v),
                     _ => out.warnings.push(format!(
                         "{}: a second default route is not supported by FreeBSD's routing; ignored",
@@ -161,8 +174,8 @@ pub fn render(cfg: &NetConfig, nics: &dyn Nics) -> Result<Rendering, String> {
                 }
                 continue;
             }
-            let target = match r.via {
-                Some(v) => v.to_string(),
+            let target = match hop {
+                Some(v) => v,
                 None => format!("-interface {name}"),
             };
             let l = if six { &mut routes6 } else { &mut routes4 };
@@ -170,10 +183,10 @@ pub fn render(cfg: &NetConfig, nics: &dyn Nics) -> Result<Rendering, String> {
         }
     }
     if let Some(g) = gw4 {
-        set(&mut rt, "defaultrouter", &g.to_string());
+        set(&mut rt, "defaultrouter", &g);
     }
     if let Some(g) = gw6 {
-        set(&mut rt, "ipv6_defaultrouter", &g.to_string());
+        set(&mut rt, "ipv6_defaultrouter", &g);
     }
     for (list, prefix) in [(&routes4, ""), (&routes6, "ipv6_")] {
         if list.is_empty() {
