@@ -588,6 +588,40 @@ mod tests {
     }
 
     #[test]
+    fn eni_template_dhcp_in_interfaces_d_is_neutralised_and_restored() {
+        let mut env = Env::new(OsKind::Linux);
+        let main = "source /etc/network/interfaces.d/*\nauto lo\niface lo inet loopback\n";
+        let dhcp = "auto ens3\niface ens3 inet dhcp\niface ens3 inet6 auto\n";
+        let other = "auto ens4\niface ens4 inet dhcp\n";
+        env.sys.put("/etc/network/interfaces", main);
+        env.sys.put("/etc/network/interfaces.d/ens3", dhcp);
+        env.sys.put("/etc/network/interfaces.d/ens4", other);
+        env.sys.put("/sbin/ifup", "");
+        env.sys
+            .put("/sys/class/net/ens3/address", "52:54:00:12:34:56\n");
+        env.seed.files = vec!["network-config".into()];
+        env.sys.put(
+            SEED,
+            "version: 2\nethernets:\n  ens3:\n    addresses: [10.0.2.20/24]\n",
+        );
+        env.run_ok(&Network);
+        assert_eq!(
+            env.read("/etc/network/interfaces.d/ens3"),
+            "#ci-agent# auto ens3\n#ci-agent# iface ens3 inet dhcp\n#ci-agent# iface ens3 inet6 auto\n"
+        );
+        assert_eq!(env.read("/etc/network/interfaces.d/ens4"), other);
+        assert_eq!(
+            env.read("/etc/network/interfaces"),
+            main,
+            "it already reads ours"
+        );
+        assert!(!env.read(render_eni::DEBIAN_FILE).contains("#ci-agent#"));
+        apply::undo(&env.sys, &env.config.state_dir).unwrap();
+        assert_eq!(env.read("/etc/network/interfaces.d/ens3"), dhcp);
+        assert!(!env.sys.exists(Path::new(render_eni::DEBIAN_FILE)));
+    }
+
+    #[test]
     fn eni_template_without_a_source_line_gets_one() {
         let mut env = Env::new(OsKind::Linux);
         // An installer's file that does not read interfaces.d: our drop-in would be ignored.
