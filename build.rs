@@ -47,8 +47,13 @@ fn git_commit() -> Option<String> {
         println!("cargo:rerun-if-changed={dir}/HEAD");
         println!("cargo:rerun-if-changed={dir}/logs/HEAD");
     }
+    // Only when it exists: cargo takes a missing rerun-if-changed file as changed, and
+    // then rebuilds the crate on every build.
     if let Some(dir) = git(&["rev-parse", "--git-common-dir"]) {
-        println!("cargo:rerun-if-changed={dir}/packed-refs");
+        let packed = format!("{dir}/packed-refs");
+        if std::path::Path::new(&packed).exists() {
+            println!("cargo:rerun-if-changed={packed}");
+        }
     }
     Some(head)
 }
