@@ -4,28 +4,41 @@
 # the binaries are static, and lintian: no error and no warning but the ones overridden
 # (with the reason) in packaging/debian/lintian-overrides, which the package ships.
 #
-#   packaging/check-deb.sh [--no-build] [--no-lintian] [--out FILE.deb]
+#   packaging/check-deb.sh [--no-build] [--no-lintian] [--out FILE.deb] [--target TRIPLE]
 #
-# Needs: cargo-deb (cargo install --locked cargo-deb), the rustup target
-# x86_64-unknown-linux-musl, dpkg-deb, lintian. Prints the .deb path on the last line.
+# --target: x86_64-unknown-linux-musl (default, Architecture amd64) or
+#   aarch64-unknown-linux-musl (arm64; linked by rust-lld, see .cargo/config.toml). The
+#   binaries of another architecture are checked with `file` but not run.
+# Needs: cargo-deb (cargo install --locked cargo-deb), the rustup target, dpkg-deb, file,
+# lintian. Prints the .deb path on the last line.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 TRIPLE=x86_64-unknown-linux-musl
-OUT=$REPO/target/$TRIPLE/debian/ci-agent.deb; BUILD=1; LINTIAN=1
+OUT=""; BUILD=1; LINTIAN=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --no-build) BUILD=0; shift ;;
         --no-lintian) LINTIAN=0; shift ;;
         --out) OUT=$2; shift 2 ;;
-        -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+        --target) TRIPLE=$2; shift 2 ;;
+        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
         *) echo "check-deb: unknown arg $1" >&2; exit 2 ;;
     esac
 done
+case "$TRIPLE" in
+    x86_64-unknown-linux-musl) ARCH=amd64; MACH=x86_64; FILE_ARCH=x86-64 ;;
+    aarch64-unknown-linux-musl) ARCH=arm64; MACH=aarch64; FILE_ARCH='ARM aarch64' ;;
+    *) echo "check-deb: --target $TRIPLE: expected x86_64-unknown-linux-musl or aarch64-unknown-linux-musl" >&2; exit 2 ;;
+esac
+[ -n "$OUT" ] || OUT=$REPO/target/$TRIPLE/debian/ci-agent.deb
 cd "$REPO"
 if [ "$BUILD" = 1 ]; then
     cargo deb --version >/dev/null 2>&1 || { echo "check-deb: cargo-deb missing (cargo install --locked cargo-deb)" >&2; exit 1; }
     mkdir -p "$(dirname "$OUT")"
-    cargo deb --target "$TRIPLE" --output "$OUT" >&2
+    # Plain cargo build, then cargo deb --no-build: cargo-deb's own build sets profile
+    # variables of its own, which would rebuild the binaries run.sh and the e2e boots use.
+    cargo build --release --target "$TRIPLE" --bins >&2
+    cargo deb --no-build --target "$TRIPLE" --output "$OUT" >&2
 fi
 [ -f "$OUT" ] || { echo "check-deb: $OUT not found" >&2; exit 1; }
 
@@ -64,7 +77,7 @@ for s in postinst prerm postrm; do
     cmp -s "$C/DEBIAN/$s" "packaging/debian/$s" || no "maintainer script $s differs from packaging/debian/$s"
 done
 [ "$(dpkg-deb -f "$OUT" Package)" = ci-agent ] || no "Package is not ci-agent"
-[ "$(dpkg-deb -f "$OUT" Architecture)" = amd64 ] || no "Architecture is not amd64"
+[ "$(dpkg-deb -f "$OUT" Architecture)" = "$ARCH" ] || no "Architecture is not $ARCH"
 case ", $(dpkg-deb -f "$OUT" Conflicts), " in *", cloud-init, "*) ;; *) no "Conflicts lacks cloud-init" ;; esac
 [ -z "$(dpkg-deb -f "$OUT" Provides)" ] || no "Provides should stay empty (ci-agent is not all of cloud-init)"
 grep -q 'ln -s ci-agent /usr/bin/cloud-init' "$C/DEBIAN/postinst" || no "postinst does not link cloud-init"
@@ -72,12 +85,18 @@ dep=$(dpkg-deb -f "$OUT" Depends)
 [ -z "$dep" ] || no "static binaries should need no Depends, got: $dep"
 dpkg-deb -x "$OUT" "$C/root"
 for b in ci-agent ci-seed; do
-    if LC_ALL=C ldd "$C/root/usr/bin/$b" 2>&1 | grep -q '=>'; then no "$b is dynamically linked"; fi
-    "$C/root/usr/bin/$b" --version >/dev/null 2>&1 || [ "$b" = ci-seed ] || no "$b --version failed"
+    # file: "statically linked" (arm64) or "static-pie linked" (amd64); never an interpreter.
+    what=$(file -b "$C/root/usr/bin/$b")
+    case "$what" in *"$FILE_ARCH"*) ;; *) no "$b is not an $FILE_ARCH binary: $what" ;; esac
+    case "$what" in *"statically linked"*|*"static-pie linked"*) ;; *) no "$b is not static: $what" ;; esac
+    echo "check-deb: usr/bin/$b: $what" >&2
+    if [ "$(uname -m)" = "$MACH" ]; then
+        "$C/root/usr/bin/$b" --version >/dev/null 2>&1 || [ "$b" = ci-seed ] || no "$b --version failed"
+    fi
 done
 cl_version=$(dpkg-parsechangelog -l packaging/debian/changelog -S Version)
 [ "$cl_version" = "$(dpkg-deb -f "$OUT" Version)" ] || no "packaging/debian/changelog names $cl_version, the package is $(dpkg-deb -f "$OUT" Version)"
-syn=$(dpkg-deb -f "$OUT" Description | head -n 1)
+syn=$(dpkg-deb -f "$OUT" Description | sed -n 1p)   # sed reads to the end: no SIGPIPE under pipefail
 [ "${#syn}" -lt 80 ] || no "synopsis is ${#syn} characters (Debian: under 80): $syn"
 # The conffile is all comments: image builders use /etc/ci-agent.conf.d/, and upgrades
 # never stop at a dpkg prompt.

@@ -4,7 +4,8 @@
 #      xorriso, mkfs.vfat/mtools and cloud-localds, and read back by isoinfo, bsdtar, mtools);
 #   2. boot integration: rc.d scripts against a stub rc.subr, systemd-analyze verify of the
 #      units, the FreeBSD package manifest, the FreeBSD binaries cross-built (release.sh);
-#   3. real boots of a Debian kernel under qemu (tests/e2e): the initramfs matrix, and (as
+#   3. real boots of a Debian kernel under qemu (tests/e2e): the initramfs matrix, one arm64
+#      boot (qemu-system-aarch64), and (as
 #      root) a debootstrapped systemd Debian with our .deb installed, which also builds and
 #      checks the package.
 #
@@ -60,6 +61,12 @@ if [ "$(id -u)" = 0 ]; then
     # advisories is left out: its database is fetched from GitHub, which CI cannot reach.
     echo "=== licenses, bans, sources (cargo deny, deny.toml)"
     cargo deny --offline check licenses bans sources
+fi
+if [ "$(id -u)" = 0 ]; then
+    # The amd64 .deb is built and checked by the distro boot (tests/e2e/distro.sh). The
+    # arm64 one: static binaries linked by rust-lld, Architecture arm64, lintian.
+    echo "=== arm64 .deb (packaging/check-deb.sh --target aarch64-unknown-linux-musl)"
+    bash packaging/check-deb.sh --target aarch64-unknown-linux-musl >/dev/null
 fi
 echo "=== FreeBSD package manifest"
 sh packaging/freebsd/make-pkg.sh --check

@@ -6,6 +6,7 @@
 #           [--accel auto|kvm|tcg] [--nic virtio|e1000|none] [--mem MB] [--smp N]
 #           [--append "k=v ..."] [--kernel FILE] [--initrd FILE]
 #           [--disk IMG [--disk-format raw|qcow2] [--disk-keep]] [--persist IMG] [--quiet]
+#           [--arch amd64|arm64]
 #
 # Exit: 0 when qemu powered off and the log has "E2E: DONE"; 124 on timeout;
 #       1 otherwise. Prints "BOOT: ..." summary lines (accel, wall time) on stderr.
@@ -17,6 +18,8 @@
 # --disk-keep: keep --disk's writes (a second boot of the same root disk, e.g. a new instance).
 # --disk-format: its format (raw by default; qcow2 for a clone overlay on a template).
 # --persist IMG: a disk whose writes are kept (state across boots), attached first.
+# --arch arm64: qemu-system-aarch64 -M virt -cpu cortex-a57 (TCG always), console ttyAMA0,
+#   the guest of `build-guest.sh --arch arm64`; seeds attach as virtio-blk or scsi-cdrom.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 GUEST=${E2E_GUEST:-/tmp/e2e-guest}
@@ -24,7 +27,7 @@ KERNEL=$GUEST/vmlinux; [ -f "$KERNEL" ] || KERNEL=$GUEST/vmlinuz   # vmlinux = P
 INITRD=$GUEST/initrd.gz
 SEED=""; ATTACH=cdrom; SERVE=""; CISEED=""; LOG=/tmp/e2e-serial.log; TIMEOUT=300; ACCEL=auto
 NIC=virtio; MEM=512; SMP=1; APPEND=""; DISK=""; PERSIST=""; QUIET=0
-DISK_FORMAT=raw
+DISK_FORMAT=raw; ARCH=amd64
 while [ $# -gt 0 ]; do
     case "$1" in
         --seed) SEED=$2; shift 2 ;;
@@ -45,27 +48,37 @@ while [ $# -gt 0 ]; do
         --disk) DISK=$2; shift 2 ;;
         --disk-format) case "$2" in raw|qcow2) DISK_FORMAT=$2 ;; *) echo "bad --disk-format $2" >&2; exit 2 ;; esac; shift 2 ;;
         --quiet) QUIET=1; shift ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        --arch) case "$2" in amd64|arm64) ARCH=$2 ;; *) echo "bad --arch $2" >&2; exit 2 ;; esac; shift 2 ;;
+        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
         *) echo "unknown arg $1" >&2; exit 2 ;;
     esac
 done
 abspath() { (cd "$(dirname "$1")" && echo "$PWD/$(basename "$1")"); }
 nocomma() { case "$1" in *,*) echo "path must not contain ',': $1" >&2; exit 2 ;; esac; }
 
-if [ "$ACCEL" = auto ]; then
+if [ "$ARCH" = arm64 ]; then
+    ACCEL=tcg   # an arm64 guest on this x86 host is always emulated
+elif [ "$ACCEL" = auto ]; then
     # /dev/kvm alone is not enough: on hosts whose kvm is PVM (kvm_pvm, no vmx/svm flag)
     # qemu starts with accel=kvm but a stock kernel hangs right after "Probing EDD".
     ACCEL=tcg
     if grep -qwE 'vmx|svm' /proc/cpuinfo && [ -r /dev/kvm ] && [ -w /dev/kvm ] && echo quit | timeout 20 qemu-system-x86_64 -accel kvm \
         -machine none -nodefaults -display none -monitor stdio >/dev/null 2>&1; then ACCEL=kvm; fi
 fi
-Q=(qemu-system-x86_64 -nodefaults -no-reboot -display none -m "$MEM" -smp "$SMP")
-MACHINE=pc
-[ "$ATTACH" = sata-cdrom ] && MACHINE=q35
-if [ "$ACCEL" = kvm ]; then Q+=(-machine "$MACHINE,accel=kvm" -cpu host)
-else Q+=(-machine "$MACHINE,accel=tcg"); fi
+CONSOLE=ttyS0
+if [ "$ARCH" = arm64 ]; then
+    case "$ATTACH" in cdrom|sata-cdrom) echo "boot.sh: --arch arm64 has no IDE/SATA; use --attach virtio-blk or scsi-cdrom" >&2; exit 2 ;; esac
+    MACHINE=virt; CONSOLE=ttyAMA0
+    Q=(qemu-system-aarch64 -nodefaults -no-reboot -display none -m "$MEM" -smp "$SMP" -machine virt,accel=tcg -cpu cortex-a57)
+else
+    Q=(qemu-system-x86_64 -nodefaults -no-reboot -display none -m "$MEM" -smp "$SMP")
+    MACHINE=pc
+    [ "$ATTACH" = sata-cdrom ] && MACHINE=q35
+    if [ "$ACCEL" = kvm ]; then Q+=(-machine "$MACHINE,accel=kvm" -cpu host)
+    else Q+=(-machine "$MACHINE,accel=tcg"); fi
+fi
 [ "$NIC" = none ] && APPEND="e2e.net=0 $APPEND"
-Q+=(-kernel "$KERNEL" -initrd "$INITRD" -append "console=ttyS0 quiet panic=-1 $APPEND")
+Q+=(-kernel "$KERNEL" -initrd "$INITRD" -append "console=$CONSOLE quiet panic=-1 $APPEND")
 mkdir -p "$(dirname "$LOG")"; : > "$LOG"; LOG=$(abspath "$LOG"); nocomma "$LOG"
 Q+=(-chardev "stdio,id=con0,signal=off,logfile=$LOG" -serial chardev:con0)
 

@@ -3,24 +3,33 @@
 #
 #   build-guest.sh [--agent PATH] [--init PATH] [--out DIR] [--kernel-pkg NAME]
 #                  [--cache DIR] [--modules "m1 m2 ..."] [--extra FILE:DEST ...]
+#                  [--arch amd64|arm64]
 #
 # Outputs DIR/{vmlinuz,vmlinux,initrd.gz} (default DIR=/tmp/e2e-guest).
+# --arch arm64: Debian's arm64 kernel and busybox-static:arm64 (apt-get download of the
+# :arm64 packages, which needs `dpkg --add-architecture arm64`, done by the install step
+# scripts/install-deps.sh); no vmlinux (vmlinuz is already the
+# uncompressed arm64 Image, which qemu-system-aarch64 boots directly).
 # The Debian kernel package is downloaded with `apt-get download` and unpacked
 # with dpkg-deb -x into the cache dir (never installed on this machine).
 # The static agent (--agent) goes to /usr/bin/ci-agent, where a package puts it;
 # tests/e2e/guest/ (agent configs, passwd, group) is copied into the image.
-# Needs: apt (after apt-get update), dpkg-deb, busybox-static, cpio, gzip,
+# Needs: apt (after apt-get update), dpkg-deb, busybox-static (amd64), cpio, gzip,
 # and depmod (kmod) or busybox depmod. Run as root or any user with apt access.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 AGENT=""; INIT="$HERE/init.sh"; OUT=/tmp/e2e-guest; CACHE=/tmp/e2e-cache
-KPKG=${KERNEL_PKG:-}
+KPKG=${KERNEL_PKG:-}; ARCH=amd64
 # Drivers for every way boot.sh can attach a seed / NIC; deps are added automatically.
-MODULES="scsi_mod sd_mod sr_mod cdrom libata ata_piix ata_generic ahci \
+MODULES_AMD64="scsi_mod sd_mod sr_mod cdrom libata ata_piix ata_generic ahci \
 virtio_pci virtio_blk virtio_scsi virtio_net e1000 \
 isofs fat vfat nls_cp437 nls_ascii nls_utf8 nls_iso8859_1 \
 crc32c_generic crc32c-intel libcrc32c ext4 autofs4"
+# arm64 (qemu -M virt): PCI virtio only; the x86 disk controllers do not exist there.
+MODULES_ARM64="scsi_mod sd_mod sr_mod cdrom virtio_pci virtio_mmio virtio_blk virtio_scsi virtio_net \
+isofs fat vfat nls_cp437 nls_ascii nls_utf8 nls_iso8859_1 crc32c_generic libcrc32c ext4 autofs4"
+MODULES=""
 EXTRA=()
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -31,25 +40,36 @@ while [ $# -gt 0 ]; do
         --kernel-pkg) KPKG=$2; shift 2 ;;
         --modules) MODULES=$2; shift 2 ;;
         --extra) EXTRA+=("$2"); shift 2 ;;   # host_file:/path/in/guest
-        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+        --arch) case "$2" in amd64|arm64) ARCH=$2 ;; *) echo "bad --arch $2" >&2; exit 2 ;; esac; shift 2 ;;
+        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
         *) echo "unknown arg $1" >&2; exit 2 ;;
     esac
 done
+[ -n "$MODULES" ] || { if [ "$ARCH" = arm64 ]; then MODULES=$MODULES_ARM64; else MODULES=$MODULES_AMD64; fi; }
 log() { echo "[build-guest] $*" >&2; }
 t0=$(date +%s%N)
 
 # ---- 1. kernel package ---------------------------------------------------------
+# A foreign-architecture package is named PKG:arm64 to apt; its .deb file is PKG_VER_arm64.deb.
+QUAL=""; [ "$ARCH" = amd64 ] || QUAL=":$ARCH"
+fetch() { # fetch PKG DIR: download PKG (for $ARCH) into the cache and unpack it to DIR once
+    local pkg=$1 dir=$2
+    [ -d "$dir" ] && return 0
+    log "downloading $pkg$QUAL"
+    ( cd "$CACHE" && rm -f "${pkg}"_*_"$ARCH".deb && apt-get -q -o APT::Sandbox::User=root download "$pkg$QUAL" >&2 ) || {
+        [ "$ARCH" = amd64 ] || echo "apt has no $ARCH packages: dpkg --add-architecture $ARCH && apt-get update (scripts/install-deps.sh does)" >&2
+        return 1; }
+    rm -rf "$dir.tmp"; dpkg-deb -x "$CACHE/${pkg}"_*_"$ARCH".deb "$dir.tmp"; mv "$dir.tmp" "$dir"
+}
 if [ -z "$KPKG" ]; then
-    KPKG=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
-    [ -n "$KPKG" ] || { echo "cannot resolve linux-image-amd64 (run apt-get update)" >&2; exit 1; }
+    KPKG=$(apt-cache depends "linux-image-$ARCH$QUAL" 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
+    KPKG=${KPKG%%:*}
+    [ -n "$KPKG" ] || { echo "cannot resolve linux-image-$ARCH$QUAL (run apt-get update${QUAL:+; scripts/install-deps.sh adds the $ARCH architecture})" >&2; exit 1; }
 fi
 KDIR=$CACHE/$KPKG
 mkdir -p "$CACHE"
-if ! ls "$KDIR"/boot/vmlinuz-* >/dev/null 2>&1; then
-    log "downloading $KPKG"
-    ( cd "$CACHE" && rm -f "${KPKG}"_*.deb && apt-get -q -o APT::Sandbox::User=root download "$KPKG" >&2 )
-    rm -rf "$KDIR.tmp"; dpkg-deb -x "$CACHE/${KPKG}"_*.deb "$KDIR.tmp"; mv "$KDIR.tmp" "$KDIR"
-fi
+ls "$KDIR"/boot/vmlinuz-* >/dev/null 2>&1 || rm -rf "$KDIR"
+fetch "$KPKG" "$KDIR"
 KVER=$(basename "$(ls -d "$KDIR"/lib/modules/*/ | head -1)")
 MDIR=$KDIR/lib/modules/$KVER
 if [ ! -s "$MDIR/modules.dep" ]; then   # the .deb ships no modules.dep (postinst runs depmod)
@@ -84,9 +104,17 @@ ST=$(mktemp -d /tmp/e2e-initramfs.XXXXXX)
 trap 'rm -rf "$ST"' EXIT
 mkdir -p "$ST"/{bin,sbin,etc,proc,sys,dev,tmp,run,mnt,root,var/log,var/lib,usr/bin,usr/sbin,lib/modules/"$KVER"}
 chmod 0700 "$ST/root"
-BB=$(command -v busybox)
-is_static() { ! LC_ALL=C ldd "$1" 2>&1 | grep -q '=>' ; }   # ldd prints no "=>" for static/static-pie
-is_static "$BB" || { echo "busybox at $BB is not static: apt-get install busybox-static" >&2; exit 1; }
+# is_static: `file` says "statically linked" or "static-pie linked". Unlike ldd, it also
+# answers for another architecture's binaries.
+is_static() { file -bL "$1" | grep -qE 'statically linked|static-pie linked'; }
+if [ "$ARCH" = amd64 ]; then
+    BB=$(command -v busybox)
+    is_static "$BB" || { echo "busybox at $BB is not static: apt-get install busybox-static" >&2; exit 1; }
+else
+    fetch busybox-static "$CACHE/busybox-static-$ARCH"
+    BB=$CACHE/busybox-static-$ARCH/bin/busybox
+    is_static "$BB" || { echo "$BB is not a static ELF" >&2; exit 1; }
+fi
 cp "$BB" "$ST/bin/busybox"
 ln -s busybox "$ST/bin/sh"
 : > "$ST/etc/e2e-modules.order"
@@ -113,7 +141,7 @@ cp -a "$HERE/guest/." "$ST/"
 printf '#!/bin/sh\nexec /bin/sh "$@"\n' > "$ST/bin/bash"; chmod 0755 "$ST/bin/bash"
 if [ -n "$AGENT" ]; then
     install -m 0755 "$AGENT" "$ST/usr/bin/ci-agent"
-    is_static "$AGENT" || { echo "$AGENT is dynamically linked; it cannot run in the initramfs (build for x86_64-unknown-linux-musl)" >&2; exit 1; }
+    is_static "$AGENT" || { echo "$AGENT is dynamically linked; it cannot run in the initramfs (build for a *-unknown-linux-musl target)" >&2; exit 1; }
 fi
 for e in "${EXTRA[@]}"; do
     src=${e%%:*}; dst=${e#*:}; mkdir -p "$ST$(dirname "$dst")"; cp -a "$src" "$ST$dst"
@@ -134,8 +162,10 @@ extract_vmlinux() { # magic offset + decompressor, like the kernel's scripts/ext
     [ -n "$off" ] && tail -c +$((off+1)) "$img" | gzip -dc 2>/dev/null
 }
 rm -f "$OUT/vmlinux"
-extract_vmlinux "$OUT/vmlinuz" > "$OUT/vmlinux.tmp" 2>/dev/null || true   # tail gets SIGPIPE: ignore status
-if [ "$(head -c4 "$OUT/vmlinux.tmp" | od -An -c | tr -d ' ')" = '177ELF' ]; then
+[ "$ARCH" = amd64 ] && extract_vmlinux "$OUT/vmlinuz" > "$OUT/vmlinux.tmp" 2>/dev/null || true   # tail gets SIGPIPE: ignore status
+if [ "$ARCH" != amd64 ]; then
+    :   # arm64 vmlinuz is the plain Image: qemu-system-aarch64 boots it as it is
+elif [ "$(head -c4 "$OUT/vmlinux.tmp" | od -An -c | tr -d ' ')" = '177ELF' ]; then
     mv "$OUT/vmlinux.tmp" "$OUT/vmlinux"
 else
     rm -f "$OUT/vmlinux.tmp"; log "could not extract vmlinux (boot.sh will use the bzImage)"

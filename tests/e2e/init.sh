@@ -140,6 +140,16 @@ if [ -x /usr/bin/ci-agent ]; then
     sed 's/^/E2E: status-err | /' /tmp/status.err
 fi
 tail -n 30 /var/log/ci-agent.log 2>/dev/null | sed 's/^/E2E: agent-log | /'
+# ci-seed in the guest (the arm64 guest carries it): it runs on this architecture, and
+# the agent reads the seed it makes.
+if [ -x /usr/bin/ci-seed ]; then
+    for b in ci-agent ci-seed; do log "$b-target $(/usr/bin/$b --version 2>&1 | sed -n 's/^target: //p')"; done
+    printf 'instance-id: iid-guest-seed\nlocal-hostname: made-in-guest\n' > /tmp/gs-meta
+    printf '#cloud-config\n{}\n' > /tmp/gs-user
+    /usr/bin/ci-seed /tmp/gs.iso /tmp/gs-user /tmp/gs-meta > /tmp/gs.out 2>&1
+    log "guest-seed exit=$?"
+    /usr/bin/ci-agent query --seed /tmp/gs.iso 2>&1 | grep -E '"(instance_id|hostname)"' | sed 's/^ */E2E: guest-seed | /'
+fi
 
 log "DONE uptime=$(up)"
 if [ "$(arg e2e.shell 0)" = 1 ]; then setsid cttyhack sh; fi

@@ -3,11 +3,13 @@
 # ci-agent inside, seeds made by ci-seed and by the classic tools, and the vm-bootstrap
 # endpoint served by `ci-seed serve --stdio`.
 #
-#   tests/e2e/run.sh [--only REGEX] [--list] [--no-build] [--work DIR] [--distro|--all]
+#   tests/e2e/run.sh [--only REGEX] [--list] [--no-build] [--work DIR] [--distro|--arm64|--all]
 #
 #   (default)   the initramfs matrix (seed makers x attachments, bootstrap, reboot)
 #   --distro    only the full-distro boot (debootstrap + systemd + the .deb; ~3-4 min)
-#   --all       both
+#   --arm64     only the arm64 boot: the aarch64-unknown-linux-musl ci-agent and ci-seed in
+#               a busybox initramfs under qemu-system-aarch64 (TCG), seed on virtio-blk
+#   --all       all three
 #   --only RE   run the cases whose name matches the extended regex RE
 #   --list      print the case names and exit
 #   --no-build  reuse the binaries and guest from a previous run in --work
@@ -28,8 +30,9 @@ while [ $# -gt 0 ]; do
         --no-build) BUILD=0; shift ;;
         --work) WORK=$2; shift 2 ;;
         --distro) MODE=distro; shift ;;
+        --arm64) MODE=arm64; shift ;;
         --all) MODE=all; shift ;;
-        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown arg $1" >&2; exit 2 ;;
     esac
 done
@@ -63,9 +66,11 @@ CASES=(
     "bootstrap-reboot-persist   bootstrap reboot"
 )
 DISTRO_CASES=("distro-systemd-deb distro")
+ARM64_CASES=("arm64-seed-ciseed-iso-virtio arm64 ciseed-iso virtio-blk")
 case "$MODE" in
     distro) CASES=("${DISTRO_CASES[@]}") ;;
-    all) CASES+=("${DISTRO_CASES[@]}") ;;
+    arm64) CASES=("${ARM64_CASES[@]}") ;;
+    all) CASES+=("${ARM64_CASES[@]}" "${DISTRO_CASES[@]}") ;;
 esac
 SELECTED=()
 for c in "${CASES[@]}"; do
@@ -96,7 +101,7 @@ if [ "$BUILD" = 1 ]; then
         tail -n 30 "$WORK/build.log" | sed 's/^/    /'
         fail_all "cargo build for $TRIPLE failed (log $WORK/build.log)"
     fi
-    if [ "$MODE" != distro ]; then
+    if [ "$MODE" = initramfs ] || [ "$MODE" = all ]; then
         say "build-guest.sh"
         if ! "$HERE/build-guest.sh" --agent "$AGENT" --out "$GUEST" > "$WORK/build-guest.log" 2>&1; then
             tail -n 30 "$WORK/build-guest.log" | sed 's/^/    /'
@@ -108,6 +113,7 @@ for b in "$AGENT" "$CISEED"; do [ -x "$b" ] || fail_all "missing $b"; done
 
 # ---- helpers ----------------------------------------------------------------------
 WHY=()          # reasons the current case failed
+BOOT_ARGS=()    # boot.sh arguments of every boot of the current case (--arch arm64)
 TXT=""          # current serial log, \r stripped
 expect() { # expect REGEX WHAT: the serial log has a line matching REGEX
     grep -qE -- "$1" "$TXT" || WHY+=("$2")
@@ -119,7 +125,7 @@ count_lines() { grep -cE -- "$1" "$2" 2>/dev/null || true; }
 boot() { # boot CASEDIR LOGNAME boot.sh-args...: boots, strips \r into LOGNAME.txt
     local dir=$1 name=$2; shift 2
     local rc=0
-    E2E_GUEST=$GUEST "$HERE/boot.sh" --log "$dir/$name.log" --quiet "$@" 2> "$dir/$name.boot" || rc=$?
+    E2E_GUEST=$GUEST "$HERE/boot.sh" --log "$dir/$name.log" --quiet "${BOOT_ARGS[@]}" "$@" 2> "$dir/$name.boot" || rc=$?
     tr -d '\r' < "$dir/$name.log" > "$dir/$name.txt"
     TXT=$dir/$name.txt
     return $rc
@@ -289,6 +295,30 @@ case_bootstrap() { # case_bootstrap DIR VARIANT
     esac
 }
 
+# ---- arm64: the same seed case on qemu-system-aarch64 ---------------------------------
+ARM64_TRIPLE=aarch64-unknown-linux-musl
+case_arm64() { # case_arm64 DIR MAKER ATTACH
+    local dir=$1 bin=$REPO/target/$ARM64_TRIPLE/release
+    local GUEST=$WORK/guest-arm64   # boot() boots this guest
+    if [ "$BUILD" = 1 ]; then
+        # Linked by rust-lld (.cargo/config.toml): no cross C toolchain.
+        if ! (cd "$REPO" && cargo build --quiet --release --target "$ARM64_TRIPLE" --bins) > "$dir/build.log" 2>&1; then
+            WHY+=("cargo build for $ARM64_TRIPLE failed: $(tail -n 3 "$dir/build.log" | tr '\n' ' ')"); return
+        fi
+        if ! "$HERE/build-guest.sh" --arch arm64 --agent "$bin/ci-agent" --extra "$bin/ci-seed:/usr/bin/ci-seed" \
+            --out "$GUEST" > "$dir/build-guest.log" 2>&1; then
+            WHY+=("build-guest.sh --arch arm64 failed: $(tail -n 3 "$dir/build-guest.log" | tr '\n' ' ')"); return
+        fi
+    fi
+    BOOT_ARGS=(--arch arm64)
+    case_seed "$dir" seed "$2" "$3"
+    BOOT_ARGS=()
+    expect "^E2E: ci-agent-target $ARM64_TRIPLE\$" "the guest's ci-agent is not the $ARM64_TRIPLE build"
+    expect "^E2E: ci-seed-target $ARM64_TRIPLE\$" "the guest's ci-seed is not the $ARM64_TRIPLE build"
+    expect '^E2E: guest-seed exit=0$' 'the arm64 ci-seed did not make a seed in the guest'
+    expect '^E2E: guest-seed \| "instance_id": "iid-guest-seed",$' 'the agent did not read the seed the arm64 ci-seed made'
+}
+
 # ---- full distro ------------------------------------------------------------------
 case_distro() { # case_distro DIR
     local dir=$1
@@ -311,6 +341,7 @@ for c in "${SELECTED[@]}"; do
         noseed) case_noseed "$dir" ;;
         bootstrap) case_bootstrap "$dir" "$a1" ;;
         distro) case_distro "$dir" ;;
+        arm64) case_arm64 "$dir" "$a1" "$a2" ;;
     esac
     t=$(( $(date +%s) - t0 ))
     if [ ${#WHY[@]} = 0 ]; then
