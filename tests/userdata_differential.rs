@@ -38,14 +38,16 @@ fn cases() -> Vec<PathBuf> {
     out
 }
 
-/// cloud-init's view of every case, by case name.
-fn cloudinit(cases: &[PathBuf]) -> std::collections::BTreeMap<String, Value> {
+/// cloud-init's view of every case, by case name. `instance_data`: a directory of
+/// `<case>.json` instance data for the cases with jinja templates.
+fn cloudinit(cases: &[PathBuf], instance_data: &Path) -> std::collections::BTreeMap<String, Value> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/differential/userdata/cloudinit_userdata.py");
     let out = Command::new("/usr/bin/python3")
         .arg(script)
         .args(cases)
         .env("PYTHONPATH", common::cloudinit_pythonpath())
+        .env("CI_AGENT_INSTANCE_DATA", instance_data)
         .output()
         .expect("running /usr/bin/python3");
     assert!(
@@ -65,18 +67,42 @@ fn cloudinit(cases: &[PathBuf]) -> std::collections::BTreeMap<String, Value> {
 
 /// `ci-agent query` on one case: its JSON and whether it exited 0.
 fn ours(case: &Path, root: &Path) -> (Value, bool) {
-    let o = Command::new(env!("CARGO_BIN_EXE_ci-agent"))
-        .args(["query", "--os", "linux", "--root"])
-        .arg(root)
-        .arg("--seed")
-        .arg(case)
-        .env_remove("JOURNAL_STREAM")
-        .output()
-        .unwrap();
+    let o = query(case, root, &[]);
     let v = serde_json::from_slice(&o.stdout).unwrap_or_else(
         |e| json!({"unparsable": e.to_string(), "stderr": String::from_utf8_lossy(&o.stderr)}),
     );
     (v, o.status.success())
+}
+
+/// `ci-agent query --seed CASE` with `extra` arguments.
+fn query(case: &Path, root: &Path, extra: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_ci-agent"))
+        .args(["query", "--os", "linux", "--root"])
+        .arg(root)
+        .arg("--seed")
+        .arg(case)
+        .args(extra)
+        .env_remove("JOURNAL_STREAM")
+        .output()
+        .unwrap()
+}
+
+/// The instance data ci-agent renders a case's templates with, for cloud-init to use
+/// too: written as `<dir>/<case>.json` for every case whose user-data mentions jinja.
+fn instance_data(cases: &[PathBuf], root: &Path, dir: &Path) {
+    for case in cases {
+        let ud = std::fs::read(case.join("user-data")).unwrap();
+        if !String::from_utf8_lossy(&ud)
+            .to_ascii_lowercase()
+            .contains("jinja")
+        {
+            continue;
+        }
+        let o = query(case, root, &["--all"]);
+        assert!(o.status.success(), "{}: query --all failed", case.display());
+        let name = case.file_name().unwrap().to_string_lossy().into_owned();
+        std::fs::write(dir.join(format!("{name}.json")), &o.stdout).unwrap();
+    }
 }
 
 /// `(frequency, sha256)` of each script, in order.
@@ -150,8 +176,10 @@ fn userdata_as_cloudinit_reads_it() {
         "corpus missing under {}",
         cases_dir().display()
     );
-    let theirs = cloudinit(&cases);
     let root = tempfile::tempdir().unwrap();
+    let idata = tempfile::tempdir().unwrap();
+    instance_data(&cases, root.path(), idata.path());
+    let theirs = cloudinit(&cases, idata.path());
     let mut failures = Vec::new();
     for case in &cases {
         let name = case.file_name().unwrap().to_string_lossy().into_owned();

@@ -5,7 +5,9 @@
 //! the first line (`## template: jinja`) is dropped, blocks trim their newline
 //! (`trim_blocks`), `{% do %}` works, a final newline of the template is kept, and a
 //! variable the instance data lacks renders as `CI_MISSING_JINJA_VAR/<name>` (with a
-//! warning naming them) and is false in `{% if %}`.
+//! warning naming them) and is false in `{% if %}`. Python's common `str`, `dict` and
+//! `list` methods work (minijinja-contrib's pycompat); Python's `%` string formatting
+//! does not (use the `format` filter).
 //!
 //! Hostile templates are bounded: a fuel budget (instructions and memory), a recursion
 //! limit and a cap on the output; any failure is an error naming the part, never a panic.
@@ -208,6 +210,8 @@ pub fn render(
             .map_err(|e| e.to_string())?,
     );
     env.set_undefined_behavior(UndefinedBehavior::Lenient);
+    // Jinja2 templates call Python's methods on values (`s.split(' ')`, `d.keys()`).
+    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
     env.set_fuel(Some(FUEL));
     env.set_recursion_limit(RECURSION);
     let tmpl = env

@@ -591,7 +591,7 @@ fn classify(data: &[u8]) -> Kind {
         Kind::Boothook
     } else if starts("#part-handler") {
         Kind::Unsupported("#part-handler")
-    } else if starts("## template: jinja") || starts("## template:jinja") {
+    } else if starts("## template: jinja") {
         Kind::Jinja
     } else if starts("#upstart-job") {
         Kind::Unsupported("#upstart-job")
@@ -1045,7 +1045,8 @@ impl<'l> Collector<'l> {
         }
         let body = rendered.text.into_bytes();
         match classify(&body) {
-            Kind::Empty => Ok(()),
+            // cloud-init drops an empty result; one of blanks is a part of no known type.
+            Kind::Empty if body.is_empty() => Ok(()),
             Kind::CloudConfig => self.cloud_config(&body, label),
             Kind::Script => {
                 self.script(&body, filename, Frequency::PerInstance, label);

@@ -20,6 +20,11 @@ The steps are cloud-init's own, calling its code:
    `load_yaml`), and printed with cloud-init's own `json_serialize_default` (bytes become
    `ci-b64:...`).
 
+Jinja templates are rendered with the instance data ci-agent computed for the case
+(`ci-agent query --seed CASE --all`), which the test puts in `$CI_AGENT_INSTANCE_DATA/<case>.json`;
+it is written where cloud-init's jinja handler reads it (`instance-data-sensitive.json` in
+the run dir), so both sides render the same variables with their own engines.
+
 `scripts` and `boothooks` are `{"frequency", "sha256", "text"}` in the order written.
 `dropped` lists the warnings cloud-init logged for parts it skipped (a part that fails to
 merge). `error` is set when cloud-init raises (it then applies no user-data at all).
@@ -74,6 +79,14 @@ def run_case(case_dir, tmp):
         {"cloud_dir": os.path.join(tmp, "cloud"), "run_dir": os.path.join(tmp, "run")},
         FakeDataSource(),
     )
+    idata_dir = os.environ.get("CI_AGENT_INSTANCE_DATA")
+    name = os.path.basename(case_dir.rstrip("/"))
+    if idata_dir and os.path.exists(os.path.join(idata_dir, name + ".json")):
+        target = paths.get_runpath("instance_data_sensitive")
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(os.path.join(idata_dir, name + ".json"), "rb") as src:
+            with open(target, "wb") as dst:
+                dst.write(src.read())
     with open(os.path.join(case_dir, "user-data"), "rb") as f:
         raw = f.read()
     msg = user_data.UserDataProcessor(paths).process(raw)
