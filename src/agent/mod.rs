@@ -18,7 +18,8 @@
 //! bootstrap) failed, 2 on usage or fatal errors (bad config, malformed seed).
 //!
 //! Beside the run: [`state`] (semaphores, status, `ci-agent status`), [`logging`],
-//! [`seal`] (`ci-agent seal`) and [`query`] (`ci-agent query`).
+//! [`seal`] (`ci-agent seal`), [`query`] (`ci-agent query`) and [`instance`] (the
+//! instance-data files each pass writes, and `query KEY` over them).
 
 pub mod boot;
 pub mod cloudinit;
