@@ -29,7 +29,7 @@ usage() {
     echo "usage: scripts/tools.sh packages|crates|pypi|check|check-debian SCOPE... | venv" >&2
     exit 2
 }
-venv=${CI_AGENT_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/ci-agent/venv}
+venv=${CI_AGENT_VENV:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/ci-agent/venv}
 [ "${1:-}" = venv ] && { echo "$venv"; exit 0; }
 [ $# -ge 2 ] || usage
 cmd=$1
