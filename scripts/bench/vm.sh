@@ -4,12 +4,19 @@
 # (the standard seed on an IDE cdrom); the variant is chosen on the kernel command line:
 #   ci     cloud-init runs, `ci-agent=disabled` (our units' ConditionKernelCommandLine)
 #   agent  ci-agent runs, `cloud-init=disabled` (cloud-init's generator skips its units)
-#   base   both disabled: what the same VM costs with no first-boot provisioning
+#   agentkeys  as agent, with the seed made by `ci-seed --ssh-host-keys` (the agent makes
+#          no host key; the host checks the key against ci-seed's known_hosts)
+#   base   both disabled: what the same VM costs with no first-boot provisioning; it is
+#          also the time-to-SSH floor (sshd has the template's keys, a `floor` user the key)
 # Every boot is a first boot (boot.sh --disk attaches the image with snapshot=on).
+# Time to SSH: qemu forwards 127.0.0.1:PORT (loopback only) to the guest's port 22 and
+# ssh_wait.py records the first successful `ssh -i KEY USER@127.0.0.1 -p PORT true` after
+# qemu's start (USER: deploy from the seed, floor for base). The seed is the standard one
+# with the bench's own public key in place of the anchor's.
 #
 #   scripts/bench/vm.sh base                  debootstrap the tree (cached; ~2 min, network)
 #   scripts/bench/vm.sh image [--deb FILE]    tree + our .deb + report unit -> one ext4 image
-#   scripts/bench/vm.sh run [--runs N] [--variants ci,agent,base] [--first K]
+#   scripts/bench/vm.sh run [--runs N] [--variants ci,agent,agentkeys,base] [--first K]
 #                                             N boots of each variant, alternating
 #   scripts/bench/vm.sh parse                 print the markdown tables from the serial logs
 #
@@ -18,6 +25,8 @@
 # packaging/check-deb.sh unless --deb is given. The report unit prints, per unit, systemd's
 # CPUUsageNSec and timestamps and the cgroup's memory.peak (saved by a helper at the end of
 # the unit; the helper's own cost is measured by a control unit, `e2e-floor`, every boot).
+# VM_LOCK=FILE: take `flock FILE` around each boot (not the whole run), so that other qemu
+# users of the machine interleave with the bench instead of running at the same time.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
@@ -63,7 +72,17 @@ do_image() {
     [ "$deb" = none ] || [ -f "$deb" ] || die "no .deb at '$deb'"
     local DIR=$WORK/rootfs
     rm -rf "$DIR"; cp -a "$BASE" "$DIR"; rm -f "$DIR/.complete"
+    # the bench's client key: the seed gives it to deploy, the image to `floor` (base variant)
+    mkdir -p "$WORK/ssh"
+    [ -f "$WORK/ssh/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C ci-agent-bench -f "$WORK/ssh/id_ed25519"
+    chroot "$DIR" useradd -m -s /bin/sh floor
+    install -d -m 700 "$DIR/home/floor/.ssh"
+    install -m 600 "$WORK/ssh/id_ed25519.pub" "$DIR/home/floor/.ssh/authorized_keys"
+    chroot "$DIR" chown -R floor:floor /home/floor/.ssh
+    ls "$DIR"/etc/ssh/ssh_host_*_key > /dev/null 2>&1 || die "the template has no SSH host keys (the floor needs them)"
     if [ "$deb" != none ]; then
+        dpkg-deb --fsys-tarfile "$deb" | tar -xO ./usr/bin/ci-seed > "$WORK/ci-seed"
+        chmod 755 "$WORK/ci-seed"
         cp "$deb" "$DIR/tmp/ci-agent.deb"
         chroot "$DIR" dpkg -i /tmp/ci-agent.deb > "$WORK/dpkg.log" 2>&1 || { cat "$WORK/dpkg.log" >&2; die "dpkg -i failed"; }
         rm -f "$DIR/tmp/ci-agent.deb"
@@ -84,6 +103,8 @@ do_image() {
     printf 'datasource_list: [ NoCloud, None ]\n' > "$DIR/etc/cloud/cloud.cfg.d/90-ds.cfg"
     printf 'LANG=C.UTF-8\n' > "$DIR/etc/default/locale"
     printf '# emptied: the test guest has no network access\n' > "$DIR/etc/apt/sources.list"
+    # sshd logs to a file (-E) the report reads: it waits for the host's login there
+    sed -i 's|^SSHD_OPTS=.*|SSHD_OPTS="-E /run/e2e-sshd.log"|' "$DIR/etc/default/ssh"
 
     # accounting for every unit
     mkdir -p "$DIR/etc/systemd/system.conf.d"
@@ -168,11 +189,16 @@ while [ $i -lt 300 ] && systemctl -q is-enabled ci-agent-late.service 2>/dev/nul
     sleep 1; i=$((i+1))
 done
 READY=$(cut -d' ' -f1 /proc/uptime); STAT=$(head -1 /proc/stat)
+# the host's ssh through the forward must have got in before we power off (at most 300 s)
+i=0
+until grep -q 'Accepted publickey' /run/e2e-sshd.log 2>/dev/null || [ $i -ge 300 ]; do sleep 1; i=$((i+1)); done
+SSHLOGIN=$(grep -c 'Accepted publickey' /run/e2e-sshd.log 2>/dev/null)
 exec >/dev/ttyS0 2>&1
 echo
 p() { sed "s/^/E2E: $1/"; }
 echo "E2E: ready uptime=$READY state=$(systemctl is-system-running) cmdline=$(tr ' ' '\n' < /proc/cmdline | grep -E '^(cloud-init|ci-agent)=' | tr '\n' ' ')"
 echo "E2E: procstat $STAT"
+echo "E2E: ssh-login accepted=$SSHLOGIN waited=${i}s"
 systemd-analyze time --no-pager 2>&1 | p "time "
 systemd-analyze blame --no-pager 2>&1 | head -12 | p "blame "
 for u in cloud-init-local cloud-init cloud-config cloud-final ci-agent ci-agent-late e2e-floor ssh; do
@@ -203,7 +229,7 @@ EOF
 }
 
 do_run() {
-    local runs=3 variants=ci,agent,base first=1
+    local runs=3 variants=ci,agent,agentkeys,base first=1
     while [ $# -gt 0 ]; do
         case "$1" in
             --runs) runs=$2; shift 2 ;;
@@ -220,24 +246,48 @@ do_run() {
         "$E2E/build-guest.sh" --out "$GUEST" --cache "$WORK/kernel-cache" > "$WORK/build-guest.log" 2>&1 || { tail -20 "$WORK/build-guest.log" >&2; die "build-guest.sh failed"; }
     fi
     mkdir -p "$RUNS_DIR"
-    local SEED=$RUNS_DIR/seed.iso
-    # the reference seed image (cloud-localds = genisoimage -joliet -rock), for both
-    cloud-localds "$SEED" "$REPO/benches/fixtures/standard-seed/user-data" "$REPO/benches/fixtures/standard-seed/meta-data"
+    local SEED=$RUNS_DIR/seed.iso KSEED=$RUNS_DIR/seed-keys.iso KH=$RUNS_DIR/known_hosts
+    local KEY=$WORK/ssh/id_ed25519 UD=$RUNS_DIR/user-data
+    [ -f "$KEY" ] || die "no bench key $KEY: run 'vm.sh image' first"
+    # the standard seed, with the bench's key in place of the anchor's (same number of keys)
+    sed "s|ssh-ed25519 [A-Za-z0-9+/=]* anchor@e2e|$(cut -d' ' -f1,2 "$KEY.pub") anchor@e2e|" \
+        "$REPO/benches/fixtures/standard-seed/user-data" > "$UD"
+    # the reference seed image (cloud-localds = genisoimage -joliet -rock), for ci and agent
+    cloud-localds "$SEED" "$UD" "$REPO/benches/fixtures/standard-seed/meta-data"
+    # agentkeys: the same seed by ci-seed, plus the clone's host keys (ed25519, ecdsa)
+    case ",$variants," in *,agentkeys,*)
+        [ -x "$WORK/ci-seed" ] || die "no $WORK/ci-seed (vm.sh image with a .deb)"
+        rm -f "$KH"
+        "$WORK/ci-seed" --ssh-host-keys --known-hosts "$KH" -H anchor-vm -I anchor-0001 "$KSEED" "$UD" ;;
+    esac
+    command -v ssh > /dev/null || die "needs ssh (openssh-client)"
     for i in $(seq "$first" $((first + runs - 1))); do
         for v in ${variants//,/ }; do
+            local seed=$SEED user=deploy check=()
             case "$v" in
                 ci) extra="ci-agent=disabled" ;;
                 agent) extra="cloud-init=disabled" ;;
-                base) extra="ci-agent=disabled cloud-init=disabled" ;;
+                agentkeys) extra="cloud-init=disabled"; seed=$KSEED; check=(--known-hosts "$KH" --alias anchor-vm) ;;
+                base) extra="ci-agent=disabled cloud-init=disabled"; user=floor ;;
                 *) die "unknown variant $v" ;;
             esac
-            local out=$RUNS_DIR/$v-$i.log
-            { echo "load $(cut -d' ' -f1-3 /proc/loadavg)"; echo "hoststat0 $(head -1 /proc/stat)"; } > "$out.boot"
+            local out=$RUNS_DIR/$v-$i.log port lock=()
+            port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+            [ -z "${VM_LOCK:-}" ] || lock=(flock "$VM_LOCK")
+            rm -f "$out.ssh" "$out.stop"
+            "${PY:-/usr/bin/python3}" "$HERE/ssh_wait.py" --port "$port" --user "$user" --key "$KEY" \
+                --out "$out.ssh" --stop "$out.stop" --max 7200 "${check[@]}" &
+            local waiter=$!
             TIMEFORMAT='qemu_cpu user=%U sys=%S real=%R'
-            { time E2E_GUEST=$GUEST "$E2E/boot.sh" --disk "$IMG" --seed "$SEED" --attach cdrom --timeout 400 \
-                --append "e2e.root=/dev/vda $extra" --log "$out" --quiet 2>> "$out.boot"; } 2>> "$out.boot" || true
-            echo "hoststat1 $(head -1 /proc/stat)" >> "$out.boot"
-            log "$v-$i: $(grep -o 'wall_ms=[0-9]*' "$out.boot" || echo 'no wall') $(grep -c 'E2E: DONE' "$out" || true) done-lines"
+            : > "$out.boot"
+            # the load is read once the lock is held, right before qemu starts
+            { time "${lock[@]}" env E2E_GUEST="$GUEST" OUT="$out" bash -c '
+                { echo "load $(cut -d" " -f1-3 /proc/loadavg)"; echo "uptime $(uptime)"; echo "hoststat0 $(head -1 /proc/stat)"; } >> "$OUT.boot"
+                exec "$@"' _ "$E2E/boot.sh" --disk "$IMG" --seed "$seed" --attach cdrom --timeout 600 \
+                --append "e2e.root=/dev/vda $extra" --log "$out" --quiet --hostfwd "$port" 2>> "$out.boot"; } 2>> "$out.boot" || true
+            { echo "hoststat1 $(head -1 /proc/stat)"; echo "load1 $(cut -d' ' -f1-3 /proc/loadavg)"; } >> "$out.boot"
+            touch "$out.stop"; wait "$waiter" || true; rm -f "$out.stop"
+            log "$v-$i: $(grep -o 'wall_ms=[0-9]*' "$out.boot" || echo 'no wall') $(grep -c 'E2E: DONE' "$out" || true) done-lines, $(cat "$out.ssh" 2>/dev/null)"
         done
     done
 }

@@ -9,6 +9,12 @@ kernel/userspace split, guest busy CPU at ready, and per provisioning unit its a
 ExecMainStart), CPUUsageNSec and cgroup memory.peak (saved by the e2e-mempeak helper at the
 unit's end). `e2e-floor` is a oneshot running /bin/true plus the same helper: its CPU and
 peak are the measuring overhead included in every unit's figures.
+
+Time to SSH (RUNS-DIR/VARIANT-I.log.ssh, from ssh_wait.py): the first successful
+`ssh ... true` through the hostfwd, minus qemu's start (boot.sh's start_ns); per variant
+the median and range, and the part above the floor (the `base` variant: no provisioning).
+Variants: ci (cloud-init), agent (ci-agent), agentkeys (ci-agent, host keys in the seed),
+base (neither).
 """
 import glob
 import os
@@ -37,6 +43,17 @@ def parse(path):
     r["wall"] = int(m.group(1)) / 1000 if m else None
     m = re.search(r"^load (\S+)", boot, re.M)
     r["load"] = m.group(1) if m else "?"
+    m = re.search(r"^load1 (\S+)", boot, re.M)
+    r["load_after"] = m.group(1) if m else "?"
+    m = re.search(r"start_ns=(\d+)", boot)
+    start_ns = int(m.group(1)) if m else None
+    r["tts"] = None
+    if os.path.exists(path + ".ssh"):
+        m = re.search(r"ssh_ok_ns=(\d+)", open(path + ".ssh").read())
+        if m and start_ns:
+            r["tts"] = (int(m.group(1)) - start_ns) / 1e9
+    m = re.search(r"E2E: ssh-login accepted=(\d+)", txt)
+    r["logins"] = int(m.group(1)) if m else None
     m = re.search(r"qemu_cpu user=([\d.]+) sys=([\d.]+)", boot)
     r["qemu_cpu"] = float(m.group(1)) + float(m.group(2)) if m else None
     h0 = re.search(r"hoststat0 cpu\s+(.*)", boot)
@@ -109,7 +126,7 @@ def parse(path):
 def order(p):
     b = os.path.basename(p)
     m = re.match(r"(\w+)-(\d+)\.log$", b)
-    return ({"ci": 0, "agent": 1, "base": 2}.get(m.group(1), 9), int(m.group(2))) if m else (9, 0)
+    return ({"ci": 0, "agent": 1, "agentkeys": 2, "base": 3}.get(m.group(1), 9), int(m.group(2))) if m else (9, 0)
 
 
 runs = [parse(p) for p in sorted(glob.glob(os.path.join(runs_dir, "*-*.log")), key=order)]
@@ -134,52 +151,85 @@ print(f"ci-agent {ver('deb-version')} (our .deb, built at commit {ver('commit')}
 if bad:
     print(f"Boots without a report (timeout or failure, left out): {', '.join(bad)}\n")
 print("#### Per boot\n")
-print("| run | load | steal s | qemu wall s | kernel s | userspace s | busy CPU at ready s | provisioning units: active s / CPU s / peak MiB | span s | Σ CPU s | max peak MiB | floor unit CPU s / peak MiB | applied | failed units |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+print("| run | load before / after | steal s | time to SSH s | qemu wall s | kernel s | userspace s | busy CPU at ready s | provisioning units: active s / CPU s / peak MiB | span s | Σ CPU s | max peak MiB | floor unit CPU s / peak MiB | applied | failed units |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for r in runs:
-    key = {"ci": "ci", "agent": "ag"}.get(r["variant"])
+    key = {"ci": "ci", "agent": "ag", "agentkeys": "ag"}.get(r["variant"])
     units = CI_UNITS if key == "ci" else AG_UNITS if key == "ag" else []
     cells = "; ".join(f"{u} {f(r['units'][u]['active'], 2)} / {f(r['units'][u]['cpu'], 3)} / {f(r['units'][u]['peak'])}"
                       + ("" if r["units"][u]["result"] == "success" else f" ({r['units'][u]['result']})")
                       for u in units if u in r["units"]) or "-"
-    print(f"| {r['name']} | {r['load']} | {f(r['steal'])} | {f(r['wall'])} | {f(r['kernel'])} | {f(r['userspace'])} | {f(r.get('busy'))} | "
+    print(f"| {r['name']} | {r['load']} / {r['load_after']} | {f(r['steal'])} | {f(r['tts'])} | {f(r['wall'])} | {f(r['kernel'])} | {f(r['userspace'])} | {f(r.get('busy'))} | "
           f"{cells} | {f(r.get(key + '_span') if key else None, 2)} | {f(r.get(key + '_cpu') if key else None, 3)} | "
           f"{f(r.get(key + '_peak') if key else None)} | {f(r['floor_cpu'], 3)} / {f(r['floor_peak'])} | {r['checks']} | {r['failed']} |")
 print()
-by = {v: [r for r in runs if r["variant"] == v] for v in ("ci", "agent", "base")}
-print(f"#### Medians (cloud-init n={len(by['ci'])}, ci-agent n={len(by['agent'])}, neither n={len(by['base'])})\n")
-print("| figure | cloud-init | ci-agent | neither (baseline) | cloud-init − baseline | ci-agent − baseline |")
-print("|---|---|---|---|---|---|")
+by = {v: [r for r in runs if r["variant"] == v] for v in ("ci", "agent", "agentkeys", "base")}
+NAMES = {"ci": "cloud-init", "agent": "ci-agent (generates keys)", "agentkeys": "ci-agent (keys from ci-seed)",
+         "base": "floor (no agent, template keys)"}
+if any(r["tts"] is not None for r in runs):
+    floor = med(by["base"], "tts")
+    print("#### Time to SSH (qemu start → first successful `ssh -i KEY USER@127.0.0.1 -p PORT true`)\n")
+    print("| variant | n | median s | min–max s | median − floor s | above floor / cloud-init's above floor | load at boot start, min–max |")
+    print("|---|---|---|---|---|---|---|")
+    ci_above = med(by["ci"], "tts") - floor if med(by["ci"], "tts") is not None and floor is not None else None
+    for v in ("ci", "agent", "agentkeys", "base"):
+        v_runs = [r for r in by[v] if r["tts"] is not None]
+        if not by[v]:
+            continue
+        t = [r["tts"] for r in v_runs]
+        loads = [float(r["load"]) for r in by[v] if r["load"] not in ("?", "")]
+        m_ = st.median(t) if t else None
+        above = m_ - floor if m_ is not None and floor is not None else None
+        ratio = f"1/{ci_above / above:.1f}" if above and ci_above and above > 0 and v not in ("ci", "base") else "-"
+        print(f"| {NAMES[v]} | {len(t)} of {len(by[v])} | {f(m_)} | {f(min(t) if t else None)}–{f(max(t) if t else None)} | "
+              f"{f(above) if v != 'base' else '-'} | {ratio} | "
+              f"{min(loads):.2f}–{max(loads):.2f} |" if loads else "| - |")
+    print()
+
+print(f"#### Medians (cloud-init n={len(by['ci'])}, ci-agent n={len(by['agent'])}, ci-agent with seed keys n={len(by['agentkeys'])}, neither n={len(by['base'])})\n")
+cols = [("ci", "ci"), ("agent", "ag"), ("agentkeys", "ag")]
+print("| figure | cloud-init | ci-agent | ci-agent, seed keys | neither (baseline) | cloud-init − baseline | ci-agent − baseline | seed keys − baseline |")
+print("|---|---|---|---|---|---|---|---|")
 for k, label in [("wall", "qemu wall to poweroff, s"), ("userspace", "systemd userspace (Startup finished), s"),
                  ("ready", "guest uptime at ready, s"), ("busy", "guest busy CPU at ready (/proc/stat), s"),
                  ("sysslice", "system.slice CPU at ready, s")]:
-    a, b, c = med(by["ci"], k), med(by["agent"], k), med(by["base"], k)
-    print(f"| {label} | {f(a)} | {f(b)} | {f(c)} | {f(a - c) if a is not None and c is not None else '-'} | {f(b - c) if b is not None and c is not None else '-'} |")
-print(f"| provisioning span (first unit start → last unit end), s | {f(med(by['ci'], 'ci_span'), 2)} | {f(med(by['agent'], 'ag_span'), 2)} | | | |")
-print(f"| Σ provisioning unit active time, s | {f(med(by['ci'], 'ci_active'), 2)} | {f(med(by['agent'], 'ag_active'), 2)} | | | |")
-print(f"| Σ provisioning unit CPU (CPUUsageNSec), s | {f(med(by['ci'], 'ci_cpu'), 3)} | {f(med(by['agent'], 'ag_cpu'), 3)} | | | |")
-print(f"| max unit memory.peak, MiB | {f(med(by['ci'], 'ci_peak'))} | {f(med(by['agent'], 'ag_peak'))} | | | |")
-print(f"| measuring overhead per unit (e2e-floor: /bin/true + helper) CPU s / peak MiB | {f(med(by['ci'], 'floor_cpu'), 3)} / {f(med(by['ci'], 'floor_peak'))} | {f(med(by['agent'], 'floor_cpu'), 3)} / {f(med(by['agent'], 'floor_peak'))} | {f(med(by['base'], 'floor_cpu'), 3)} / {f(med(by['base'], 'floor_peak'))} | | |")
+    c = med(by["base"], k)
+    vals = [med(by[v], k) for v, _ in cols]
+    diffs = [f(a - c) if a is not None and c is not None else "-" for a in vals]
+    print(f"| {label} | {' | '.join(f(a) for a in vals)} | {f(c)} | {' | '.join(diffs)} |")
+for k, label, d in [("span", "provisioning span (first unit start → last unit end), s", 2),
+                    ("active", "Σ provisioning unit active time, s", 2),
+                    ("cpu", "Σ provisioning unit CPU (CPUUsageNSec), s", 3),
+                    ("peak", "max unit memory.peak, MiB", 1)]:
+    print(f"| {label} | {' | '.join(f(med(by[v], p + '_' + k), d) for v, p in cols)} | | | | |")
+print(f"| measuring overhead per unit (e2e-floor: /bin/true + helper) CPU s / peak MiB | "
+      + " | ".join(f"{f(med(by[v], 'floor_cpu'), 3)} / {f(med(by[v], 'floor_peak'))}" for v in ("ci", "agent", "agentkeys", "base")) + " | | | |")
 for u in CI_UNITS:
-    print(f"| {u}.service active s / CPU s / peak MiB | {f(umed(by['ci'], u, 'active'), 2)} / {f(umed(by['ci'], u, 'cpu'), 3)} / {f(umed(by['ci'], u, 'peak'))} | | | | |")
+    print(f"| {u}.service active s / CPU s / peak MiB | {f(umed(by['ci'], u, 'active'), 2)} / {f(umed(by['ci'], u, 'cpu'), 3)} / {f(umed(by['ci'], u, 'peak'))} | | | | | | |")
 for u in AG_UNITS:
-    print(f"| {u}.service active s / CPU s / peak MiB | | {f(umed(by['agent'], u, 'active'), 2)} / {f(umed(by['agent'], u, 'cpu'), 3)} / {f(umed(by['agent'], u, 'peak'))} | | | |")
+    print(f"| {u}.service active s / CPU s / peak MiB | | " + " | ".join(
+        f"{f(umed(by[v], u, 'active'), 2)} / {f(umed(by[v], u, 'cpu'), 3)} / {f(umed(by[v], u, 'peak'))}" for v in ("agent", "agentkeys")) + " | | | | |")
 if med(by["agent"], "seed_found") is not None:
     v = [r["seed_found"] for r in by["agent"] if r.get("seed_found") is not None]
     print(f"\nci-agent.service start → its `seed ...: instance-id` log line (process start, seed probe "
           f"and read, parse): median {st.median(v):.2f} s ({min(v):.2f}–{max(v):.2f}; console timestamps).")
-mods = sorted({m for r in by["agent"] for m in r.get("modules", {})},
-              key=lambda m: -st.median([r["modules"][m] for r in by["agent"] if m in r.get("modules", {})]))
+ag = by["agent"] + by["agentkeys"]
+mods = sorted({m for r in ag for m in r.get("modules", {})},
+              key=lambda m: -st.median([r["modules"][m] for r in ag if m in r.get("modules", {})]))
 if mods:
-    print("\n#### ci-agent modules (its log's `module X: ok (N ms)`), median of the agent boots\n")
-    print("| module | median s | min–max s |")
-    print("|---|---|---|")
+    print("\n#### ci-agent modules (its log's `module X: ok (N ms)`), median and range of the boots\n")
+    print("| module | ci-agent generating keys: median s | min–max s | ci-agent, keys from the seed: median s | min–max s |")
+    print("|---|---|---|---|---|")
     for m in mods:
-        v = [r["modules"][m] for r in by["agent"] if m in r.get("modules", {})]
-        print(f"| {m} | {st.median(v):.2f} | {min(v):.2f}–{max(v):.2f} |")
-ci_cpu, ag_cpu = med(by["ci"], "ci_cpu"), med(by["agent"], "ag_cpu")
-ci_span, ag_span = med(by["ci"], "ci_span"), med(by["agent"], "ag_span")
-if ci_cpu and ag_cpu:
-    print(f"\nRatios of the medians: unit CPU cloud-init / ci-agent = **{ci_cpu / ag_cpu:.1f}×**"
-          + (f"; provisioning span {ci_span / ag_span:.1f}×" if ci_span and ag_span else "")
-          + (f"; peak {med(by['ci'], 'ci_peak') / med(by['agent'], 'ag_peak'):.1f}×" if med(by['agent'], 'ag_peak') else "") + ".")
+        cells = []
+        for v in ("agent", "agentkeys"):
+            t = [r["modules"][m] for r in by[v] if m in r.get("modules", {})]
+            cells.append(f"{st.median(t):.2f} | {min(t):.2f}–{max(t):.2f}" if t else "- | -")
+        print(f"| {m} | {' | '.join(cells)} |")
+ci_cpu, ci_span, ci_peak = med(by["ci"], "ci_cpu"), med(by["ci"], "ci_span"), med(by["ci"], "ci_peak")
+for v in ("agent", "agentkeys"):
+    ag_cpu, ag_span, ag_peak = med(by[v], "ag_cpu"), med(by[v], "ag_span"), med(by[v], "ag_peak")
+    if ci_cpu and ag_cpu:
+        print(f"\nRatios of the medians, cloud-init / {NAMES[v]}: unit CPU **{ci_cpu / ag_cpu:.1f}×**"
+              + (f"; provisioning span {ci_span / ag_span:.1f}×" if ci_span and ag_span else "")
+              + (f"; peak {ci_peak / ag_peak:.1f}×" if ci_peak and ag_peak else "") + ".")

@@ -618,6 +618,32 @@ mod tests {
     }
 
     #[test]
+    fn rsa_is_3072_bits_and_round_trips() {
+        // xorshift64*: a deterministic source with a period long enough for a prime search
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut fill = |buf: &mut [u8]| {
+            for b in buf {
+                x ^= x >> 12;
+                x ^= x << 25;
+                x ^= x >> 27;
+                *b = (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8;
+            }
+            Ok(())
+        };
+        let k = generate(KeyType::Rsa, "root@vm1", &mut fill).unwrap();
+        assert_eq!(bits(k.public().key_data()), RSA_BITS);
+        let pub_text = k.public_openssh();
+        assert!(pub_text.starts_with("ssh-rsa AAAA"), "{pub_text}");
+        let priv_text = k.private_openssh().unwrap();
+        let set = check_set(KeyType::Rsa, Some(&priv_text), None, None).unwrap();
+        assert_eq!(set.public.as_deref(), Some(&pub_text[..]));
+        let line = known_hosts_line("vm1,192.0.2.10", k.public());
+        let key = pub_text.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+        assert_eq!(line.trim_end(), format!("vm1,192.0.2.10 {key}"));
+        assert!(fingerprint_line(k.public()).starts_with("3072 SHA256:"));
+    }
+
+    #[test]
     fn fingerprint_matches_ssh_keygen_format() {
         // An Ed25519 key and its fingerprint as printed by `ssh-keygen -l` (OpenSSH 9.2).
         let pk =

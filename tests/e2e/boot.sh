@@ -6,7 +6,7 @@
 #           [--accel auto|kvm|tcg] [--nic virtio|e1000|none] [--mem MB] [--smp N]
 #           [--append "k=v ..."] [--kernel FILE] [--initrd FILE]
 #           [--disk IMG [--disk-format raw|qcow2] [--disk-keep]] [--persist IMG] [--quiet]
-#           [--arch amd64|arm64]
+#           [--arch amd64|arm64] [--hostfwd PORT[:GUESTADDR]]
 #
 # Exit: 0 when qemu powered off and the log has "E2E: DONE"; 124 on timeout;
 #       1 otherwise. Prints "BOOT: ..." summary lines (accel, wall time) on stderr.
@@ -20,13 +20,16 @@
 # --persist IMG: a disk whose writes are kept (state across boots), attached first.
 # --arch arm64: qemu-system-aarch64 -M virt -cpu cortex-a57 (TCG always), console ttyAMA0,
 #   the guest of `build-guest.sh --arch arm64`; seeds attach as virtio-blk or scsi-cdrom.
+# --hostfwd PORT[:GUESTADDR]: forward the host's 127.0.0.1:PORT (loopback only) to port 22
+#   of the guest's GUESTADDR (default 10.0.2.15, slirp's DHCP address; a guest with a
+#   static address in 10.0.2.0/24 needs it), so the host can reach the guest's sshd.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 GUEST=${E2E_GUEST:-/tmp/e2e-guest}
 KERNEL=$GUEST/vmlinux; [ -f "$KERNEL" ] || KERNEL=$GUEST/vmlinuz   # vmlinux = PVH entry, much faster under TCG
 INITRD=$GUEST/initrd.gz
 SEED=""; ATTACH=cdrom; SERVE=""; CISEED=""; LOG=/tmp/e2e-serial.log; TIMEOUT=300; ACCEL=auto
-NIC=virtio; MEM=512; SMP=1; APPEND=""; DISK=""; PERSIST=""; QUIET=0
+NIC=virtio; MEM=512; SMP=1; APPEND=""; DISK=""; PERSIST=""; QUIET=0; HOSTFWD=""
 DISK_FORMAT=raw; ARCH=amd64
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -49,7 +52,12 @@ while [ $# -gt 0 ]; do
         --disk-format) case "$2" in raw|qcow2) DISK_FORMAT=$2 ;; *) echo "bad --disk-format $2" >&2; exit 2 ;; esac; shift 2 ;;
         --quiet) QUIET=1; shift ;;
         --arch) case "$2" in amd64|arm64) ARCH=$2 ;; *) echo "bad --arch $2" >&2; exit 2 ;; esac; shift 2 ;;
-        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+        --hostfwd)
+            if [[ "$2" =~ ^([0-9]{1,5})(:10\.0\.2\.[0-9]{1,3})?$ ]] && [ "${BASH_REMATCH[1]}" -ge 1 ] && [ "${BASH_REMATCH[1]}" -le 65535 ]; then
+                HOSTFWD="127.0.0.1:${BASH_REMATCH[1]}-${BASH_REMATCH[2]#:}:22"
+            else echo "bad --hostfwd $2 (PORT or PORT:10.0.2.X)" >&2; exit 2; fi
+            shift 2 ;;
+        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
         *) echo "unknown arg $1" >&2; exit 2 ;;
     esac
 done
@@ -98,6 +106,8 @@ fi
 
 if [ "$NIC" != none ]; then
     NETDEV="user,id=n0,restrict=on"
+    # restrict=on still honours explicit forwards; the host side is bound to loopback only
+    [ -z "$HOSTFWD" ] || NETDEV+=",hostfwd=tcp:$HOSTFWD"
     if [ -n "$SERVE" ]; then
         # slirp splits the command on spaces and runs it without a shell: no spaces or commas
         SERVE=$(abspath "$SERVE"); nocomma "$SERVE"
@@ -116,8 +126,8 @@ if [ "$NIC" != none ]; then
     Q+=(-netdev "$NETDEV" -device "$DEV,netdev=n0,romfile=")
 fi
 
-echo "BOOT: accel=$ACCEL machine=$MACHINE attach=$ATTACH seed=${SEED:-none} nic=$NIC timeout=${TIMEOUT}s" >&2
 t0=$(date +%s%N)
+echo "BOOT: accel=$ACCEL machine=$MACHINE attach=$ATTACH seed=${SEED:-none} nic=$NIC timeout=${TIMEOUT}s start_ns=$t0${HOSTFWD:+ hostfwd=$HOSTFWD}" >&2
 if [ "$QUIET" = 1 ]; then
     timeout -k 5 "$TIMEOUT" "${Q[@]}" < /dev/null > /dev/null; rc=$?
 else

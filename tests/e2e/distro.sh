@@ -34,11 +34,15 @@
 #     (`ci-agent run --stage early`, as a later boot runs it) and the second boot changed
 #     nothing; at the end the host reads the clone's table back with `sfdisk --verify`
 #     and `sgdisk --verify`
+#   - host keys from the seed: the first seed is made by `ci-seed --ssh-host-keys
+#     --known-hosts FILE` (the .deb's ci-seed); qemu forwards 127.0.0.1:PORT to the guest's
+#     port 22 and the host's `ssh-keyscan -p PORT 127.0.0.1` gets exactly the keys of that
+#     known_hosts file (key material compared), which the guest also has in /etc/ssh
 #
 #   tests/e2e/distro.sh [--work DIR] [--out DIR] [--deb FILE] [--one-boot] [--timeout SECS]
 #
 # Needs root (debootstrap, chroot dpkg -i), debootstrap, e2fsprogs, qemu, cargo-deb, openssl,
-# sfdisk, sgdisk.
+# sfdisk, sgdisk, ssh-keyscan.
 # Costs ~2 min for debootstrap (cached in WORK/rootfs-base for later runs) + ~40-60 s per boot
 # unloaded; under load a boot took ~9 min here (E2E_DISTRO_TIMEOUT or --timeout raise the limit).
 # Exit 0 when every assertion holds; otherwise prints "E2E-FAIL: why" lines and exits 1.
@@ -53,7 +57,7 @@ while [ $# -gt 0 ]; do
         --deb) DEB=$2; shift 2 ;;
         --one-boot) SECOND=0; shift ;;
         --timeout) TIMEOUT=$2; shift 2 ;;
-        -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,40p' "$0"; exit 0 ;;
         *) echo "distro.sh: unknown arg $1" >&2; exit 2 ;;
     esac
 done
@@ -71,6 +75,10 @@ if [ -z "$DEB" ]; then
         || { tail -n 20 "$OUT/check-deb.log" >&2; die "packaging/check-deb.sh failed (see $OUT/check-deb.log)"; }
 fi
 [ -f "$DEB" ] || die "no .deb at '$DEB'"
+# The package's own ci-seed makes the first seed (with the clone's host keys).
+CISEED=$WORK/ci-seed
+dpkg-deb --fsys-tarfile "$DEB" | tar -xO ./usr/bin/ci-seed > "$CISEED" || die "no usr/bin/ci-seed in $DEB"
+chmod 755 "$CISEED"
 GUEST=$WORK/guest
 if [ ! -f "$GUEST/initrd.gz" ]; then
     log "build-guest.sh"
@@ -137,6 +145,9 @@ WantedBy=multi-user.target
 UNIT
 ln -sf /etc/systemd/system/e2e-packer.service "$DIR/etc/systemd/system/multi-user.target.wants/e2e-packer.service"
 
+# sshd logs to a file the report reads (-E): it waits there for the host's scan.
+sed -i 's|^SSHD_OPTS=.*|SSHD_OPTS="-E /run/e2e-sshd.log"|' "$DIR/etc/default/ssh"
+grep -q '^SSHD_OPTS="-E' "$DIR/etc/default/ssh" || die "could not set SSHD_OPTS in /etc/default/ssh"
 # Template identity: what a freshly built template has before its first clone boots.
 echo template > "$DIR/etc/hostname"
 printf '/dev/vda1 / ext4 rw,errors=remount-ro 0 1\n' > "$DIR/etc/fstab"
@@ -180,6 +191,15 @@ for u in debian alice; do
     sed "s/^/E2E: ak $u | /" "$h/.ssh/authorized_keys" 2>/dev/null
 done
 echo "E2E: runcmd=$(cat /var/tmp/e2e-runcmd 2>&1)"
+for f in /etc/ssh/ssh_host_*_key.pub; do echo "E2E: hostkey $(cut -d' ' -f1,2 "$f")"; done
+# The host scans sshd through qemu's forward (it connects from slirp's 10.0.2.2): wait
+# for its scan before powering off (the first boot only; the second has no forward)
+i=0
+if [ "$(cat /etc/ci-agent-e2e-boot 2>/dev/null)" != 2 ]; then
+    until grep -q ' 10\.0\.2\.2 ' /run/e2e-sshd.log 2>/dev/null || [ $i -ge 300 ]; do sleep 1; i=$((i+1)); done
+fi
+echo 2 > /etc/ci-agent-e2e-boot
+echo "E2E: keyscan-seen=$(grep -c ' 10\.0\.2\.2 ' /run/e2e-sshd.log 2>/dev/null) after=${i}s"
 i=0
 while [ ! -e /run/e2e-packer ] && [ $i -lt 180 ]; do sleep 1; i=$((i+1)); done
 sed 's/^/E2E: packer-/' /run/e2e-packer 2>/dev/null
@@ -275,7 +295,8 @@ CLONE_BYTES=$(qemu-img info --output=json "$CLONE" | python3 -c 'import json,sys
 t1=$(date +%s)
 log "rootfs image ready in $((t1 - t0))s"
 
-# ---- 3. the seed (img-clone's genisoimage recipe; ci-seed is covered by the matrix) ----
+# ---- 3. the seeds: the first by ci-seed with the clone's host keys, the second by ------
+#         img-clone's genisoimage recipe (a new instance that brings no keys)
 KEY1='ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE2eTestKeyOnlyForTheE2eHarnessAAAAAAAAAAAA e2e-key-1'
 KEY2='ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE2eSecondKeyForTheE2eHarnessAAAAAAAAAAAAA e2e-key-2'
 S=$(mktemp -d "$WORK/distro-seed.XXXXXX")
@@ -317,7 +338,6 @@ swap:
   filename: /swap.img
   size: 32M
 EOF
-printf 'instance-id: iid-distro-%s\nlocal-hostname: e2e-distro\n' "$(date +%s%N)" > "$S/meta-data"
 # Only addresses of qemu's own slirp network (10.0.2.0/24, gateway .2, DNS .3; its DHCP
 # hands out .15): the static address .20 proves DHCP did not also configure the NIC.
 NIC_MAC=52:54:00:12:34:56   # qemu's default MAC for the first NIC
@@ -336,7 +356,11 @@ ethernets:
 NC
 }
 netcfg 10.0.2.20 > "$S/network-config"
-genisoimage -quiet -output "$OUT/seed.iso" -volid cidata -joliet -rock -input-charset utf-8 "$S/user-data" "$S/meta-data" "$S/network-config"
+KNOWN=$OUT/known_hosts
+printf 'e2e-distro ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOldKeyOfThePreviousCloneAAAAAAAAAAAAAA\nother-host ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOtherHostKeepsItsLineAAAAAAAAAAAAAAAAAA\n' > "$KNOWN"
+"$CISEED" --ssh-host-keys --known-hosts "$KNOWN" -H e2e-distro -I "iid-distro-$(date +%s%N)" \
+    -N "$S/network-config" "$OUT/seed.iso" "$S/user-data" > "$OUT/ci-seed.log" 2>&1 \
+    || { cat "$OUT/ci-seed.log" >&2; die "ci-seed --ssh-host-keys failed"; }
 if [ "$SECOND" = 1 ]; then
     # The second instance: a new instance-id and another address, same disk.
     printf 'instance-id: iid-distro2-%s\nlocal-hostname: e2e-distro\n' "$(date +%s%N)" > "$S/meta-data"
@@ -347,20 +371,32 @@ rm -rf "$S"
 
 # ---- 4. boot ----------------------------------------------------------------------------
 rc=0
-boot() { # SEED LOG [KERNEL-ARGS] -> rc
-    local r=0
+boot() { # SEED LOG [KERNEL-ARGS [boot.sh args]] -> rc
+    local r=0 seed=$1 log=$2 kargs=${3:-}; shift 2; [ $# -gt 0 ] && shift
     # The clone keeps its writes (--disk-keep): the second boot sees what the first wrote,
     # and the host reads the grown table afterwards. --persist: the data disk for mounts,
     # /dev/vdb after the root disk.
     E2E_GUEST=$GUEST "$HERE/boot.sh" --disk "$CLONE" --disk-format qcow2 --disk-keep --persist "$DATA" \
-        --seed "$1" --attach cdrom --timeout "$TIMEOUT" \
-        --append "e2e.root=/dev/vda1${3:+ $3}" --log "$2.log" --quiet 2> "$2.err" || r=$?
+        --seed "$seed" --attach cdrom --timeout "$TIMEOUT" \
+        --append "e2e.root=/dev/vda1${kargs:+ $kargs}" --log "$log.log" --quiet "$@" 2> "$log.err" || r=$?
     # (a getty prompt may still share a line with a report line: cut it off)
-    tr -d '\r' < "$2.log" | sed -E 's/^.* login: (E2E: )/\1/' > "$2.txt"
+    tr -d '\r' < "$log.log" | sed -E 's/^.* login: (E2E: )/\1/' > "$log.txt"
     return $r
 }
 SWITCH=""; [ "$SECOND" = 1 ] && SWITCH=e2e.ifupdown=switch
-boot "$OUT/seed.iso" "$OUT/serial" "$SWITCH" || rc=$?
+# A free loopback port for the forward to the guest's sshd.
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+boot "$OUT/seed.iso" "$OUT/serial" "$SWITCH" --hostfwd "$PORT:10.0.2.20" &
+bootpid=$!
+# Scan until sshd answers (slirp accepts and drops connections while sshd is not up yet).
+: > "$OUT/keyscan.txt"
+while kill -0 "$bootpid" 2>/dev/null; do
+    ssh-keyscan -T 30 -p "$PORT" 127.0.0.1 > "$OUT/keyscan.txt" 2> "$OUT/keyscan.err" || true
+    grep -q '^\[127\.0\.0\.1\]' "$OUT/keyscan.txt" && break
+    sleep 2
+done
+log "keyscan: $(grep -c '^\[127' "$OUT/keyscan.txt") keys after $(( $(date +%s) - t1 ))s"
+wait "$bootpid" || rc=$?
 log "boot rc=$rc in $(( $(date +%s) - t1 ))s (log $OUT/serial.txt)"
 rc2=0
 if [ "$SECOND" = 1 ]; then
@@ -409,6 +445,20 @@ for u in debian alice; do
     [ "$(val "ak-stat $u")" = "600 $uid" ] || bad "$u authorized_keys is '$(val "ak-stat $u")', want '600 $uid'"
 done
 grep -qxF "E2E: ak debian | $KEY1" "$T" || bad "debian lacks e2e-key-1"
+# Host keys: sshd presents exactly the keys ci-seed wrote in known_hosts for this clone;
+# the other host's line is kept, the clone's old one is gone.
+keys_of() { awk -v h="$1" '$1 == h {print $2, $3}' "$2" | sort; }
+want_keys=$(keys_of e2e-distro "$KNOWN")
+got_keys=$(keys_of "[127.0.0.1]:$PORT" "$OUT/keyscan.txt")
+guest_keys=$(sed -n 's/^E2E: hostkey //p' "$T" | sort)
+[ "$(awk '$1 == "e2e-distro"' "$KNOWN" | cut -d' ' -f2 | tr '\n' ' ')" = "ssh-ed25519 ecdsa-sha2-nistp256 " ] \
+    || bad "known_hosts has for e2e-distro: $(awk '$1 == "e2e-distro" {print $2}' "$KNOWN" | tr '\n' ' ')(want ed25519 and ecdsa from ci-seed)"
+grep -q '^other-host ' "$KNOWN" || bad "ci-seed dropped another host's known_hosts line"
+! grep -q 'OldKeyOfThePreviousClone' "$KNOWN" || bad "ci-seed kept the clone's old known_hosts line"
+[ -n "$got_keys" ] || bad "ssh-keyscan -p $PORT 127.0.0.1 got no key (see $OUT/keyscan.err)"
+[ "$got_keys" = "$want_keys" ] || bad "sshd presents keys other than known_hosts': got [$got_keys], want [$want_keys]"
+[ "$guest_keys" = "$want_keys" ] || bad "the guest's /etc/ssh host keys are [$guest_keys], want the seed's [$want_keys]"
+grep -q '^E2E: keyscan-seen=[1-9]' "$T" || bad "the guest's sshd logged no connection from the host's scan"
 grep -qxF "E2E: ak alice | $KEY2" "$T" || bad "alice lacks e2e-key-2"
 case " $(val 'groups alice') " in *" sudo "*) ;; *) bad "alice not in sudo: $(val 'groups alice')" ;; esac
 [ "$(val runcmd)" = late-ok ] || bad "runcmd marker is '$(val runcmd)'"
