@@ -84,7 +84,9 @@ do_image() {
         dpkg-deb --fsys-tarfile "$deb" | tar -xO ./usr/bin/ci-seed > "$WORK/ci-seed"
         chmod 755 "$WORK/ci-seed"
         cp "$deb" "$DIR/tmp/ci-agent.deb"
-        chroot "$DIR" dpkg -i /tmp/ci-agent.deb > "$WORK/dpkg.log" 2>&1 || { cat "$WORK/dpkg.log" >&2; die "dpkg -i failed"; }
+        # the package Conflicts with cloud-init (one provisioner per template); this bench
+        # wants both in one image, chosen per boot on the kernel command line
+        chroot "$DIR" dpkg -i --force-conflicts /tmp/ci-agent.deb > "$WORK/dpkg.log" 2>&1 || { cat "$WORK/dpkg.log" >&2; die "dpkg -i failed"; }
         rm -f "$DIR/tmp/ci-agent.deb"
         dpkg-deb -f "$deb" Version > "$WORK/deb-version"
         git -C "$REPO" rev-parse --short HEAD > "$WORK/commit" 2>/dev/null || echo "?" > "$WORK/commit"

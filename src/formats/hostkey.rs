@@ -638,7 +638,11 @@ mod tests {
         let set = check_set(KeyType::Rsa, Some(&priv_text), None, None).unwrap();
         assert_eq!(set.public.as_deref(), Some(&pub_text[..]));
         let line = known_hosts_line("vm1,192.0.2.10", k.public());
-        let key = pub_text.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+        let key = pub_text
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ");
         assert_eq!(line.trim_end(), format!("vm1,192.0.2.10 {key}"));
         assert!(fingerprint_line(k.public()).starts_with("3072 SHA256:"));
     }
