@@ -192,11 +192,12 @@ for u in debian alice; do
 done
 echo "E2E: runcmd=$(cat /var/tmp/e2e-runcmd 2>&1)"
 for f in /etc/ssh/ssh_host_*_key.pub; do echo "E2E: hostkey $(cut -d' ' -f1,2 "$f")"; done
-# The host scans sshd through qemu's forward (it connects from slirp's 10.0.2.2): wait
-# for its scan before powering off (the first boot only; the second has no forward)
+# The host scans sshd through qemu's forward (from slirp's 10.0.2.2), then tries the user
+# e2e-scans-done: wait for that before powering off (first boot only: the second has no
+# forward)
 i=0
 if [ "$(cat /etc/ci-agent-e2e-boot 2>/dev/null)" != 2 ]; then
-    until grep -q ' 10\.0\.2\.2 ' /run/e2e-sshd.log 2>/dev/null || [ $i -ge 300 ]; do sleep 1; i=$((i+1)); done
+    until grep -q 'e2e-scans-done from 10\.0\.2\.2 ' /run/e2e-sshd.log 2>/dev/null || [ $i -ge 300 ]; do sleep 1; i=$((i+1)); done
 fi
 echo 2 > /etc/ci-agent-e2e-boot
 echo "E2E: keyscan-seen=$(grep -c ' 10\.0\.2\.2 ' /run/e2e-sshd.log 2>/dev/null) after=${i}s"
@@ -388,13 +389,19 @@ SWITCH=""; [ "$SECOND" = 1 ] && SWITCH=e2e.ifupdown=switch
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 boot "$OUT/seed.iso" "$OUT/serial" "$SWITCH" --hostfwd "$PORT:10.0.2.20" &
 bootpid=$!
-# Scan until sshd answers (slirp accepts and drops connections while sshd is not up yet).
-: > "$OUT/keyscan.txt"
+# Scan until sshd answers (slirp accepts and drops connections while sshd is not up yet),
+# then once per type, one connection at a time (parallel scans under TCG lost keys here).
+: > "$OUT/keyscan.txt"; : > "$OUT/keyscan.err"
+scan() { ssh-keyscan -T 60 -t "$1" -p "$PORT" 127.0.0.1 2>> "$OUT/keyscan.err" | grep '^\[127\.0\.0\.1\]' >> "$OUT/keyscan.txt"; }
 while kill -0 "$bootpid" 2>/dev/null; do
-    ssh-keyscan -T 30 -p "$PORT" 127.0.0.1 > "$OUT/keyscan.txt" 2> "$OUT/keyscan.err" || true
-    grep -q '^\[127\.0\.0\.1\]' "$OUT/keyscan.txt" && break
+    scan ed25519 && break
     sleep 2
 done
+scan ecdsa || true
+scan rsa || true   # the template's RSA key must be gone: any key here fails the check
+# Tell the guest the scans are over: sshd logs this unknown user's attempt.
+ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+    -o ConnectTimeout=60 -p "$PORT" e2e-scans-done@127.0.0.1 true > /dev/null 2>&1 || true
 log "keyscan: $(grep -c '^\[127' "$OUT/keyscan.txt") keys after $(( $(date +%s) - t1 ))s"
 wait "$bootpid" || rc=$?
 log "boot rc=$rc in $(( $(date +%s) - t1 ))s (log $OUT/serial.txt)"
