@@ -630,7 +630,10 @@ mod tests {
             }
             Ok(())
         };
-        let k = generate(KeyType::Rsa, "root@vm1", &mut fill).unwrap();
+        // The agent's generator refuses RSA (ssh-keygen makes it); ci-seed's makes it.
+        let e = generate(KeyType::Rsa, "root@vm1", &mut fill).unwrap_err();
+        assert_eq!(e, "rsa keys are made by ssh-keygen, not in-process");
+        let k = generate_with_rsa(KeyType::Rsa, "root@vm1", &mut fill).unwrap();
         assert_eq!(bits(k.public().key_data()), RSA_BITS);
         let pub_text = k.public_openssh();
         assert!(pub_text.starts_with("ssh-rsa AAAA"), "{pub_text}");
