@@ -360,11 +360,11 @@ fn unknown_keys_are_warnings_naming_file_and_key() {
 
 #[test]
 fn classification_branches() {
-    // Empty and whitespace: nothing, no warning.
-    for empty in [&b""[..], b"  \n\n"] {
+    // Empty: nothing, no warning. Blanks only: nothing, and a warning (as cloud-init).
+    for (empty, warned) in [(&b""[..], false), (b"  \n\n", true)] {
         let d = ud(empty);
         assert!(
-            d.scripts.is_empty() && d.warnings.is_empty(),
+            d.scripts.is_empty() && d.warnings.is_empty() != warned,
             "{:?}",
             d.warnings
         );

@@ -124,7 +124,12 @@ fn script_ids(v: &Value) -> Vec<(String, String)> {
 fn compare(name: &str, theirs: &Value, ours: &Value, ok: bool) -> Vec<String> {
     let mut bad = Vec::new();
     let errors = ours["errors"].as_array().map_or(0, Vec::len);
-    let warnings = ours["warnings"].as_array().map_or(0, Vec::len);
+    // Only what is said about user-data counts (not, say, the missing meta-data).
+    let warnings = ours["warnings"].as_array().map_or(0, |w| {
+        w.iter()
+            .filter(|m| m.as_str().is_some_and(|m| m.starts_with("user-data")))
+            .count()
+    });
     if let Some(e) = theirs["error"].as_str() {
         if ok || errors == 0 {
             bad.push(format!(

@@ -30,7 +30,9 @@
 //! a different type …) the whole part is left out, as cloud-init leaves it out; the
 //! caller reports it.
 
-use crate::formats::yaml::{Key, Node, NodeValue};
+use std::collections::HashMap;
+
+use crate::formats::yaml::{Node, NodeValue};
 
 /// cloud-init's merge for user-data parts without `merge_how` or `Merge-Type`.
 pub const DEFAULT: &str = "dict(replace)+list()+str()";
@@ -328,137 +330,190 @@ fn derived(at: &Node, value: NodeValue) -> Node {
 }
 
 impl Mergers {
-    /// Merge `new` into `old` (cloud-init's `LookupMerger.merge`): the merger for the kind
-    /// of `old` decides; a kind without one keeps `old`.
-    pub fn merge(&self, old: &Node, new: &Node) -> Result<Node, String> {
+    /// Merge `new` into `buf` (cloud-init's `LookupMerger.merge`): the merger for the kind
+    /// of the old value decides; a kind without one keeps the old value. When the merge
+    /// fails (where cloud-init raises), `buf` is left as it was: a first pass only checks,
+    /// so the merge itself changes `buf` in place instead of copying it per part.
+    pub fn merge_into(&self, buf: &mut Node, new: &Node) -> Result<(), String> {
+        self.walk(buf, new, true)?;
+        self.walk(buf, new, false)
+    }
+
+    /// One merge step; with `dry`, only find whether it fails.
+    fn walk(&self, old: &mut Node, new: &Node, dry: bool) -> Result<(), String> {
         match kind(old) {
             Kind::Dict => match &self.dict {
-                Some(d) => self.on_dict(d, old, new),
-                None => Ok(old.clone()),
+                Some(d) => self.on_dict(d, old, new, dry),
+                None => Ok(()),
             },
             Kind::List => match &self.list {
-                Some(l) => self.on_list(l, old, new),
-                None => Ok(old.clone()),
+                Some(l) => self.on_list(l, old, new, dry),
+                None => Ok(()),
             },
             Kind::Str => match self.string {
-                Some(true) => match (py_str(old), py_str(new)) {
-                    (Some(a), Some(b)) => Ok(derived(old, NodeValue::Str(format!("{a}{b}")))),
-                    _ => Err(format!("cannot append {} to a string", new.kind())),
-                },
-                Some(false) => Ok(new.clone()),
-                None => Ok(old.clone()),
+                Some(true) => {
+                    let Some(tail) = py_str(new) else {
+                        return Err(format!("cannot append {} to a string", new.kind()));
+                    };
+                    if !dry {
+                        if let NodeValue::Str(s) = &mut old.value {
+                            s.push_str(tail);
+                        }
+                        old.plain = false;
+                        old.text = None;
+                    }
+                    Ok(())
+                }
+                Some(false) => {
+                    if !dry {
+                        *old = new.clone();
+                    }
+                    Ok(())
+                }
+                None => Ok(()),
             },
-            Kind::Other => Ok(old.clone()),
+            Kind::Other => Ok(()),
         }
     }
 
-    fn on_dict(&self, d: &DictMerger, old: &Node, new: &Node) -> Result<Node, String> {
-        let (NodeValue::Map(base), NodeValue::Map(next)) = (&old.value, &new.value) else {
-            return Ok(old.clone());
+    fn on_dict(&self, d: &DictMerger, old: &mut Node, new: &Node, dry: bool) -> Result<(), String> {
+        let (NodeValue::Map(base), NodeValue::Map(next)) = (&mut old.value, &new.value) else {
+            return Ok(());
         };
-        let mut out: Vec<(Key, Node)> = base.clone();
+        // Where each key of `base` is (a search per key would cost |base|·|next|).
+        let mut index: HashMap<String, usize> = base
+            .iter()
+            .enumerate()
+            .map(|(i, (k, _))| (k.name.clone(), i))
+            .collect();
+        let mut deleted = Vec::new();
         for (k, v) in next {
-            match out.iter().position(|(ok, _)| ok.name == k.name) {
-                Some(i) if d.allow_delete && matches!(v.value, NodeValue::Null) => {
-                    out.remove(i);
+            let Some(&i) = index.get(&k.name) else {
+                if !dry {
+                    index.insert(k.name.clone(), base.len());
+                    base.push((k.clone(), v.clone()));
                 }
-                Some(i) => {
-                    let merged = {
-                        let old_v = &out[i].1;
-                        let recurse = match kind(v) {
-                            Kind::List => d.recurse_array,
-                            Kind::Str => d.recurse_str,
-                            Kind::Dict => true,
-                            Kind::Other => false,
-                        };
-                        if d.replace {
-                            v.clone()
-                        } else if recurse {
-                            self.merge(old_v, v)?
-                        } else {
-                            old_v.clone()
-                        }
-                    };
-                    out[i].1 = merged;
+                continue;
+            };
+            let Some((_, slot)) = base.get_mut(i) else {
+                continue;
+            };
+            if d.allow_delete && matches!(v.value, NodeValue::Null) {
+                deleted.push(i);
+                continue;
+            }
+            let recurse = match kind(v) {
+                Kind::List => d.recurse_array,
+                Kind::Str => d.recurse_str,
+                Kind::Dict => true,
+                Kind::Other => false,
+            };
+            if d.replace {
+                if !dry {
+                    *slot = v.clone();
                 }
-                None => out.push((k.clone(), v.clone())),
+            } else if recurse {
+                self.walk(slot, v, dry)?;
             }
         }
-        Ok(derived(old, NodeValue::Map(out)))
+        if !dry {
+            deleted.sort_unstable();
+            for i in deleted.into_iter().rev() {
+                base.remove(i);
+            }
+        }
+        Ok(())
     }
 
-    fn on_list(&self, l: &ListMerger, old: &Node, new: &Node) -> Result<Node, String> {
-        let NodeValue::Seq(base) = &old.value else {
-            return Ok(old.clone());
+    fn on_list(&self, l: &ListMerger, old: &mut Node, new: &Node, dry: bool) -> Result<(), String> {
+        if l.method == ListMethod::Replace && kind(new) != Kind::List {
+            if !dry {
+                *old = new.clone();
+            }
+            return Ok(());
+        }
+        let NodeValue::Seq(base) = &mut old.value else {
+            return Ok(());
         };
-        let items = match l.method {
-            ListMethod::Replace if kind(new) != Kind::List => return Ok(new.clone()),
+        match l.method {
             ListMethod::Prepend => {
-                let mut out = python_items(new)?;
-                out.extend(base.iter().cloned());
-                out
+                let items = python_items(new)?;
+                if !dry {
+                    base.splice(0..0, items);
+                }
             }
             ListMethod::Append => {
-                let mut out = base.clone();
-                out.extend(python_items(new)?);
-                out
-            }
-            ListMethod::NoReplace => {
-                // cloud-init indexes the new value on the common length: a mapping there
-                // is a KeyError, a scalar has no length.
-                match (&new.value, kind(new)) {
-                    (NodeValue::Map(m), _) if !m.is_empty() && !base.is_empty() => {
-                        return Err("cannot merge a mapping into a list".into())
-                    }
-                    (NodeValue::Map(_) | NodeValue::Seq(_) | NodeValue::Bytes(_), _)
-                    | (_, Kind::Str) => base.clone(),
-                    _ => return Err(format!("cannot merge {} into a list", new.kind())),
+                let items = python_items(new)?;
+                if !dry {
+                    base.extend(items);
                 }
             }
+            // cloud-init indexes the new value over the common length (a mapping there
+            // is a KeyError; a scalar has no length), then keeps every old item.
+            ListMethod::NoReplace => match (&new.value, kind(new)) {
+                (NodeValue::Map(m), _) if !m.is_empty() && !base.is_empty() => {
+                    return Err("cannot merge a mapping into a list".into())
+                }
+                (NodeValue::Map(_) | NodeValue::Seq(_) | NodeValue::Bytes(_), _)
+                | (_, Kind::Str) => {}
+                _ => return Err(format!("cannot merge {} into a list", new.kind())),
+            },
             ListMethod::Replace => {
                 let NodeValue::Seq(next) = &new.value else {
-                    return Ok(new.clone());
+                    return Ok(());
                 };
-                let mut out = base.clone();
-                for (slot, nv) in out.iter_mut().zip(next) {
+                for (slot, nv) in base.iter_mut().zip(next) {
                     let recurse = match kind(nv) {
                         Kind::List => l.recurse_array,
                         Kind::Str => l.recurse_str,
                         Kind::Dict => l.recurse_dict,
                         Kind::Other => false,
                     };
-                    *slot = if recurse {
-                        self.merge(slot, nv)?
-                    } else {
-                        nv.clone()
-                    };
+                    if recurse {
+                        self.walk(slot, nv, dry)?;
+                    } else if !dry {
+                        *slot = nv.clone();
+                    }
                 }
-                out
             }
-        };
-        Ok(derived(old, NodeValue::Seq(items)))
+        }
+        Ok(())
     }
 }
+
+/// Most items a string (one per character) or byte string may add to a list: cloud-init
+/// would make a list of a whole file's characters; this bounds what a seed can make of
+/// one scalar.
+const MAX_SPLIT_ITEMS: usize = 100_000;
 
 /// What Python's `list.extend(value)` takes from a value: a list's items, a string's
 /// characters, a mapping's keys, a byte string's numbers; anything else is an error.
 fn python_items(n: &Node) -> Result<Vec<Node>, String> {
-    match (&n.value, kind(n)) {
-        (NodeValue::Seq(items), _) => Ok(items.clone()),
-        (NodeValue::Map(m), _) => Ok(m
+    let items: Vec<Node> = match (&n.value, kind(n)) {
+        (NodeValue::Seq(items), _) => return Ok(items.clone()),
+        (NodeValue::Map(m), _) => m
             .iter()
             .map(|(k, _)| derived(n, NodeValue::Str(k.name.clone())))
-            .collect()),
-        (NodeValue::Bytes(b), _) => Ok(b
+            .collect(),
+        (NodeValue::Bytes(b), _) => b
             .iter()
+            .take(MAX_SPLIT_ITEMS + 1)
             .map(|&x| derived(n, NodeValue::Int(i64::from(x))))
-            .collect()),
-        (NodeValue::Str(s), Kind::Str) => Ok(s
+            .collect(),
+        (NodeValue::Str(s), Kind::Str) => s
             .chars()
+            .take(MAX_SPLIT_ITEMS + 1)
             .map(|c| derived(n, NodeValue::Str(c.to_string())))
-            .collect()),
-        _ => Err(format!("cannot add {} to a list", n.kind())),
+            .collect(),
+        _ => return Err(format!("cannot add {} to a list", n.kind())),
+    };
+    if items.len() > MAX_SPLIT_ITEMS {
+        return Err(format!(
+            "adding {} to a list item by item: more than {MAX_SPLIT_ITEMS} items",
+            n.kind()
+        ));
     }
+    Ok(items)
 }
 
 #[cfg(test)]
@@ -475,7 +530,7 @@ mod tests {
         for (text, header) in parts {
             let mut n = node(text);
             let m = for_part(&mut n, *header)?;
-            buf = m.merge(&buf, &n)?;
+            m.merge_into(&mut buf, &n)?;
         }
         Ok(buf.to_json())
     }
@@ -532,6 +587,30 @@ mod tests {
             ("{merge_how: 'list(append)', a: 2}", None),
         ]);
         assert_eq!(only_list.unwrap(), serde_json::json!({"a": 1}));
+    }
+
+    #[test]
+    fn a_failed_merge_leaves_the_buffer_and_a_string_is_bounded() {
+        let mut buf = node("{d: {x: 1}, a: text}");
+        let mut n =
+            node("{merge_how: 'dict(no_replace,recurse_array)+str(append)', d: {y: 2}, a: [1]}");
+        let m = for_part(&mut n, None).unwrap();
+        assert!(m.merge_into(&mut buf, &n).is_err());
+        assert_eq!(
+            buf.to_json(),
+            serde_json::json!({"d": {"x": 1}, "a": "text"})
+        );
+        let mut buf = node("{r: [1]}");
+        let long = format!(
+            "{{merge_how: 'dict(recurse_str)+list(append)', r: '{}'}}",
+            "x".repeat(MAX_SPLIT_ITEMS + 1)
+        );
+        let mut n = node(&long);
+        let m = for_part(&mut n, None).unwrap();
+        assert!(m
+            .merge_into(&mut buf, &n)
+            .unwrap_err()
+            .contains("item by item"));
     }
 
     #[test]

@@ -522,8 +522,8 @@ fn merge_parts(parts: &[ConfigPart]) -> (Node, Vec<SeedError>) {
     let mut out = Node::unlocated(NodeValue::Map(Vec::new()));
     let mut failed = Vec::new();
     for p in parts {
-        match p.mergers.merge(&out, &p.node) {
-            Ok(n) => out = n,
+        match p.mergers.merge_into(&mut out, &p.node) {
+            Ok(()) => {}
             Err(e) => failed.push(SeedError {
                 file: p.label.clone(),
                 line: None,
@@ -778,7 +778,15 @@ impl<'l> Collector<'l> {
                 Ok(plain) => self.bytes(&plain, label, depth + 1),
                 Err(e) => self.fail(warning(label, e)),
             },
-            Kind::Empty => Ok(()),
+            // Nothing; blanks alone are unhandled user-data to cloud-init, which says so.
+            Kind::Empty if data.is_empty() => Ok(()),
+            Kind::Empty => {
+                self.warn(
+                    label,
+                    "user-data holds only blank characters; nothing from it is applied",
+                );
+                Ok(())
+            }
             Kind::CloudConfig => self.cloud_config(data, label),
             Kind::Include => {
                 self.include(data, label);
