@@ -42,6 +42,17 @@ fn ud(data: &[u8]) -> SeedData {
     .unwrap()
 }
 
+/// The names of `users` entries (`default` for the default user).
+fn user_names(users: &[UserSpec]) -> Vec<String> {
+    users
+        .iter()
+        .map(|u| match u {
+            UserSpec::User(u) => u.name.clone(),
+            UserSpec::Default => "default".into(),
+        })
+        .collect()
+}
+
 /// The first problem with this user-data: unreadable (a [`SeedData::errors`] entry) or a
 /// rejected key (a [`CloudConfig::errors`] entry); neither stops the parse.
 fn ud_err(data: &[u8]) -> String {
@@ -104,14 +115,7 @@ fn full_cloud_config_shapes() {
     assert!(svc.sudo.is_empty());
     assert_eq!(svc.groups, ["adm", "docker"]);
     assert_eq!(svc.lock_passwd, Some(false));
-    let names: Vec<_> = users[3..]
-        .iter()
-        .map(|u| match u {
-            UserSpec::User(u) => u.name.clone(),
-            UserSpec::Default => "default".into(),
-        })
-        .collect();
-    assert_eq!(names, ["bob", "carol"]);
+    assert_eq!(user_names(&users[3..]), ["bob", "carol"]);
 
     let groups: Vec<_> = c
         .groups
@@ -1234,4 +1238,63 @@ fn cloud_config_archive_parts() {
     // As a MIME part.
     let mime = b"Content-Type: multipart/mixed; boundary=\"B\"\nMIME-Version: 1.0\n\n--B\nContent-Type: text/cloud-config-archive\n\n- content: 'hostname: mimed'\n--B--\n";
     assert_eq!(ud(mime).cloud_config.hostname.as_deref(), Some("mimed"));
+}
+
+/// Cloud-config parts merge with cloud-init's mergers: by default a later part's top-level
+/// keys replace earlier ones; `merge_how` and the `Merge-Type` header append lists (here
+/// `runcmd`, `users` with dashed keys, `write_files`), and never reach the config.
+#[test]
+fn merge_how_and_merge_type_append_across_parts() {
+    let msg = b"MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=B\n\n\
+--B\nContent-Type: text/cloud-config\n\n#cloud-config\nruncmd: [one]\n\
+users: [{name: a, ssh-authorized-keys: [k1]}]\nwrite_files: [{path: /a, content: a}]\n\
+chpasswd: {expire: false}\n\
+--B\nContent-Type: text/cloud-config\n\n#cloud-config\n\
+merge_how: [{name: list, settings: [append]}, {name: dict, settings: [no_replace, recurse_list]}]\n\
+runcmd: [two]\nusers: [{name: b, lock-passwd: false}]\nwrite_files: [{path: /b, content: b}]\n\
+--B\nContent-Type: text/cloud-config\nMerge-Type: dict(recurse_array)+list(prepend)\n\n\
+#cloud-config\nruncmd: [zero]\n\
+--B\nContent-Type: text/cloud-config\n\n#cloud-config\nchpasswd: {users: []}\n--B--\n";
+    let d = ud(msg);
+    assert!(
+        d.errors.is_empty() && d.warnings.is_empty(),
+        "{:?} {:?}",
+        d.errors,
+        d.warnings
+    );
+    let c = &d.cloud_config;
+    let shell = |s: &str| CommandSpec::Shell(s.into());
+    assert_eq!(c.runcmd, [shell("zero"), shell("one"), shell("two")]);
+    assert_eq!(
+        user_names(c.users.as_deref().unwrap_or_default()),
+        ["a", "b"]
+    );
+    assert_eq!(c.write_files.len(), 2);
+    // The last part has no spec: its chpasswd replaces the first part's whole.
+    assert_eq!(c.chpasswd.as_ref().unwrap().expire, None);
+    assert!(d.cloud_config_json.get("merge_how").is_none());
+
+    // A spec cloud-init cannot read leaves its part out, with an error at the key.
+    let bad = b"MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=B\n\n\
+--B\nContent-Type: text/cloud-config\n\n#cloud-config\nruncmd: [one]\n\
+--B\nContent-Type: text/cloud-config\n\n#cloud-config\nmerge_how: dict(replace)+foo(bar)\nruncmd: [two]\n--B--\n";
+    let d = ud(bad);
+    assert_eq!(d.cloud_config.runcmd, [shell("one")]);
+    assert_eq!(
+        d.errors[0].to_string(),
+        "user-data[part-002]:2:12: merge_how: unknown merger 'foo' (expected dict, list or str); this part is not applied"
+    );
+}
+
+/// Header blocks end where Python's email parser ends them: no blank line is needed
+/// before a part's body, whose first line (`#!`) is kept.
+#[test]
+fn mime_headers_without_a_blank_line() {
+    let msg = b"MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=B\n\
+--B\nContent-Type: text/x-shellscript\n#!/bin/sh\necho first\n\
+--B\nContent-Type: text/cloud-config\n#cloud-config\nhostname: nb\n--B--\n";
+    let d = ud(msg);
+    assert_eq!(d.scripts.len(), 1);
+    assert_eq!(d.scripts[0].body, b"#!/bin/sh\necho first");
+    assert_eq!(d.cloud_config.hostname.as_deref(), Some("nb"));
 }

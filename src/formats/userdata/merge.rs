@@ -278,6 +278,7 @@ fn construct(parsed: &Parsed) -> Result<Mergers, String> {
 /// leaves the whole part out.
 pub fn for_part(part: &mut Node, header: Option<&str>) -> Result<Mergers, String> {
     let mut parsed = Vec::new();
+    let mut origin = Vec::new();
     if let NodeValue::Map(map) = &mut part.value {
         let mut spec = None;
         for key in ["merge_how", "merge_type"] {
@@ -291,15 +292,17 @@ pub fn for_part(part: &mut Node, header: Option<&str>) -> Result<Mergers, String
         }
         if let Some((key, v)) = spec {
             parsed = parse_node(&v).map_err(|e| format!("{key}: {e}"))?;
+            origin.push(key);
         }
     }
     if let Some(h) = header.filter(|h| !h.is_empty()) {
         parsed.extend(parse_string(h).map_err(|e| format!("Merge-Type header: {e}"))?);
+        origin.push("Merge-Type header");
     }
     if parsed.is_empty() {
         return Ok(Mergers::default());
     }
-    construct(&parsed)
+    construct(&parsed).map_err(|e| format!("{}: {e}", origin.join(" + ")))
 }
 
 /// What kind of Python value PyYAML makes of a node, as far as merging cares.
