@@ -3,7 +3,8 @@
 #
 #   ci-agent-VERSION-x86_64-linux-musl.tar.gz    static ci-agent + ci-seed, man pages, units,
 #   ci-agent_VERSION-1_amd64.deb                 OpenRC scripts, completions, notices
-#   ci-agent-VERSION-aarch64-linux-musl.tar.gz   the same for arm64 (linked by rust-lld)
+#   ci-agent-VERSION-aarch64-linux-musl.tar.gz   the same for arm64 (linked by rust-lld,
+#                                                .cargo/config.toml)
 #   ci-agent_VERSION-1_arm64.deb
 #   ci-agent-VERSION-x86_64-freebsd.tar.gz       usr/local/... as packaging/freebsd/pkg-plist
 #                                                lays it out (cargo zigbuild; runs on FreeBSD
@@ -13,7 +14,7 @@
 #   scripts/release.sh [--out DIR] [--only LIST] [--no-lintian]
 #
 #   --only LIST    comma-separated: linux-x86_64, linux-aarch64, freebsd-x86_64 (default all)
-#   --no-lintian   skip lintian on the amd64 .deb (packaging/check-deb.sh checks it otherwise)
+#   --no-lintian   skip lintian on the .debs (packaging/check-deb.sh checks them otherwise)
 #
 # Every binary is built with `cargo auditable` (the dependency list rides in a `.dep-v0`
 # section that cargo audit, trivy, syft and grype read), then checked: file(1) says what it
@@ -92,16 +93,16 @@ fi
 
 if want linux-aarch64; then
     T=aarch64-unknown-linux-musl
-    # rust-lld links against the musl crt objects and libc.a of the rustup target: no cross
-    # C toolchain (the default build has no C code).
-    LLD=(--config "target.$T.linker=\"rust-lld\"")
+    # rust-lld links against the musl crt objects and libc.a of the rustup target
+    # (.cargo/config.toml): no cross C toolchain (the default build has no C code).
     log "cargo auditable build --release --target $T --bins"
-    cargo auditable build --release --locked --target "$T" --bins "${LLD[@]}"
+    cargo auditable build --release --locked --target "$T" --bins
     for b in ci-agent ci-seed; do check_bin "target/$T/release/$b" 'ELF 64-bit LSB .*ARM aarch64.*static'; done
     linux_tarball "$T" aarch64-linux-musl
-    cargo deb --target "$T" --no-build --no-strip --output "$OUT/ci-agent_$VERSION-1_arm64.deb" >&2
-    dpkg-deb -f "$OUT/ci-agent_$VERSION-1_arm64.deb" Architecture | grep -qx arm64 ||
-        { log "the arm64 .deb does not say Architecture: arm64"; exit 1; }
+    deb=$OUT/ci-agent_$VERSION-1_arm64.deb
+    cargo deb --target "$T" --no-build --no-strip --output "$deb" >&2
+    lint=(); [ "$LINTIAN" = 1 ] || lint=(--no-lintian)
+    bash packaging/check-deb.sh --target "$T" --no-build "${lint[@]}" --out "$deb" >&2
 fi
 
 if want freebsd-x86_64; then
