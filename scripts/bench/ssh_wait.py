@@ -4,9 +4,10 @@
     ssh_wait.py --port PORT --user USER --key KEY --out FILE [--stop FILE]
                 [--known-hosts FILE --alias NAME] [--max SECS]
 
-Starts one `ssh -i KEY -p PORT USER@127.0.0.1 true` every second (at most 6 in flight:
-before the guest's network is up slirp holds a forwarded connection open instead of
-refusing it, so one attempt at a time would hide the moment sshd answers), and writes
+Starts one `ssh -i KEY -p PORT USER@127.0.0.1 true` every second, each with a 20 s
+connect/banner timeout and up to 30 in flight (before the guest's network is up slirp
+holds a forwarded connection open instead of refusing it, and such an attempt only ends
+at its timeout: fewer slots than timeout seconds would leave gaps with no attempt), writes
 `ssh_ok_ns=<CLOCK_REALTIME ns> attempts=N` to FILE when the first one exits 0, then stops
 the others. Gives up when --stop FILE appears (the boot ended) or after --max seconds,
 writing `ssh_ok_ns= attempts=N`. With --known-hosts, the host key must be that file's
@@ -39,12 +40,13 @@ else:
     cmd += ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"]
 cmd += [a.user + "@127.0.0.1", "true"]
 
+MAX_LIVE = 30  # > ConnectTimeout (20 s) / one start per second: no gap in the attempts
 err = open(a.out + ".err", "w")
 live, attempts, ok, t_end = [], 0, None, time.monotonic() + a.max
 next_start = time.monotonic()
 while ok is None and time.monotonic() < t_end and not (a.stop and os.path.exists(a.stop)):
     now = time.monotonic()
-    if now >= next_start and len(live) < 6:
+    if now >= next_start and len(live) < MAX_LIVE:
         live.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err))
         attempts += 1
         next_start = now + 1.0

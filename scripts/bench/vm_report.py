@@ -180,7 +180,10 @@ if any(r["tts"] is not None for r in runs):
         loads = [float(r["load"]) for r in by[v] if r["load"] not in ("?", "")]
         m_ = st.median(t) if t else None
         above = m_ - floor if m_ is not None and floor is not None else None
-        ratio = f"1/{ci_above / above:.1f}" if above and ci_above and above > 0 and v not in ("ci", "base") else "-"
+        ratio = "-"
+        if above is not None and ci_above and v not in ("ci", "base"):
+            ratio = f"1/{ci_above / above:.1f}" if above > 0 else "≤ 0: at the floor"
+
         print(f"| {NAMES[v]} | {len(t)} of {len(by[v])} | {f(m_)} | {f(min(t) if t else None)}–{f(max(t) if t else None)} | "
               f"{f(above) if v != 'base' else '-'} | {ratio} | "
               f"{min(loads):.2f}–{max(loads):.2f} |" if loads else "| - |")
