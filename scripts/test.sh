@@ -79,6 +79,14 @@ if [ "$(id -u)" = 0 ] || [ -x "$(sh scripts/tools.sh venv)/bin/cargo-zigbuild" ]
 else
     echo "test.sh: skipped: needs cargo-zigbuild and ziglang from scripts/install-deps.sh (as root)"
 fi
+if [ "$(id -u)" = 0 ]; then
+    # Both size classes of the static x86_64 ci-agent (default and `tls`), reported against
+    # the default one's 2.5 MiB budget (docs/benchmarks.md, "Binary size"): a report, not a
+    # gate. The default build is the one the qemu boots below use; the tls one has its own
+    # target dir (about 2 CPU-minutes).
+    echo "=== static binary sizes (scripts/bench.sh --only size)"
+    bash scripts/bench.sh --only size --runs 1 2>&1 | grep -v '^\[bench\] raw results'
+fi
 
 if [ "$e2e" = 1 ]; then
     echo "=== qemu boots"
