@@ -79,30 +79,29 @@ linux_tarball() {
     log "$OUT/ci-agent-$VERSION-$2.tar.gz"
 }
 
+# linux_release TRIPLE NAME DEB_ARCH FILE_PATTERN: static binaries (cargo auditable), the
+# tarball, and the .deb checked by packaging/check-deb.sh (lintian unless --no-lintian).
+linux_release() {
+    local deb=$OUT/ci-agent_$VERSION-1_$3.deb lint=()
+    log "cargo auditable build --release --target $1 --bins"
+    cargo auditable build --release --locked --target "$1" --bins
+    for b in ci-agent ci-seed; do check_bin "target/$1/release/$b" "$4"; done
+    linux_tarball "$1" "$2"
+    cargo deb --target "$1" --no-build --no-strip --output "$deb" >&2
+    [ "$LINTIAN" = 1 ] || lint=(--no-lintian)
+    bash packaging/check-deb.sh --target "$1" --no-build "${lint[@]}" --out "$deb" >&2
+}
+
 if want linux-x86_64; then
-    T=x86_64-unknown-linux-musl
-    log "cargo auditable build --release --target $T --bins"
-    cargo auditable build --release --locked --target "$T" --bins
-    for b in ci-agent ci-seed; do check_bin "target/$T/release/$b" 'ELF 64-bit LSB pie executable, x86-64.*static-pie linked'; done
-    linux_tarball "$T" x86_64-linux-musl
-    deb=$OUT/ci-agent_$VERSION-1_amd64.deb
-    cargo deb --target "$T" --no-build --no-strip --output "$deb" >&2
-    lint=(); [ "$LINTIAN" = 1 ] || lint=(--no-lintian)
-    bash packaging/check-deb.sh --no-build "${lint[@]}" --out "$deb" >&2
+    linux_release x86_64-unknown-linux-musl x86_64-linux-musl amd64 \
+        'ELF 64-bit LSB pie executable, x86-64.*static-pie linked'
 fi
 
 if want linux-aarch64; then
-    T=aarch64-unknown-linux-musl
     # rust-lld links against the musl crt objects and libc.a of the rustup target
     # (.cargo/config.toml): no cross C toolchain (the default build has no C code).
-    log "cargo auditable build --release --target $T --bins"
-    cargo auditable build --release --locked --target "$T" --bins
-    for b in ci-agent ci-seed; do check_bin "target/$T/release/$b" 'ELF 64-bit LSB .*ARM aarch64.*static'; done
-    linux_tarball "$T" aarch64-linux-musl
-    deb=$OUT/ci-agent_$VERSION-1_arm64.deb
-    cargo deb --target "$T" --no-build --no-strip --output "$deb" >&2
-    lint=(); [ "$LINTIAN" = 1 ] || lint=(--no-lintian)
-    bash packaging/check-deb.sh --target "$T" --no-build "${lint[@]}" --out "$deb" >&2
+    linux_release aarch64-unknown-linux-musl aarch64-linux-musl arm64 \
+        'ELF 64-bit LSB .*ARM aarch64.*static'
 fi
 
 if want freebsd-x86_64; then
