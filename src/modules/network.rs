@@ -407,6 +407,22 @@ mod tests {
     const SEED: &str = "/run/ci-agent/seed/network-config";
     const V2: &str = "version: 2\nethernets:\n  id0:\n    match: {macaddress: '52:54:00:12:34:56'}\n    set-name: eth0\n    addresses: [10.0.2.20/24]\n    gateway4: 10.0.2.2\n    nameservers: {addresses: [10.0.2.3], search: [lab]}\n";
 
+    /// The seed of most ENI and netplan tests: ens3 with a static address.
+    const ENS3_STATIC: &str = "version: 2\nethernets:\n  ens3:\n    addresses: [10.0.2.20/24]\n";
+
+    /// An ifupdown template with `interfaces` as /etc/network/interfaces, NIC ens3, and
+    /// the seed [`ENS3_STATIC`].
+    fn linux_eni(interfaces: &str) -> Env {
+        let mut env = Env::new(OsKind::Linux);
+        env.sys.put("/etc/network/interfaces", interfaces);
+        env.sys.put("/sbin/ifup", "");
+        env.sys
+            .put("/sys/class/net/ens3/address", "52:54:00:12:34:56\n");
+        env.seed.files = vec!["network-config".into()];
+        env.sys.put(SEED, ENS3_STATIC);
+        env
+    }
+
     fn linux_networkd() -> Env {
         let mut env = Env::new(OsKind::Linux);
         env.sys.put(
@@ -528,13 +544,8 @@ mod tests {
 
     #[test]
     fn eni_neutralises_template_dhcp_and_restores_it() {
-        let mut env = Env::new(OsKind::Linux);
         let tmpl = "source /etc/network/interfaces.d/*\nauto lo\niface lo inet loopback\nallow-hotplug ens3\niface ens3 inet dhcp\n";
-        env.sys.put("/etc/network/interfaces", tmpl);
-        env.sys.put("/sbin/ifup", "");
-        env.sys
-            .put("/sys/class/net/ens3/address", "52:54:00:12:34:56\n");
-        env.seed.files = vec!["network-config".into()];
+        let env = linux_eni(tmpl);
         env.sys.put(SEED, "version: 2\nethernets:\n  lan:\n    match: {macaddress: '52:54:00:12:34:56'}\n    addresses: [10.0.2.20/24]\n    gateway4: 10.0.2.2\n    nameservers: {addresses: [10.0.2.3]}\n");
         env.run_ok(&Network);
         let ours = env.read(render_eni::DEBIAN_FILE);
@@ -589,21 +600,12 @@ mod tests {
 
     #[test]
     fn eni_template_dhcp_in_interfaces_d_is_neutralised_and_restored() {
-        let mut env = Env::new(OsKind::Linux);
         let main = "source /etc/network/interfaces.d/*\nauto lo\niface lo inet loopback\n";
         let dhcp = "auto ens3\niface ens3 inet dhcp\niface ens3 inet6 auto\n";
         let other = "auto ens4\niface ens4 inet dhcp\n";
-        env.sys.put("/etc/network/interfaces", main);
+        let env = linux_eni(main);
         env.sys.put("/etc/network/interfaces.d/ens3", dhcp);
         env.sys.put("/etc/network/interfaces.d/ens4", other);
-        env.sys.put("/sbin/ifup", "");
-        env.sys
-            .put("/sys/class/net/ens3/address", "52:54:00:12:34:56\n");
-        env.seed.files = vec!["network-config".into()];
-        env.sys.put(
-            SEED,
-            "version: 2\nethernets:\n  ens3:\n    addresses: [10.0.2.20/24]\n",
-        );
         env.run_ok(&Network);
         assert_eq!(
             env.read("/etc/network/interfaces.d/ens3"),
@@ -623,18 +625,9 @@ mod tests {
 
     #[test]
     fn eni_template_without_a_source_line_gets_one() {
-        let mut env = Env::new(OsKind::Linux);
         // An installer's file that does not read interfaces.d: our drop-in would be ignored.
         let tmpl = "auto lo\niface lo inet loopback\nallow-hotplug ens3\niface ens3 inet dhcp";
-        env.sys.put("/etc/network/interfaces", tmpl);
-        env.sys.put("/sbin/ifup", "");
-        env.sys
-            .put("/sys/class/net/ens3/address", "52:54:00:12:34:56\n");
-        env.seed.files = vec!["network-config".into()];
-        env.sys.put(
-            SEED,
-            "version: 2\nethernets:\n  ens3:\n    addresses: [10.0.2.20/24]\n",
-        );
+        let mut env = linux_eni(tmpl);
         env.run_ok(&Network);
         assert_eq!(
             env.read("/etc/network/interfaces"),
@@ -731,10 +724,7 @@ mod tests {
             "",
         );
         env.seed.files = vec!["network-config".into()];
-        env.sys.put(
-            SEED,
-            "version: 2\nethernets:\n  ens3:\n    addresses: [10.0.2.20/24]\n",
-        );
+        env.sys.put(SEED, ENS3_STATIC);
         env.run_ok(&Network);
         assert!(env
             .read(network::render_netplan::FILE)
@@ -751,10 +741,7 @@ mod tests {
             e.sys
                 .put("/etc/netplan/90-default.yaml", "network: {version: 2}\n");
             e.seed.files = vec!["network-config".into()];
-            e.sys.put(
-                SEED,
-                "version: 2\nethernets:\n  ens3:\n    addresses: [10.0.2.20/24]\n",
-            );
+            e.sys.put(SEED, ENS3_STATIC);
             e.sys.on_command(
                 &["netplan", "generate"],
                 CmdOutput {
