@@ -17,6 +17,8 @@
 #
 # Prints one "PASS name (Ns)" or "FAIL name: why" line per case (with the tail of the
 # serial log on failure) and last exactly "N passed, N failed". Exit 1 on any failure.
+# With other cases selected, the distro case runs in the background beside them (each
+# boot is one single-threaded TCG qemu); its line comes last.
 # Needs root for debootstrap (--distro) only. Host packages: scripts/install-deps.sh (scripts/tools.tsv).
 # Environment: E2E_AGENT=/path/ci-agent, E2E_CISEED=/path/ci-seed use other binaries.
 set -euo pipefail
@@ -330,8 +332,9 @@ case_distro() { # case_distro DIR
 }
 
 # ---- run ------------------------------------------------------------------------------
-for c in "${SELECTED[@]}"; do
-    read -r name kind a1 a2 <<<"$c"
+run_case() { # run_case CASE-LINE: runs it, prints its PASS/FAIL lines, returns 1 on FAIL
+    local name kind a1 a2 dir t0 t
+    read -r name kind a1 a2 <<<"$1"
     dir=$WORK/cases/$name; rm -rf "$dir"; mkdir -p "$dir"
     WHY=(); TXT=/dev/null
     t0=$(date +%s)
@@ -345,12 +348,42 @@ for c in "${SELECTED[@]}"; do
     esac
     t=$(( $(date +%s) - t0 ))
     if [ ${#WHY[@]} = 0 ]; then
-        echo "PASS $name (${t}s)"; PASS=$((PASS+1))
+        echo "PASS $name (${t}s)"
     else
-        echo "FAIL $name (${t}s): $(IFS=';'; echo "${WHY[*]}")"; FAIL=$((FAIL+1))
+        echo "FAIL $name (${t}s): $(IFS=';'; echo "${WHY[*]}")"
         echo "    --- tail of $TXT ---"
         tail -n 40 "$TXT" 2>/dev/null | sed 's/^/    /'
+        return 1
+    fi
+}
+count() { # count RC: adds one case's result
+    if [ "$1" = 0 ]; then PASS=$((PASS+1)); else FAIL=$((FAIL+1)); fi
+}
+
+# The distro case is the longest (debootstrap, two systemd boots) and uses its own files
+# under $WORK; when other cases run too, it runs beside them (one qemu each on two cores),
+# its report held back until they are done.
+BG_PID=""; BG_OUT=$WORK/distro-background.out
+FG=()
+for c in "${SELECTED[@]}"; do
+    read -r _ kind _ <<<"$c"
+    if [ "$kind" = distro ] && [ ${#SELECTED[@]} -gt 1 ]; then
+        run_case "$c" > "$BG_OUT" 2>&1 &
+        BG_PID=$!
+    else
+        FG+=("$c")
     fi
 done
+for c in "${FG[@]}"; do
+    rc=0; run_case "$c" || rc=$?; count "$rc"
+done
+if [ -n "$BG_PID" ]; then
+    rc=0; wait "$BG_PID" || rc=$?
+    cat "$BG_OUT"
+    if [ "$rc" != 0 ] && ! grep -q '^FAIL ' "$BG_OUT"; then
+        echo "FAIL distro-systemd-deb: its background run ended with status $rc and no result"
+    fi
+    count "$rc"
+fi
 say "total $(( $(date +%s) - t_start ))s, logs in $WORK/cases"
 finish
