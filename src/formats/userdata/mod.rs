@@ -570,70 +570,59 @@ fn classify(data: &[u8]) -> Kind {
     if data.iter().all(u8::is_ascii_whitespace) {
         return Kind::Empty;
     }
-    // cloud-init (`type_from_starts_with`) lower-cases and left-strips the payload before
-    // comparing: user-data that starts with a blank line (a templated heredoc) is still
-    // `#cloud-config`.
-    let text = data.trim_ascii_start();
-    let starts = |p: &str| {
-        text.get(..p.len())
-            .is_some_and(|h| h.eq_ignore_ascii_case(p.as_bytes()))
-    };
-    // Longest prefixes first (cloud-init's INCLUSION_TYPES_MAP order).
-    if starts("#cloud-config-archive") {
-        Kind::Archive
-    } else if starts("#cloud-config-jsonp") {
-        Kind::Unsupported("#cloud-config-jsonp")
-    } else if starts("#cloud-config") {
-        Kind::CloudConfig
-    } else if starts("#include-once") || starts("#include") {
-        Kind::Include
-    } else if starts("#cloud-boothook") {
-        Kind::Boothook
-    } else if starts("#part-handler") {
-        Kind::Unsupported("#part-handler")
-    } else if starts("## template: jinja") {
-        Kind::Jinja
-    } else if starts("#upstart-job") {
-        Kind::Unsupported("#upstart-job")
-    } else if starts("#!") {
-        Kind::Script
-    } else if mime::looks_like_mime(data) {
-        Kind::Mime
-    } else {
-        Kind::Unknown
+    match type_from_starts_with(data) {
+        Some("text/cloud-config-archive") => Kind::Archive,
+        Some("text/cloud-config-jsonp") => Kind::Unsupported("#cloud-config-jsonp"),
+        Some("text/cloud-config") => Kind::CloudConfig,
+        Some("text/x-include-url" | "text/x-include-once-url") => Kind::Include,
+        Some("text/cloud-boothook") => Kind::Boothook,
+        Some("text/part-handler") => Kind::Unsupported("#part-handler"),
+        Some("text/jinja2") => Kind::Jinja,
+        Some("text/upstart-job") => Kind::Unsupported("#upstart-job"),
+        Some(_) => Kind::Script,
+        None if mime::looks_like_mime(data) => Kind::Mime,
+        None => Kind::Unknown,
     }
 }
 
-/// The MIME type cloud-init gives an archive part without `type`: from its first line
-/// (`type_from_starts_with`), `text/cloud-config` when nothing matches, and
+/// cloud-init's `INCLUSION_SRCH`: the first characters of a payload and the MIME type
+/// they give it. Where one prefix starts another, the longer comes first.
+const STARTS_WITH: &[(&str, &str)] = &[
+    ("#cloud-config-archive", "text/cloud-config-archive"),
+    ("#cloud-config-jsonp", "text/cloud-config-jsonp"),
+    ("## template: jinja", "text/jinja2"),
+    ("#cloud-boothook", "text/cloud-boothook"),
+    ("#include-once", "text/x-include-once-url"),
+    ("#cloud-config", "text/cloud-config"),
+    ("#part-handler", "text/part-handler"),
+    ("#upstart-job", "text/upstart-job"),
+    ("#include", "text/x-include-url"),
+    ("#!", "text/x-shellscript"),
+];
+
+/// The MIME type of a payload from its first characters, as cloud-init's
+/// `type_from_starts_with`: it lower-cases and left-strips the payload before comparing,
+/// so user-data that starts with a blank line (a templated heredoc) is still
+/// `#cloud-config`.
+fn type_from_starts_with(data: &[u8]) -> Option<&'static str> {
+    let text = data.trim_ascii_start();
+    STARTS_WITH
+        .iter()
+        .find(|(prefix, _)| {
+            text.get(..prefix.len())
+                .is_some_and(|h| h.eq_ignore_ascii_case(prefix.as_bytes()))
+        })
+        .map(|&(_, t)| t)
+}
+
+/// The MIME type cloud-init gives an archive part without `type`: from its first
+/// characters ([`type_from_starts_with`]), `text/cloud-config` when nothing matches, and
 /// `application/octet-stream` for bytes that are not text.
 fn archive_type(content: &[u8]) -> &'static str {
     if std::str::from_utf8(content).is_err() {
         return "application/octet-stream";
     }
-    let text = content.trim_ascii_start();
-    let starts = |p: &str| {
-        text.get(..p.len())
-            .is_some_and(|h| h.eq_ignore_ascii_case(p.as_bytes()))
-    };
-    // Longest first, as cloud-init's INCLUSION_SRCH.
-    for (prefix, t) in [
-        ("#cloud-config-archive", "text/cloud-config-archive"),
-        ("#cloud-config-jsonp", "text/cloud-config-jsonp"),
-        ("## template: jinja", "text/jinja2"),
-        ("#cloud-boothook", "text/cloud-boothook"),
-        ("#include-once", "text/x-include-once-url"),
-        ("#cloud-config", "text/cloud-config"),
-        ("#part-handler", "text/part-handler"),
-        ("#upstart-job", "text/upstart-job"),
-        ("#include", "text/x-include-url"),
-        ("#!", "text/x-shellscript"),
-    ] {
-        if starts(prefix) {
-            return t;
-        }
-    }
-    "text/cloud-config"
+    type_from_starts_with(content).unwrap_or("text/cloud-config")
 }
 
 /// The first line of a blob, shortened and printable, for messages.
