@@ -78,6 +78,12 @@ pub fn write(sys: &dyn System, cfg: &Config, d: &SeedData) -> anyhow::Result<()>
             .with_context(|| format!("cannot create {}", dir.display()))?;
         for (name, data, mode) in [(full_name, &full_text, 0o600), (red_name, &red_text, 0o644)] {
             let p = dir.join(name);
+            // The late pass of a boot usually has what the early pass wrote: no second
+            // temp + fsync + rename for the same bytes.
+            let limit = u64::try_from(data.len()).map_or(u64::MAX, |n| n.saturating_add(1));
+            if sys.read_file(&p, limit).is_ok_and(|old| old == *data) {
+                continue;
+            }
             sys.write_file(&p, data, WriteOpts::mode(mode))
                 .with_context(|| format!("cannot write instance data {}", p.display()))?;
         }
@@ -358,6 +364,17 @@ chpasswd:
             sys.read_string("/run/cloud-init/instance-data-sensitive.json"),
             Some(full)
         );
+
+        // The same data again (the late pass): the files are left as they are.
+        let inode = |p: &str| {
+            use std::os::unix::fs::MetadataExt as _;
+            std::fs::metadata(d.path().join(p.trim_start_matches('/')))
+                .unwrap()
+                .ino()
+        };
+        let before = inode("/run/ci-agent/instance-data.json");
+        write(&sys, &cfg, &data).unwrap();
+        assert_eq!(inode("/run/ci-agent/instance-data.json"), before);
 
         // A user reads the redacted copy: public keys as usual, sensitive ones redacted.
         let v = load(&sys, &cfg, false).unwrap();
